@@ -1,0 +1,115 @@
+"""`ml-platform`: run declared pipelines in-process on the platform home, from the shell."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ml_platform.home import PROJECT_ROOT, activate_home
+from ml_platform.spec import SpecError, load_all_specs
+
+app = typer.Typer(help="Declared ML pipelines on Dagster: run, inspect and operate them.",
+                  no_args_is_help=True, add_completion=False)
+console = Console(highlight=False)
+DEFS_ROOT = PROJECT_ROOT / "ml_platform" / "defs"
+
+
+def _specs() -> dict:
+    try:
+        return load_all_specs(DEFS_ROOT)
+    except SpecError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _spec(name: str):  # noqa: ANN202 - returns a PipelineSpec
+    specs = _specs()
+    if name not in specs:
+        console.print(f"[red]error:[/red] no pipeline named '{name}'; declared: "
+                      f"{', '.join(sorted(specs)) or 'none'}")
+        raise typer.Exit(2)
+    return specs[name]
+
+
+@app.command()
+def pipelines() -> None:
+    """List the declared pipelines."""
+    table = Table("pipeline", "task", "source", "model", "spec file")
+    for name, spec in sorted(_specs().items()):
+        table.add_row(name, spec.task, spec.source.path, spec.model.estimator.rsplit(".", 1)[-1],
+                      str(Path(spec.spec_dir or "").relative_to(PROJECT_ROOT) / "defs.yaml"))
+    console.print(table)
+
+
+@app.command()
+def generate(
+    events: Annotated[int, typer.Option(help="Total events over the generated days.")] = 300_000,
+    days: Annotated[int, typer.Option(help="Days of data to land.")] = 120,
+    new_days: Annotated[int | None, typer.Option(help="Append this many days after the last "
+                                                 "landed one instead.")] = None,
+    drift: Annotated[float, typer.Option(min=0.0, max=1.0, help="Population shift 0..1.")] = 0.0,
+    seed: int = 7,
+) -> None:
+    """Land the demo's daily loan-application files in the platform home."""
+    from ml_platform.core.datagen import GeneratorConfig, land
+
+    home = activate_home()
+    cfg = GeneratorConfig(events=events, days=days, seed=seed, drift=drift)
+    with console.status(f"generating {'new ' if new_days else ''}daily files ..."):
+        files = land(cfg, home.landing / "loan_default", new_days=new_days)
+    console.print(f"landed {len(files)} daily files in {home.landing / 'loan_default'}")
+
+
+@app.command()
+def run(pipeline: str) -> None:
+    """Materialize a pipeline's whole asset graph in-process and print a summary."""
+    from ml_platform.runner import run_pipeline
+
+    spec = _spec(pipeline)
+    ok = run_pipeline(spec, console)
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def demo(
+    events: Annotated[int, typer.Option(help="Events to generate on first use.")] = 300_000,
+) -> None:
+    """Generate the demo data if the home has none, then run the demo pipeline."""
+    home = activate_home()
+    if not any((home.landing / "loan_default").glob("applications_*.parquet")):
+        generate(events=events, days=120, new_days=None, drift=0.0, seed=7)
+    run("loan_default")
+
+
+@app.command()
+def dev(port: int = 3000) -> None:
+    """Start `dagster dev` on the platform home (the UI shows every asset, check and run)."""
+    home = activate_home()
+    console.print(f"DAGSTER_HOME={home.dagster_home}")
+    os.chdir(PROJECT_ROOT)
+    os.execvp(sys.executable, [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml",
+                               "-p", str(port)])
+
+
+@app.command("mlflow-ui")
+def mlflow_ui(port: int = 5000) -> None:
+    """Start the MLflow UI on the platform home's tracking store."""
+    home = activate_home()
+    os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
+                               home.tracking_uri, "--port", str(port)])
+
+
+def main() -> None:
+    started = time.perf_counter()
+    try:
+        app()
+    finally:
+        if os.environ.get("ML_PLATFORM_TIMING"):
+            print(f"[{time.perf_counter() - started:.1f} s]", file=sys.stderr)

@@ -1,0 +1,45 @@
+"""The ML pipeline Component: one ``defs.yaml`` spec becomes one asset graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import BaseModel, ConfigDict
+
+from ml_platform.components.assets import pipeline_assets
+from ml_platform.components.sensors import new_data_sensor
+from ml_platform.spec import PipelineSpec, parse_spec
+
+
+class _Attributes(BaseModel):
+    # The spec is validated by PipelineSpec in `load`, which names the file and key on error.
+    model_config = ConfigDict(extra="allow")
+
+
+class MLPipelineComponent(dg.Component):
+    """A declared ML pipeline: raw data to a gated, registered model version."""
+
+    def __init__(self, spec: PipelineSpec) -> None:
+        self.spec = spec
+
+    @classmethod
+    def get_model_cls(cls) -> type[BaseModel]:
+        return _Attributes
+
+    @classmethod
+    def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext
+             ) -> MLPipelineComponent:
+        data = attributes.model_dump() if attributes is not None else {}
+        path = Path(context.path)
+        spec_dir = path if path.is_dir() else path.parent
+        return cls(parse_spec(data, str(spec_dir / "defs.yaml"), spec_dir=spec_dir))
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        assets, checks = pipeline_assets(self.spec)
+        job = dg.define_asset_job(f"{self.spec.name}_training_job",
+                                  selection=dg.AssetSelection.groups(self.spec.name),
+                                  description=f"Raw data to registered model for "
+                                  f"'{self.spec.name}'.")
+        return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job],
+                              sensors=[new_data_sensor(self.spec, job)])

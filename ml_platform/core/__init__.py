@@ -1,0 +1,1 @@
+"""Framework-free model-side code: no Dagster imports here."""

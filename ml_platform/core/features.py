@@ -1,0 +1,92 @@
+"""Feature computation and point-in-time training sets, in DuckDB SQL generated from the spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from ml_platform.spec import PipelineSpec, resolve_import
+
+_AGG_SQL = {"count": "COUNT(*)", "sum": "SUM({c})", "mean": "AVG({c})", "min": "MIN({c})",
+            "max": "MAX({c})", "std": "STDDEV_SAMP({c})"}
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def utc_source(path: Path | str, ts: str) -> str:
+    """A parquet file as a relation whose event time is TIMESTAMPTZ (naive values are UTC)."""
+    return (f"(SELECT * REPLACE (CAST({_q(ts)} AS TIMESTAMPTZ) AS {_q(ts)}) "
+            f"FROM read_parquet('{path}'))")
+
+
+def as_utc(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """DuckDB may hand back naive timestamps for TIMESTAMPTZ_NS; they are UTC."""
+    col = frame[column]
+    frame[column] = col.dt.tz_localize("UTC") if col.dt.tz is None else col.dt.tz_convert("UTC")
+    return frame
+
+
+def feature_sql(spec: PipelineSpec, source_sql: str) -> str:
+    """SELECT computing every declared feature per (entity, event time) over ``source_sql``."""
+    key, ts = _q(spec.entity_key), _q(spec.event_timestamp)
+    cols = [key, ts] + [_q(c) for c in spec.features.numeric + spec.features.categorical]
+    windows = {}
+    for agg in spec.features.aggregates:
+        win = f"w_{agg.window}"
+        windows[win] = (f"(PARTITION BY {key} ORDER BY {ts} "
+                        f"RANGE BETWEEN {agg.window_sql} PRECEDING AND CURRENT ROW)")
+        expr = _AGG_SQL[agg.agg].format(c=_q(agg.column or ""))
+        cast = "BIGINT" if agg.agg == "count" else "DOUBLE"
+        cols.append(f"CAST({expr} OVER {win} AS {cast}) AS {_q(agg.name)}")
+    window_clause = ""
+    if windows:
+        window_clause = " WINDOW " + ", ".join(f"{n} AS {d}" for n, d in windows.items())
+    return f"SELECT {', '.join(cols)} FROM ({source_sql}) AS src{window_clause}"
+
+
+def compute_features(spec: PipelineSpec, validated: Path) -> pd.DataFrame:
+    """Compute the feature table from the validated batch and return it (sorted by key, time)."""
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        sql = feature_sql(spec, f"SELECT * FROM {utc_source(validated, spec.event_timestamp)}")
+        frame = con.execute(
+            f"{sql} ORDER BY {_q(spec.entity_key)}, {_q(spec.event_timestamp)}").df()
+        frame = as_utc(frame, spec.event_timestamp)
+    finally:
+        con.close()
+    for path in spec.features.custom:
+        frame = resolve_import(path)(frame)
+    missing = set(spec.features.custom_outputs) - set(frame.columns)
+    if missing:
+        raise ValueError(f"custom feature functions did not produce {sorted(missing)}")
+    return frame
+
+
+def point_in_time_join(spec: PipelineSpec, labels: Path, features: Path,
+                       ttl: str | None = None) -> pd.DataFrame:
+    """Each label row joined with the latest feature row of its entity at or before its time.
+
+    Feature rows stamped after the label time can never match (ASOF ``>=``); with ``ttl`` a
+    feature row older than the TTL is treated as missing.
+    """
+    key, ts = _q(spec.entity_key), _q(spec.event_timestamp)
+    fresh = f"f.{ts} >= l.{ts} - {ttl}" if ttl else "TRUE"
+    select = ", ".join(f"CASE WHEN {fresh} THEN f.{_q(c)} END AS {_q(c)}"
+                       for c in spec.features.all_columns)
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        sql = (f"SELECT l.{key}, l.{ts}, {select}, l.{_q(spec.label)} "
+               f"FROM (SELECT {key}, {ts}, {_q(spec.label)} "
+               f"FROM {utc_source(labels, spec.event_timestamp)}) l "
+               f"ASOF LEFT JOIN {utc_source(features, spec.event_timestamp)} f "
+               f"ON l.{key} = f.{key} AND l.{ts} >= f.{ts} "
+               f"ORDER BY l.{ts}, l.{key}")
+        return as_utc(con.execute(sql).df(), spec.event_timestamp)
+    finally:
+        con.close()

@@ -1,0 +1,281 @@
+"""The pipeline spec: the typed model of a declared ML pipeline (framework-free).
+
+A spec lives in ``ml_platform/defs/<anything>/<name>/defs.yaml`` under ``attributes:`` with
+``type: ml_platform.components.MLPipelineComponent``; see docs/pipeline-spec.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+COMPONENT_TYPE = "ml_platform.components.MLPipelineComponent"
+_IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
+_WINDOW = re.compile(r"^(\d+)([dhm])$")
+Task = Literal["binary_classification", "regression"]
+
+
+class SpecError(ValueError):
+    """A pipeline spec that cannot be used; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def resolve_import(path: str) -> Any:
+    """Resolve ``package.module.Attr`` or ``package.module:Attr`` to the object."""
+    module_name, _, attr = path.replace(":", ".").rpartition(".")
+    if not module_name:
+        raise ValueError(f"'{path}' is not an import path like 'package.module.Name'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import module '{module_name}' for '{path}': {exc}") from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ValueError(f"module '{module_name}' has no attribute '{attr}'") from None
+
+
+class SourceSpec(_Strict):
+    """Where raw data lands: a file path or glob, CSV or Parquet."""
+
+    path: str = Field(description="Path or glob; '{home}' expands to the platform home, "
+                      "relative paths are relative to the project root, $VARS are expanded.")
+    format: Literal["csv", "parquet"] | None = Field(
+        default=None, description="Inferred from the extension when omitted.")
+
+    @property
+    def file_format(self) -> str:
+        if self.format:
+            return self.format
+        return "csv" if self.path.lower().rstrip("*").endswith((".csv", ".csv.gz")) else "parquet"
+
+
+class AggregateFeature(_Strict):
+    """A per-entity windowed aggregate as of each event time (current event included)."""
+
+    name: str
+    agg: Literal["count", "sum", "mean", "min", "max", "std"]
+    column: str | None = Field(default=None, description="Not needed for 'count'.")
+    window: str = Field(description="Look-back window: '<n>d', '<n>h' or '<n>m'.")
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        if not _WINDOW.match(value):
+            raise ValueError(f"window '{value}' must look like '30d', '12h' or '90m'")
+        return value
+
+    @model_validator(mode="after")
+    def _column(self) -> AggregateFeature:
+        if self.agg != "count" and not self.column:
+            raise ValueError(f"aggregate '{self.name}' with agg '{self.agg}' needs a 'column'")
+        return self
+
+    @property
+    def window_sql(self) -> str:
+        amount, unit = _WINDOW.match(self.window).groups()  # type: ignore[union-attr]
+        return f"INTERVAL {int(amount)} {dict(d='DAY', h='HOUR', m='MINUTE')[unit]}"
+
+
+class FeaturesSpec(_Strict):
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    aggregates: list[AggregateFeature] = Field(default_factory=list)
+    custom: list[str] = Field(
+        default_factory=list,
+        description="Import paths of functions DataFrame -> DataFrame adding numeric columns.")
+    custom_outputs: list[str] = Field(
+        default_factory=list, description="Numeric columns the custom functions add.")
+
+    @field_validator("custom")
+    @classmethod
+    def _importable(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            if not callable(resolve_import(path)):
+                raise ValueError(f"'{path}' is not callable")
+        return paths
+
+    @property
+    def model_numeric(self) -> list[str]:
+        return [*self.numeric, *(a.name for a in self.aggregates), *self.custom_outputs]
+
+    @property
+    def all_columns(self) -> list[str]:
+        return [*self.model_numeric, *self.categorical]
+
+
+class ParamSpace(_Strict):
+    type: Literal["int", "float", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ParamSpace:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical search space needs non-empty 'choices'")
+        elif self.low is None or self.high is None or self.low > self.high:
+            raise ValueError(f"an {self.type} search space needs 'low' <= 'high'")
+        return self
+
+
+class ModelSpec(_Strict):
+    estimator: str = Field(description="Import path of a scikit-learn compatible estimator.")
+    params: dict[str, Any] = Field(default_factory=dict)
+    search_space: dict[str, ParamSpace] = Field(default_factory=dict)
+    n_trials: int = Field(default=10, ge=1)
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    balance_classes: bool = Field(
+        default=True, description="Weight samples inversely to class frequency (classification).")
+
+    @field_validator("estimator")
+    @classmethod
+    def _estimator(cls, path: str) -> str:
+        est = resolve_import(path)
+        if not (isinstance(est, type) and hasattr(est, "fit") and hasattr(est, "get_params")):
+            raise ValueError(f"'{path}' is not a scikit-learn estimator class")
+        return path
+
+
+class SplitSpec(_Strict):
+    validation_fraction: float = Field(default=0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(default=0.15, gt=0, lt=0.5)
+
+
+class GatesSpec(_Strict):
+    min_metrics: dict[str, float] = Field(default_factory=dict)
+    max_metrics: dict[str, float] = Field(default_factory=dict)
+    champion_margin: float = Field(default=0.01, ge=0)
+    champion_metric: str | None = None
+    beat_baseline: bool = True
+    max_latency_ms: float = Field(default=500.0, gt=0, description="Per 1,000-row batch.")
+    max_memory_mb: float = Field(default=1024.0, gt=0)
+    bootstrap_samples: int = Field(default=500, ge=50)
+    min_slice_rows: int = Field(default=200, ge=1, description="Smaller slices are reported, "
+                                "not gated.")
+    auto_promote: bool = Field(default=True, description="Promote a challenger that passes "
+                               "every gate and scores at least as well as the champion.")
+
+
+class PipelineSpec(_Strict):
+    name: str
+    description: str = ""
+    owner: str = "unknown"
+    intended_use: str = ""
+    source: SourceSpec
+    entity_key: str
+    event_timestamp: str
+    label: str
+    task: Task
+    features: FeaturesSpec
+    model: ModelSpec
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    gates: GatesSpec = Field(default_factory=GatesSpec)
+    slices: list[str] = Field(default_factory=list, description="Categorical columns to slice by.")
+    contract: str | None = Field(
+        default=None, description="Data contract file, relative to the spec's folder.")
+    seed: int = 42
+    spec_dir: str | None = Field(default=None, exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _IDENT.match(value):
+            raise ValueError(f"'{value}' must be lower_snake_case (letters, digits, underscores)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PipelineSpec:
+        if not self.features.all_columns:
+            raise ValueError("'features' declares no feature at all")
+        reserved = {self.entity_key, self.event_timestamp, self.label}
+        clash = reserved & set(self.features.numeric + self.features.categorical)
+        if clash:
+            raise ValueError(f"features {sorted(clash)} are the entity key, timestamp or label")
+        unknown = set(self.slices) - set(self.features.categorical)
+        if unknown:
+            raise ValueError(f"slices {sorted(unknown)} are not categorical features")
+        return self
+
+    @property
+    def primary_metric(self) -> str:
+        if self.gates.champion_metric:
+            return self.gates.champion_metric
+        return "roc_auc" if self.task == "binary_classification" else "rmse"
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task == "binary_classification"
+
+    def source_path(self, home: Path, project_root: Path) -> str:
+        raw = os.path.expandvars(self.source.path.replace("{home}", str(home)))
+        return raw if os.path.isabs(raw) else str(project_root / raw)
+
+    def contract_path(self) -> Path | None:
+        if self.contract is None:
+            return None
+        return Path(self.spec_dir or ".") / self.contract
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "<top level>"
+        got = err.get("input")
+        got_txt = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  key '{key}': {err['msg']}{got_txt}")
+    return "\n".join(lines)
+
+
+def parse_spec(attributes: Any, source: str, spec_dir: Path | None = None) -> PipelineSpec:
+    """Validate raw attributes into a spec, or raise SpecError naming file, key and expectation."""
+    if not isinstance(attributes, dict):
+        raise SpecError(f"{source}: 'attributes' must be a mapping, got {type(attributes).__name__}")
+    data = dict(attributes)
+    if spec_dir is not None:
+        data["spec_dir"] = str(spec_dir)
+    try:
+        return PipelineSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(f"invalid pipeline spec {source}:\n{_format_errors(exc)}") from None
+
+
+def load_spec_file(path: Path) -> PipelineSpec:
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(doc, dict) or "attributes" not in doc:
+        raise SpecError(f"{path}: expected a mapping with 'type' and 'attributes'")
+    return parse_spec(doc["attributes"], str(path), spec_dir=path.parent)
+
+
+def discover_spec_files(defs_root: Path) -> list[Path]:
+    """Every defs.yaml under ``defs_root`` whose component type is the ML pipeline."""
+    found = []
+    for path in sorted(defs_root.rglob("defs.yaml")):
+        text = path.read_text()
+        if COMPONENT_TYPE in text:
+            found.append(path)
+    return found
+
+
+def load_all_specs(defs_root: Path) -> dict[str, PipelineSpec]:
+    specs: dict[str, PipelineSpec] = {}
+    for path in discover_spec_files(defs_root):
+        spec = load_spec_file(path)
+        if spec.name in specs:
+            raise SpecError(f"{path}: pipeline name '{spec.name}' is declared twice")
+        specs[spec.name] = spec
+    return specs
