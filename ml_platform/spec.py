@@ -241,7 +241,8 @@ def _format_errors(exc: ValidationError) -> str:
 def parse_spec(attributes: Any, source: str, spec_dir: Path | None = None) -> PipelineSpec:
     """Validate raw attributes into a spec, or raise SpecError naming file, key and expectation."""
     if not isinstance(attributes, dict):
-        raise SpecError(f"{source}: 'attributes' must be a mapping, got {type(attributes).__name__}")
+        kind = type(attributes).__name__
+        raise SpecError(f"{source}: 'attributes' must be a mapping, got {kind}")
     data = dict(attributes)
     if spec_dir is not None:
         data["spec_dir"] = str(spec_dir)

@@ -36,10 +36,10 @@ class MLPipelineComponent(dg.Component):
         return cls(parse_spec(data, str(spec_dir / "defs.yaml"), spec_dir=spec_dir))
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        assets, checks = pipeline_assets(self.spec)
+        assets = pipeline_assets(self.spec)
         job = dg.define_asset_job(f"{self.spec.name}_training_job",
                                   selection=dg.AssetSelection.groups(self.spec.name),
                                   description=f"Raw data to registered model for "
                                   f"'{self.spec.name}'.")
-        return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job],
+        return dg.Definitions(assets=assets, jobs=[job],
                               sensors=[new_data_sensor(self.spec, job)])

@@ -8,7 +8,7 @@ pure function of (seed, day), so generating more days later reproduces the earli
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +74,7 @@ def generate_day(cfg: GeneratorConfig, day: date, customers: pd.DataFrame) -> pd
              - 0.03 * c["employment_years"].to_numpy())
     defaulted = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
     seconds = np.sort(rng.integers(0, 86_400, n))
-    day_start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     employment = c["employment_years"].to_numpy().copy()
     employment[rng.random(n) < 0.02] = np.nan  # upstream sometimes omits it
     frame = pd.DataFrame({

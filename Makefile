@@ -1,0 +1,42 @@
+# Two set-up commands: `make demo` and `make test`. Each creates .venv from the exact pins in
+# requirements.txt when it is missing or out of date.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test test-fast dev mlflow bench lint clean-home
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing pinned dependencies into $(VENV) (first time: a few minutes) ..."
+	@$(BIN)/pip install -q -r requirements.txt 2> $(VENV)/pip.log || (cat $(VENV)/pip.log; exit 1)
+	@$(BIN)/pip install -q --no-deps -e . 2>> $(VENV)/pip.log || (cat $(VENV)/pip.log; exit 1)
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv  ## generate demo data if needed, run the demo pipeline end to end
+	$(BIN)/ml-platform demo
+
+test: venv  ## the whole test suite, slow end-to-end tests included
+	$(BIN)/pytest -q
+
+test-fast: venv  ## everything but the slow end-to-end tests
+	$(BIN)/pytest -q -m "not slow"
+
+dev: venv  ## dagster dev on the same platform home
+	$(BIN)/ml-platform dev
+
+mlflow: venv  ## MLflow UI on the platform home's tracking store
+	$(BIN)/ml-platform mlflow-ui
+
+bench: venv  ## run benchmarks/ and write docs/benchmarks.md
+	$(BIN)/python -m benchmarks.run
+
+lint: venv
+	$(BIN)/ruff check .
+
+clean-home:  ## delete all local state (the platform home)
+	rm -rf $${ML_PLATFORM_HOME:-.ml_platform}
