@@ -95,6 +95,27 @@ class FeaturesSpec(_Strict):
         description="Import paths of functions DataFrame -> DataFrame adding numeric columns.")
     custom_outputs: list[str] = Field(
         default_factory=list, description="Numeric columns the custom functions add.")
+    ttl: str | None = Field(
+        default=None, description="Feature time-to-live ('30d', '12h', '90m'): a feature row "
+        "older than this at label (or serving) time counts as missing. None: never expires.")
+    dbt_model: str | None = Field(
+        default=None, description="A dbt model in dbt_project/ that computes this pipeline's "
+        "feature table instead of the declared SQL; it must output the entity key, the event "
+        "timestamp and every declared feature column.")
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, value: str | None) -> str | None:
+        if value is not None and not _WINDOW.match(value):
+            raise ValueError(f"ttl '{value}' must look like '30d', '12h' or '90m'")
+        return value
+
+    @property
+    def ttl_seconds(self) -> int | None:
+        if self.ttl is None:
+            return None
+        amount, unit = _WINDOW.match(self.ttl).groups()  # type: ignore[union-attr]
+        return int(amount) * {"d": 86_400, "h": 3_600, "m": 60}[unit]
 
     @field_validator("custom")
     @classmethod

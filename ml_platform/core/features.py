@@ -52,7 +52,7 @@ def compute_features(spec: PipelineSpec, validated: Path) -> pd.DataFrame:
     """Compute the feature table from the validated batch and return it (sorted by key, time)."""
     con = duckdb.connect()
     try:
-        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
         sql = feature_sql(spec, f"SELECT * FROM {utc_source(validated, spec.event_timestamp)}")
         frame = con.execute(
             f"{sql} ORDER BY {_q(spec.entity_key)}, {_q(spec.event_timestamp)}").df()
@@ -67,26 +67,38 @@ def compute_features(spec: PipelineSpec, validated: Path) -> pd.DataFrame:
     return frame
 
 
-def point_in_time_join(spec: PipelineSpec, labels: Path, features: Path,
-                       ttl: str | None = None) -> pd.DataFrame:
-    """Each label row joined with the latest feature row of its entity at or before its time.
+def point_in_time_sql(labels_sql: str, features_sql: str, key: str, ts: str,
+                      features: list[str], carry: list[str], ttl_seconds: int | None) -> str:
+    """SELECT joining each label row to its entity's latest feature row at or before its time.
 
-    Feature rows stamped after the label time can never match (ASOF ``>=``); with ``ttl`` a
-    feature row older than the TTL is treated as missing.
+    ``labels_sql`` and ``features_sql`` are relations whose ``ts`` is TIMESTAMPTZ. A feature row
+    stamped after the label time can never match (ASOF ``>=``); with ``ttl_seconds`` a row older
+    than the TTL at label time counts as missing. ``carry`` are label-side columns kept as is.
     """
-    key, ts = _q(spec.entity_key), _q(spec.event_timestamp)
-    fresh = f"f.{ts} >= l.{ts} - {ttl}" if ttl else "TRUE"
-    select = ", ".join(f"CASE WHEN {fresh} THEN f.{_q(c)} END AS {_q(c)}"
-                       for c in spec.features.all_columns)
+    k, t = _q(key), _q(ts)
+    fresh = f"f.{t} >= l.{t} - INTERVAL {int(ttl_seconds)} SECOND" if ttl_seconds else None
+    cols = [f"CASE WHEN {fresh} THEN f.{_q(c)} END AS {_q(c)}" if fresh else f"f.{_q(c)}"
+            for c in features]
+    label_cols = ", ".join(_q(c) for c in [key, ts, *carry])
+    feature_cols = ", ".join(_q(c) for c in [key, ts, *features])
+    return (f"SELECT l.{k}, l.{t}, {', '.join(cols)}"
+            + "".join(f", l.{_q(c)}" for c in carry)
+            + f" FROM (SELECT {label_cols} FROM {labels_sql}) l "
+            f"ASOF LEFT JOIN (SELECT {feature_cols} FROM {features_sql}) f "
+            f"ON l.{k} = f.{k} AND l.{t} >= f.{t}")
+
+
+def point_in_time_join(labels: Path | str, features: Path | str, key: str, ts: str,
+                       feature_columns: list[str], carry: list[str],
+                       ttl_seconds: int | None = None) -> pd.DataFrame:
+    """Label rows (parquet) joined point-in-time to feature rows (parquet), ordered by time and
+    key so the same rows always give the same frame (and content hash)."""
+    sql = point_in_time_sql(utc_source(labels, ts), utc_source(features, ts), key, ts,
+                            feature_columns, carry, ttl_seconds)
     con = duckdb.connect()
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        sql = (f"SELECT l.{key}, l.{ts}, {select}, l.{_q(spec.label)} "
-               f"FROM (SELECT {key}, {ts}, {_q(spec.label)} "
-               f"FROM {utc_source(labels, spec.event_timestamp)}) l "
-               f"ASOF LEFT JOIN {utc_source(features, spec.event_timestamp)} f "
-               f"ON l.{key} = f.{key} AND l.{ts} >= f.{ts} "
-               f"ORDER BY l.{ts}, l.{key}")
-        return as_utc(con.execute(sql).df(), spec.event_timestamp)
+        con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
+        frame = con.execute(f"{sql} ORDER BY {_q(ts)}, {_q(key)}").df()
+        return as_utc(frame, ts)
     finally:
         con.close()

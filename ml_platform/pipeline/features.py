@@ -1,13 +1,15 @@
-"""Feature and training-set stages: feature table from the validated batch, then a
-point-in-time training set whose content hash is its data version."""
+"""Feature and training-set stages: the feature table from the validated batch, then a
+point-in-time training set built through the pipeline's feature service definitions."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from ml_platform.core.features import compute_features, point_in_time_join
 from ml_platform.core.io import frame_hash, write_parquet
+from ml_platform.featurestore.definitions import ServiceDef, feature_service, features_table
 from ml_platform.home import PlatformHome
 from ml_platform.spec import PipelineSpec
 
@@ -18,10 +20,11 @@ class TableInfo:
     rows: int
     data_version: str
     columns: list[str]
+    feature_service: str = ""
 
 
 def features_path(spec: PipelineSpec, home: PlatformHome) -> Path:
-    return home.pipeline_dir(spec.name) / "features.parquet"
+    return features_table(spec, home)
 
 
 def build_features(spec: PipelineSpec, home: PlatformHome) -> TableInfo:
@@ -31,10 +34,20 @@ def build_features(spec: PipelineSpec, home: PlatformHome) -> TableInfo:
     return TableInfo(str(path), len(frame), frame_hash(frame), list(frame.columns))
 
 
+def training_set_version(content_hash: str, service: ServiceDef) -> str:
+    """Same rows through a different feature contract is a different training set."""
+    return hashlib.sha256(f"{service.name}:{service.fingerprint}:{content_hash}".encode()
+                          ).hexdigest()[:16]
+
+
 def build_training_set(spec: PipelineSpec, home: PlatformHome) -> TableInfo:
+    """Every validated row at its label time, each feature as of that time (TTL respected)."""
     validated = home.pipeline_dir(spec.name) / "validated.parquet"
-    frame = point_in_time_join(spec, validated, features_path(spec, home))
-    version = frame_hash(frame)
+    service = feature_service(spec, home)
+    view = service.view
+    frame = point_in_time_join(validated, view.source_path, view.entity_key, view.timestamp,
+                               view.feature_names, [spec.label], view.ttl_seconds)
+    version = training_set_version(frame_hash(frame), service)
     path = write_parquet(frame, home.pipeline_dir(spec.name) / "training_sets" /
                          f"{version}.parquet")
-    return TableInfo(str(path), len(frame), version, list(frame.columns))
+    return TableInfo(str(path), len(frame), version, list(frame.columns), service.name)
