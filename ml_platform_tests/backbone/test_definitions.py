@@ -1,8 +1,15 @@
 """The project's definitions load, and every asset carries what the UI shows a user."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
+import pytest
 
 from ml_platform.components.assets import STAGES
+from ml_platform.home import PROJECT_ROOT, PlatformHome
 
 
 def _defs() -> dg.Definitions:
@@ -36,3 +43,13 @@ def test_gates_are_blocking_checks_and_loop_is_wired() -> None:
     assert {"roc_auc_above_floor", "beats_baseline", "beats_champion", "infra_valid"} <= gate_names
     assert defs.resolve_job_def("loan_default_training_job") is not None
     assert defs.resolve_sensor_def("loan_default_new_data_sensor") is not None
+
+
+@pytest.mark.slow
+def test_dagster_definitions_validate_passes(home: PlatformHome) -> None:
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w",
+         "workspace.yaml"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "DAGSTER_HOME": str(home.dagster_home)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "All code locations passed validation" in proc.stderr + proc.stdout
