@@ -48,7 +48,13 @@ def _follow(instance: dg.DagsterInstance, run_id: str, done: threading.Event,
         conn = instance.get_records_for_run(run_id, cursor=cursor)
         cursor = conn.cursor
         for record in conn.records:
-            event = record.event_log_entry.dagster_event
+            entry = record.event_log_entry
+            event = entry.dagster_event
+            if event is None and entry.level >= logging.INFO and entry.user_message:
+                # context.log.info(...) from a step, e.g. tuning progress per trial
+                console.print(f"  [{time.perf_counter() - started:6.1f}s]         "
+                              f"[dim]{entry.step_key}: {entry.user_message}[/dim]")
+                continue
             if event is None or event.event_type not in _STEP_EVENTS:
                 continue
             label = _STEP_EVENTS[event.event_type]
