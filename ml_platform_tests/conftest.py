@@ -49,9 +49,11 @@ def materialize(spec: PipelineSpec, home: PlatformHome, instance: dg.DagsterInst
                 selection: str | None = None) -> dg.ExecuteInProcessResult:
     """Materialize a pipeline's graph on real local backends in ``home``."""
     from ml_platform.components.assets import pipeline_assets
+    from ml_platform.components.mlflow_tracking import MlflowTrackingResource
     from ml_platform.resources import PlatformResource
 
     instance = instance or dg.DagsterInstance.ephemeral()
     return dg.materialize(pipeline_assets(spec), instance=instance,
-                          resources={"platform": PlatformResource(home=str(home.root))},
+                          resources={"platform": PlatformResource(home=str(home.root)),
+                                     "mlflow": MlflowTrackingResource()},
                           raise_on_error=False, selection=selection)

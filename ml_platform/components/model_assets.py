@@ -1,13 +1,26 @@
-"""The candidate-model asset: tuned, tracked training."""
+"""The candidate-model asset (tuned, tracked training) and its reproducibility check."""
 
 from typing import Any
 
 import dagster as dg
 
+from ml_platform.components.mlflow_tracking import MlflowTrackingResource
 from ml_platform.components.tags import run_tags
 from ml_platform.pipeline import features, train
 from ml_platform.resources import PlatformResource
 from ml_platform.spec import PipelineSpec
+
+
+def _metadata(spec: PipelineSpec, cand: train.Candidate) -> dict[str, Any]:
+    return {
+        "mlflow_run": dg.MetadataValue.url(cand.run_url), "mlflow_run_id": cand.run_id,
+        "model_uri": cand.model_uri, "trials": cand.trials, "pruned_trials": cand.pruned_trials,
+        f"val_{spec.primary_metric}": cand.validation_score,
+        **{f"test_{k}": v for k, v in cand.test_metrics.items()},
+        "best_params": dg.MetadataValue.json(cand.best_params),
+        "data_version": cand.data_version, "holdout_hash": cand.holdout["hash"],
+        "prediction_hash": cand.prediction_hash,
+        "reproducibility_hash": cand.reproducibility_hash, "optuna_study": cand.study_name}
 
 
 def model_assets(spec: PipelineSpec, key: dict[str, dg.AssetKey], common: dict[str, Any]
@@ -16,16 +29,26 @@ def model_assets(spec: PipelineSpec, key: dict[str, dg.AssetKey], common: dict[s
     @dg.asset(key=key["candidate_model"], ins={"tset": dg.AssetIn(key["training_set"])},
               kinds={"scikitlearn", "optuna", "mlflow"}, **common)
     def candidate_asset(context: dg.AssetExecutionContext, platform: PlatformResource,
-                        tset: dict) -> dg.Output[train.Candidate]:
-        """A tuned scikit-learn Pipeline, tracked as one MLflow run with a nested run per trial."""
-        cand = train.train_candidate(spec, platform.platform_home(), platform.tracking(),
-                                     features.TableInfo(**tset), run_tags(context))
-        return dg.Output(cand, metadata={
-            "mlflow_run": dg.MetadataValue.url(cand.run_url), "mlflow_run_id": cand.run_id,
-            "model_uri": cand.model_uri, "trials": cand.trials,
-            f"val_{spec.primary_metric}": cand.validation_score,
-            **{f"test_{k}": v for k, v in cand.test_metrics.items()},
-            "best_params": dg.MetadataValue.json(cand.best_params),
-            "holdout_hash": cand.holdout["hash"], "prediction_hash": cand.prediction_hash})
+                        mlflow: MlflowTrackingResource, tset: dict) -> dg.Output[train.Candidate]:
+        """A tuned scikit-learn Pipeline, tracked as one MLflow run with a nested run per trial.
+        Fails (and registers nothing) when the tracking store is unreachable."""
+        tracking = platform.tracking()
+        cand = train.train_candidate(spec, platform.platform_home(), tracking,
+                                     features.TableInfo(**tset), run_tags(context),
+                                     open_run=mlflow.opener(context, tracking))
+        return dg.Output(cand, metadata=_metadata(spec, cand))
 
-    return [candidate_asset]
+    @dg.asset_check(asset=key["candidate_model"], blocking=True,
+                    name="candidate_model_is_reproducible")
+    def reproducible_check(cand: train.Candidate) -> dg.AssetCheckResult:
+        """Retrains on a small fixed sample of the training set with the chosen parameters and
+        compares the prediction hash with the one recorded at training time."""
+        same, again = train.check_reproducible(spec, cand)
+        return dg.AssetCheckResult(
+            passed=same, severity=dg.AssetCheckSeverity.ERROR,
+            description=None if same else "retraining on the fixed sample gave different "
+            "predictions: training is not deterministic for this spec and data",
+            metadata={"recorded_hash": cand.reproducibility_hash, "retrained_hash": again,
+                      "mlflow_run_id": cand.run_id})
+
+    return [candidate_asset, reproducible_check]

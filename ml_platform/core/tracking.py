@@ -4,7 +4,8 @@ model logging with explicit requirements (skips slow environment inference)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, TypeVar
@@ -61,6 +62,46 @@ class Tracking:
             return self.client.create_experiment(name, artifact_location=location)
 
         return self.call(get_or_create, f"open experiment '{name}'")
+
+    def probe(self) -> None:
+        """Fail fast, before anything is trained or written, if the store is unreachable."""
+        self.call(lambda: self.client.search_experiments(max_results=1),
+                  f"reach the tracking store at {self.tracking_uri}")
+
+    @contextmanager
+    def run(self, experiment_id: str, run_name: str, tags: dict[str, str]) -> Iterator[str]:
+        """Start an MLflow run, make it the active run, end it FINISHED or FAILED."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        active = self.call(lambda: mlflow.start_run(experiment_id=experiment_id,
+                                                    run_name=run_name, tags=tags),
+                           f"start a run in experiment {experiment_id}")
+        with active:
+            yield active.info.run_id
+
+    def log_child_run(self, experiment_id: str, parent_run_id: str, run_name: str,
+                      params: dict[str, Any], metrics: dict[str, float],
+                      tags: dict[str, str], steps: dict[int, float] | None = None,
+                      step_metric: str = "intermediate", status: str = "FINISHED") -> str:
+        """A nested run in three calls (create, one batch, terminate): trials are many and
+        the tracking overhead must stay a small share of training time."""
+        from mlflow.entities import Metric, Param
+
+        # Each call retried on its own: retrying creation after a later failure would
+        # duplicate the trial's run.
+        run = self.call(lambda: self.client.create_run(experiment_id, run_name=run_name, tags={
+            **tags, "mlflow.parentRunId": parent_run_id}), f"create nested run '{run_name}'")
+        run_id = run.info.run_id
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        batch += [Metric(step_metric, float(v), now, s) for s, v in (steps or {}).items()]
+        self.call(lambda: self.client.log_batch(
+            run_id, metrics=batch, params=[Param(k, str(v)) for k, v in params.items()]),
+            f"log nested run '{run_name}'")
+        self.call(lambda: self.client.set_terminated(run_id, status=status),
+                  f"end nested run '{run_name}'")
+        return run_id
 
     def run_url(self, experiment_id: str, run_id: str, ui: str = "http://127.0.0.1:5000") -> str:
         return f"{ui}/#/experiments/{experiment_id}/runs/{run_id}"

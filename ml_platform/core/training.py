@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,9 +38,11 @@ class Split:
 
 
 def pin_seeds(seed: int) -> None:
+    """Seed Python's and numpy's global generators. The estimator gets ``random_state`` from
+    the spec (build_pipeline) and Optuna its own seeded sampler; PYTHONHASHSEED cannot be set
+    from inside a running process, and nothing here depends on hash order."""
     random.seed(seed)
     np.random.seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)
 
 
 def time_split(frame: pd.DataFrame, spec: PipelineSpec) -> Split:
@@ -98,18 +99,6 @@ def features_of(frame: pd.DataFrame, spec: PipelineSpec) -> pd.DataFrame:
     return frame
 
 
-def fit(spec: PipelineSpec, frame: pd.DataFrame, params: dict[str, Any] | None = None
-        ) -> Pipeline:
-    pipe = build_pipeline(spec, params)
-    fit_kwargs = {}
-    y = frame[spec.label].to_numpy()
-    if spec.is_classification and spec.model.balance_classes:
-        model_fit = inspect.signature(pipe.named_steps["model"].fit).parameters
-        if "sample_weight" in model_fit:
-            fit_kwargs["model__sample_weight"] = compute_sample_weight("balanced", y)
-    return pipe.fit(features_of(frame, spec), y, **fit_kwargs)
-
-
 def predict(spec: PipelineSpec, model: Any, frame: pd.DataFrame) -> np.ndarray:
     """Scores: P(label = 1) for classification, the prediction for regression."""
     x = features_of(frame, spec)
@@ -130,38 +119,134 @@ def suggest(trial: optuna.Trial, space: dict[str, ParamSpace]) -> dict[str, Any]
     return params
 
 
-TrialCallback = Callable[[int, dict[str, Any], float], None]
+TrialCallback = Callable[[optuna.trial.FrozenTrial], None]
+# Fractions of the iteration budget at which a warm-startable estimator reports to the pruner.
+STAGES = (0.25, 0.5, 1.0)
+_ITERATION_PARAMS = ("max_iter", "n_estimators")
+
+
+def iteration_param(pipe: Pipeline) -> str | None:
+    """The estimator's iteration count if it can grow it by warm start (so it can be pruned)."""
+    params = pipe.named_steps["model"].get_params()
+    if "warm_start" not in params:
+        return None
+    return next((p for p in _ITERATION_PARAMS if isinstance(params.get(p), int)), None)
+
+
+def _sample_weight(spec: PipelineSpec, pipe: Pipeline, y: np.ndarray) -> np.ndarray | None:
+    if not (spec.is_classification and spec.model.balance_classes):
+        return None
+    if "sample_weight" not in inspect.signature(pipe.named_steps["model"].fit).parameters:
+        return None
+    return compute_sample_weight("balanced", y)
+
+
+def fit(spec: PipelineSpec, frame: pd.DataFrame, params: dict[str, Any] | None = None
+        ) -> Pipeline:
+    pipe = build_pipeline(spec, params)
+    y = frame[spec.label].to_numpy()
+    weight = _sample_weight(spec, pipe, y)
+    fit_kwargs = {} if weight is None else {"model__sample_weight": weight}
+    return pipe.fit(features_of(frame, spec), y, **fit_kwargs)
+
+
+def _val_score(spec: PipelineSpec, model: Any, x_val: Any, y_val: np.ndarray) -> float:
+    scores = model.predict_proba(x_val)[:, 1] if spec.is_classification else model.predict(x_val)
+    return score(spec.primary_metric, y_val, scores)
+
+
+def staged_score(spec: PipelineSpec, split: Split, params: dict[str, Any],
+                 trial: optuna.Trial | None = None) -> float:
+    """Fit and score on the validation window. A warm-startable estimator grows its
+    iterations in stages and reports each to the pruner, so bad trials stop early; the final
+    stage is the full budget, so an unpruned trial scores like a plain fit."""
+    pipe = build_pipeline(spec, params)
+    param = iteration_param(pipe) if trial is not None else None
+    if param is None:
+        return _val_score(spec, fit(spec, split.train, params), features_of(split.validation,
+                                                                             spec),
+                          split.validation[spec.label].to_numpy())
+    y = split.train[spec.label].to_numpy()
+    weight = _sample_weight(spec, pipe, y)
+    pre, model = pipe.named_steps["preprocess"], pipe.named_steps["model"]
+    x_train = pre.fit_transform(features_of(split.train, spec), y)
+    x_val = pre.transform(features_of(split.validation, spec))
+    y_val = split.validation[spec.label].to_numpy()
+    total = int(model.get_params()[param])
+    value = float("nan")
+    for step, fraction in enumerate(STAGES):
+        model.set_params(warm_start=True, **{param: max(1, round(total * fraction))})
+        model.fit(x_train, y, **({} if weight is None else {"sample_weight": weight}))
+        value = _val_score(spec, model, x_val, y_val)
+        trial.report(value, step)  # type: ignore[union-attr]
+        if step < len(STAGES) - 1 and trial.should_prune():  # type: ignore[union-attr]
+            raise optuna.TrialPruned(f"pruned at {param}={model.get_params()[param]}")
+    return value
+
+
+def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
+    """An Optuna storage several processes can share. SQLite gets a long lock timeout,
+    because parallel workers take turns writing to one file."""
+    if url is None:
+        return None
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+
+
+def make_study(spec: PipelineSpec, storage: str | None, study_name: str, worker: int = 0
+               ) -> optuna.Study:
+    """The study in ``storage`` (created if missing). Each worker seeds its sampler with
+    ``seed + worker``: the same seed in two workers would propose the same parameters."""
+    direction = "maximize" if higher_is_better(spec.primary_metric) else "minimize"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(
+        study_name=study_name, storage=open_storage(storage), direction=direction,
+        load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=spec.seed + worker),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0))
 
 
 def tune(spec: PipelineSpec, split: Split, storage: str | None, study_name: str,
-         on_trial: TrialCallback | None = None, n_trials: int | None = None) -> optuna.Study:
-    """Seeded TPE search over the spec's space, scored on the validation window.
+         on_trial: TrialCallback | None = None, n_trials: int | None = None,
+         worker: int = 0, timeout: float | None = None) -> optuna.Study:
+    """Seeded TPE search over the spec's space, scored on the validation window, with
+    median pruning where the estimator can warm-start.
 
-    The study lives in ``storage`` so several processes can add trials to it.
+    The budget is ``n_trials`` (default: the spec's) and ``timeout`` seconds (default: the
+    spec's ``timeout_seconds``), whichever ends first. The study lives in ``storage`` so several
+    processes can add trials to it; ``on_trial`` sees every finished trial, pruned included.
     """
-    metric = spec.primary_metric
-    direction = "maximize" if higher_is_better(metric) else "minimize"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=study_name, storage=storage, direction=direction, load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=spec.seed))
+    study = make_study(spec, storage, study_name, worker)
+    callbacks = [lambda _study, trial: on_trial(trial)] if on_trial else None
 
     def objective(trial: optuna.Trial) -> float:
-        params = suggest(trial, spec.model.search_space)
-        model = fit(spec, split.train, params)
-        value = score(metric, split.validation[spec.label].to_numpy(),
-                      predict(spec, model, split.validation))
-        if on_trial:
-            on_trial(trial.number, params, value)
-        return value
+        return staged_score(spec, split, suggest(trial, spec.model.search_space), trial)
 
     budget = n_trials if n_trials is not None else spec.model.n_trials
-    if spec.model.search_space:
-        study.optimize(objective, n_trials=budget, timeout=spec.model.timeout_seconds)
-    else:
+    if not spec.model.search_space:
         study.enqueue_trial({})
-        study.optimize(objective, n_trials=1)
+        budget = 1
+    study.optimize(objective, n_trials=budget, callbacks=callbacks,
+                   timeout=timeout if timeout is not None else spec.model.timeout_seconds)
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
+        raise RuntimeError(f"study '{study_name}' finished no trial within its budget "
+                           f"({budget} trials, {spec.model.timeout_seconds} s)")
     return study
+
+
+def fixed_sample(frame: pd.DataFrame, spec: PipelineSpec, rows: int = 2_000) -> pd.DataFrame:
+    """A small sample that depends only on the data and the seed: the reproducibility probe."""
+    ordered = frame.sort_values([spec.event_timestamp, spec.entity_key], kind="stable")
+    return ordered.sample(n=min(rows, len(ordered)), random_state=spec.seed).reset_index(
+        drop=True)
+
+
+def reproducibility_hash(spec: PipelineSpec, frame: pd.DataFrame, params: dict[str, Any]
+                         ) -> str:
+    """Fit with ``params`` on the fixed sample and hash the predictions on it: equal hashes
+    from two runs mean training is deterministic for this data, spec and code."""
+    sample = fixed_sample(frame, spec)
+    pin_seeds(spec.seed)
+    return prediction_hash(predict(spec, fit(spec, sample, params), sample))
 
 
 def prediction_hash(pred: np.ndarray) -> str:

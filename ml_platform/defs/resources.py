@@ -2,9 +2,11 @@
 
 import dagster as dg
 
+from ml_platform.components.mlflow_tracking import MlflowTrackingResource
 from ml_platform.resources import PlatformResource
 
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources={"platform": PlatformResource()})
+    return dg.Definitions(resources={"platform": PlatformResource(),
+                                     "mlflow": MlflowTrackingResource()})

@@ -1,13 +1,22 @@
-"""The candidate-model stage: split by time, tune, fit, and track everything in one MLflow run."""
+"""The candidate-model stage: split by time, tune, fit, and track everything in one MLflow run.
+
+Training refuses to run untracked: the tracking store is probed (with retries) before any work,
+and every later tracking call is retried too; if the store stays unreachable the stage raises
+TrackingUnavailable and the run, if one was started, ends FAILED. Nothing is registered here
+(registration is a later stage that only sees a finished candidate).
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import optuna
 import pandas as pd
 from mlflow.models import infer_signature
 
@@ -19,6 +28,9 @@ from ml_platform.core.versioning import code_version
 from ml_platform.home import PlatformHome
 from ml_platform.pipeline.features import TableInfo
 from ml_platform.spec import PipelineSpec
+
+# (experiment_id, run_name, tags) -> a context manager yielding the active run's id.
+RunOpener = Callable[[str, str, dict[str, str]], AbstractContextManager[str]]
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,12 @@ class Candidate:
     prediction_hash: str
     trials: int
     run_url: str
+    # Added fields keep defaults so candidates pickled by older code still load.
+    training_set_path: str = ""
+    reproducibility_hash: str = ""
+    pruned_trials: int = 0
+    seed: int = 0
+    study_name: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,66 +71,130 @@ def holdout_metrics(spec: PipelineSpec, y: Any, scores: Any) -> dict[str, float]
     return regression_metrics(y, scores)
 
 
-def _log_trial(number: int, params: dict[str, Any], value: float, metric: str) -> None:
-    with mlflow.start_run(run_name=f"trial-{number}", nested=True):
-        mlflow.log_params(params)
-        mlflow.log_metric(f"val_{metric}", value)
+def trial_logger(tracking: Tracking, experiment_id: str, parent_run_id: str, study_name: str,
+                 metric: str) -> training.TrialCallback:
+    """Log each finished trial (pruned ones too) as a nested run of ``parent_run_id``."""
+    def log(trial: optuna.trial.FrozenTrial) -> None:
+        state = trial.state.name
+        metrics = {f"val_{metric}": trial.value} if trial.value is not None else {}
+        if trial.duration is not None:
+            metrics["trial_seconds"] = trial.duration.total_seconds()
+        tracking.log_child_run(
+            experiment_id, parent_run_id, f"trial-{trial.number}", trial.params, metrics,
+            tags={"optuna_study": study_name, "optuna_trial": str(trial.number),
+                  "optuna_state": state},
+            steps=trial.intermediate_values, step_metric=f"val_{metric}_by_stage",
+            status="FAILED" if state == "FAIL" else "FINISHED")
+    return log
+
+
+def log_plots(study: optuna.Study) -> None:
+    """The optimisation history (and intermediate values, if trials reported any) as PNGs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as optuna_plots
+
+    plots = {"optimization_history": optuna_plots.plot_optimization_history}
+    if any(t.intermediate_values for t in study.trials):
+        plots["intermediate_values"] = optuna_plots.plot_intermediate_values
+    for name, plot in plots.items():
+        axes = plot(study)
+        mlflow.log_figure(axes.figure, f"plots/{name}.png")
+        plt.close(axes.figure)
+
+
+def run_params(spec: PipelineSpec, split: training.Split) -> dict[str, Any]:
+    return {"estimator": spec.model.estimator, "seed": spec.seed, "task": spec.task,
+            "n_trials": spec.model.n_trials, "timeout_seconds": spec.model.timeout_seconds,
+            "balance_classes": spec.model.balance_classes, "primary_metric": spec.primary_metric,
+            "features": ",".join(spec.features.all_columns), "label": spec.label,
+            "train_rows": len(split.train), "validation_rows": len(split.validation),
+            "test_rows": len(split.test), "test_window_start": split.test_window["start"],
+            "test_window_end": split.test_window["end"],
+            **{f"fixed.{k}": v for k, v in spec.model.params.items()},
+            **{f"space.{k}": v.model_dump_json(exclude_defaults=True)
+               for k, v in spec.model.search_space.items()}}
+
+
+def _log_dataset(spec: PipelineSpec, frame: pd.DataFrame, training_set: TableInfo) -> None:
+    dataset = mlflow.data.from_pandas(frame, source=training_set.path, targets=spec.label,
+                                      name=f"{spec.name}_training_set",
+                                      digest=training_set.data_version)
+    mlflow.log_input(dataset, context="training")
+
+
+def _log_model(spec: PipelineSpec, model: Any, split: training.Split, scores: Any) -> str:
+    sample = training.features_of(split.test.head(5), spec)
+    info = mlflow.sklearn.log_model(
+        model, name="model", signature=infer_signature(sample, scores[:5]),
+        input_example=sample, pip_requirements=pip_requirements(),
+        skops_trusted_types=trusted_types(model))
+    return info.model_uri
 
 
 def train_candidate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking,
-                    training_set: TableInfo, tags: dict[str, str]) -> Candidate:
+                    training_set: TableInfo, tags: dict[str, str],
+                    open_run: RunOpener | None = None) -> Candidate:
+    """Tune and fit the candidate, tracked as one MLflow run with a nested run per trial.
+
+    ``open_run`` starts the parent run (the Dagster resource passes its own); by default a plain
+    MLflow run in the pipeline's experiment.
+    """
+    tracking.probe()  # refuse before any work if tracking is down
     frame = pd.read_parquet(training_set.path)
     split = training.time_split(frame, spec)
-    holdout_path = write_parquet(
-        split.test, home.pipeline_dir(spec.name) / "holdouts" / f"{split.test_window['hash']}"
-        ".parquet")
-    training.pin_seeds(spec.seed)
     experiment_id = tracking.experiment_id(spec.name)
-    mlflow.set_tracking_uri(tracking.tracking_uri)
-    all_tags = {**tags, "pipeline": spec.name, "code_version": code_version(),
-                "data_version": training_set.data_version,
-                "holdout_hash": split.test_window["hash"]}
+    training.pin_seeds(spec.seed)
     metric = spec.primary_metric
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{spec.name}-candidate",
-                          tags=all_tags) as run:
-        mlflow.log_params({"estimator": spec.model.estimator, "seed": spec.seed,
-                           "n_trials": spec.model.n_trials, "task": spec.task,
-                           "features": ",".join(spec.features.all_columns),
-                           "train_rows": len(split.train), "validation_rows": len(split.validation),
-                           "test_rows": len(split.test), **{f"fixed.{k}": v for k, v in
-                                                            spec.model.params.items()}})
-        dataset = mlflow.data.from_pandas(frame, source=training_set.path, targets=spec.label,
-                                          name=f"{spec.name}_training_set",
-                                          digest=training_set.data_version)
-        mlflow.log_input(dataset, context="training")
+    all_tags = {**tags, "pipeline": spec.name, "code_version": code_version(),
+                "data_version": training_set.data_version, "seed": str(spec.seed),
+                "holdout_hash": split.test_window["hash"]}
+    opener = open_run or tracking.run
+    with opener(experiment_id, f"{spec.name}-candidate", all_tags) as run_id:
+        study_name = f"{spec.name}-{training_set.data_version}-{run_id[:8]}"
+        mlflow.set_tag("optuna_study", study_name)
+        mlflow.log_params(run_params(spec, split))
+        _log_dataset(spec, frame, training_set)
         started = time.perf_counter()
-        study = training.tune(
-            spec, split, storage=home.optuna_storage,
-            study_name=f"{spec.name}-{training_set.data_version}-{run.info.run_id[:8]}",
-            on_trial=lambda n, p, v: _log_trial(n, p, v, metric))
+        study = training.tune(spec, split, storage=home.optuna_storage, study_name=study_name,
+                              on_trial=trial_logger(tracking, experiment_id, run_id,
+                                                    study_name, metric))
+        tuning_seconds = time.perf_counter() - started
         best = study.best_trial.params
         # Final fit on train + validation, scored once on the frozen test window.
         final = training.fit(spec, pd.concat([split.train, split.validation]), best)
         scores = training.predict(spec, final, split.test)
         test_metrics = holdout_metrics(spec, split.test[spec.label].to_numpy(), scores)
+        pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
+        repro = training.reproducibility_hash(spec, frame, best)
         mlflow.log_params({f"best.{k}": v for k, v in best.items()})
-        mlflow.log_metrics({f"test_{k}": v for k, v in test_metrics.items()})
-        mlflow.log_metrics({f"best_val_{metric}": study.best_value,
-                            "tuning_seconds": time.perf_counter() - started,
-                            "trials": len(study.trials)})
-        sample = training.features_of(split.test.head(5), spec)
-        model_info = mlflow.sklearn.log_model(
-            final, name="model", signature=infer_signature(sample, scores[:5]),
-            input_example=sample, pip_requirements=pip_requirements(),
-            skops_trusted_types=trusted_types(final))
+        mlflow.log_metrics({**{f"test_{k}": v for k, v in test_metrics.items()},
+                            f"best_val_{metric}": study.best_value,
+                            "tuning_seconds": tuning_seconds, "trials": len(study.trials),
+                            "pruned_trials": pruned})
+        log_plots(study)
+        holdout_path = write_parquet(split.test, home.pipeline_dir(spec.name) / "holdouts" /
+                                     f"{split.test_window['hash']}.parquet")
+        model_uri = _log_model(spec, final, split, scores)
         pred_hash = training.prediction_hash(scores)
-        mlflow.set_tags({"prediction_hash": pred_hash, "model_uri": model_info.model_uri})
+        mlflow.set_tags({"prediction_hash": pred_hash, "model_uri": model_uri,
+                         "reproducibility_hash": repro})
     return Candidate(
-        run_id=run.info.run_id, experiment_id=experiment_id, model_uri=model_info.model_uri,
+        run_id=run_id, experiment_id=experiment_id, model_uri=model_uri,
         data_version=training_set.data_version, holdout_path=str(holdout_path),
         holdout=split.test_window, best_params=best, validation_score=float(study.best_value),
         test_metrics=test_metrics, prediction_hash=pred_hash, trials=len(study.trials),
-        run_url=tracking.run_url(experiment_id, run.info.run_id))
+        run_url=tracking.run_url(experiment_id, run_id), training_set_path=training_set.path,
+        reproducibility_hash=repro, pruned_trials=pruned, seed=spec.seed, study_name=study_name)
+
+
+def check_reproducible(spec: PipelineSpec, candidate: Candidate) -> tuple[bool, str]:
+    """Retrain on the candidate's fixed sample with its parameters and compare the hash."""
+    frame = pd.read_parquet(candidate.training_set_path)
+    again = training.reproducibility_hash(spec, frame, candidate.best_params)
+    return again == candidate.reproducibility_hash, again
 
 
 def holdout_of(candidate: Candidate) -> pd.DataFrame:
