@@ -1,0 +1,188 @@
+"""The promotion ledger: the only writer of registry aliases, append-only, race-safe."""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ml_platform.core.tracking import Tracking
+from ml_platform.home import PlatformHome
+from ml_platform.registry.ledger import (
+    CHALLENGER,
+    CHAMPION,
+    OFFLINE_GATES,
+    PromotionLedger,
+    PromotionRefused,
+)
+
+MODEL = "ledger_demo"
+
+
+def _versions(tracking: Tracking, home: PlatformHome, n: int) -> list[str]:
+    """Registered versions pointing at an empty source: the ledger never loads models."""
+    source = home.root / "artifact"
+    source.mkdir(exist_ok=True)
+    tracking.client.create_registered_model(MODEL)
+    return [str(tracking.client.create_model_version(MODEL, str(source)).version)
+            for _ in range(n)]
+
+
+def _passed(ledger: PromotionLedger, version: str) -> int:
+    return ledger.add_evidence(MODEL, version, OFFLINE_GATES, True, "all gates passed")
+
+
+@pytest.fixture(scope="module")
+def empty_tracking_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty MLflow store, made once: creating one costs seconds per test."""
+    db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    Tracking(f"sqlite:///{db}").client.search_registered_models()
+    return db
+
+
+@pytest.fixture
+def tracking(home: PlatformHome, empty_tracking_db: Path) -> Tracking:
+    home.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(empty_tracking_db, home.mlflow_dir / "mlflow.db")
+    return Tracking(home.tracking_uri, artifact_root=home.artifact_root)
+
+
+@pytest.fixture
+def ledger(home: PlatformHome, tracking: Tracking) -> PromotionLedger:
+    return PromotionLedger(home.ledger_db, tracking)
+
+
+def _assert_consistent(ledger: PromotionLedger, tracking: Tracking, champion: str | None) -> None:
+    alias = tracking.version_by_alias(MODEL, CHAMPION)
+    assert (None if alias is None else str(alias.version)) == champion
+    assert ledger.champion(MODEL) == champion
+    assert ledger.consistency(MODEL) == []
+
+
+def test_promote_rollback_promote_keeps_aliases_and_ledger_consistent(
+        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome) -> None:
+    v1, v2, v3 = _versions(tracking, home, 3)
+    for v in (v1, v2, v3):
+        _passed(ledger, v)
+    ledger.register_challenger(MODEL, v2, [])
+    ledger.promote(MODEL, v1, "first model")
+    _assert_consistent(ledger, tracking, v1)
+    decision = ledger.promote(MODEL, v2, "beat v1")
+    assert decision.previous_champion == v1 and decision.evidence_ids
+    _assert_consistent(ledger, tracking, v2)
+    # The promoted challenger no longer holds the challenger alias.
+    assert tracking.version_by_alias(MODEL, CHALLENGER) is None
+    ledger.promote(MODEL, v3, "beat v2")
+    rolled = ledger.rollback(MODEL, "v3 misbehaves online")
+    assert (rolled.version, rolled.previous_champion) == (v2, v3)
+    _assert_consistent(ledger, tracking, v2)
+    ledger.rollback(MODEL, "v2 too")  # a stack: rolls back to v1, not back to v3
+    _assert_consistent(ledger, tracking, v1)
+    with pytest.raises(PromotionRefused, match="no previous champion"):
+        ledger.rollback(MODEL, "nothing left")
+    ledger.promote(MODEL, v3, "fixed upstream data; v3 again")
+    _assert_consistent(ledger, tracking, v3)
+    actions = [d.action for d in ledger.history(MODEL)]
+    assert actions == ["challenger", "promote", "promote", "promote", "rollback", "rollback",
+                       "promote"]
+
+
+def test_promotion_refused_without_passing_evidence_unless_forced(
+        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome) -> None:
+    v1, v2 = _versions(tracking, home, 2)
+    with pytest.raises(PromotionRefused, match="no 'offline_gates' evidence"):
+        ledger.promote(MODEL, v1, "try")
+    ledger.add_evidence(MODEL, v1, OFFLINE_GATES, False, "roc_auc below floor")
+    with pytest.raises(PromotionRefused, match="roc_auc below floor"):
+        ledger.promote(MODEL, v1, "try again")
+    with pytest.raises(PromotionRefused, match="has not passed"):
+        ledger.register_challenger(MODEL, v1, [])
+    with pytest.raises(PromotionRefused, match="needs a reason"):
+        ledger.promote(MODEL, v1, " ", force=True)
+    with pytest.raises(PromotionRefused, match="no registered version 9"):
+        ledger.promote(MODEL, "9", "missing", force=True)
+    forced = ledger.promote(MODEL, v1, "incident hotfix", force=True, actor="user:oncall")
+    assert (forced.action, forced.forced, forced.actor) == ("force_promote", True, "user:oncall")
+    _assert_consistent(ledger, tracking, v1)
+    assert tracking.version_by_alias(MODEL, CHAMPION).version == int(v1)
+    assert v2  # never promoted
+    assert [d.version for d in ledger.history(MODEL)] == [v1]
+
+
+def test_compare_and_set_refuses_a_stale_comparison(
+        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome) -> None:
+    v1, v2, v3 = _versions(tracking, home, 3)
+    for v in (v1, v2, v3):
+        _passed(ledger, v)
+    ledger.promote(MODEL, v1, "first", expect_champion=None)
+    ledger.promote(MODEL, v2, "beat v1", expect_champion=v1)
+    with pytest.raises(PromotionRefused, match="now v2, not v1"):
+        ledger.promote(MODEL, v3, "beat v1", expect_champion=v1)
+    _assert_consistent(ledger, tracking, v2)
+
+
+def test_ledger_is_append_only_and_detects_alias_drift(
+        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome) -> None:
+    v1, v2 = _versions(tracking, home, 2)
+    _passed(ledger, v1)
+    _passed(ledger, v2)
+    ledger.promote(MODEL, v1, "first")
+    with sqlite3.connect(home.ledger_db) as con:
+        for sql in ("UPDATE decisions SET version = '2'", "DELETE FROM decisions",
+                    "DELETE FROM evidence"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                con.execute(sql)
+    tracking.client.set_registered_model_alias(MODEL, CHAMPION, v2)  # behind the ledger's back
+    assert ledger.consistency(MODEL) == ["champion: ledger v1, registry v2"]
+    with pytest.raises(PromotionRefused, match="moved outside the ledger"):
+        ledger.rollback(MODEL, "x")
+    with pytest.raises(PromotionRefused, match="moved outside the ledger"):
+        ledger.promote(MODEL, v1, "x")
+
+
+def _race(db: str, uri: str, version: str, expect: str | None, barrier: object,
+          out: object) -> None:
+    ledger = PromotionLedger(Path(db), Tracking(uri))
+    barrier.wait()  # type: ignore[attr-defined]
+    try:
+        ledger.promote(MODEL, version, f"race {version}", actor=f"proc:{version}",
+                       expect_champion=expect)
+        out.put((version, "promoted"))  # type: ignore[attr-defined]
+    except PromotionRefused as exc:
+        out.put((version, f"refused: {exc}"))  # type: ignore[attr-defined]
+
+
+def _run_race(ledger: PromotionLedger, home: PlatformHome, versions: list[str],
+              expect: str | None | bool) -> dict[str, str]:
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(len(versions)), ctx.Queue()
+    procs = [ctx.Process(target=_race, args=(str(home.ledger_db), home.tracking_uri, v, expect,
+                                             barrier, out)) for v in versions]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    return dict(out.get(timeout=5) for _ in versions)
+
+
+@pytest.mark.slow
+def test_two_racing_pipeline_promotions_leave_one_champion(
+        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome) -> None:
+    v1, v2, v3 = _versions(tracking, home, 3)
+    for v in (v1, v2, v3):
+        _passed(ledger, v)
+    ledger.promote(MODEL, v1, "first")
+    # Both candidates were compared with v1: exactly one may replace it.
+    results = _run_race(ledger, home, [v2, v3], expect=v1)
+    winners = [v for v, r in results.items() if r == "promoted"]
+    assert len(winners) == 1, results
+    loser = ({v2, v3} - set(winners)).pop()
+    assert "not v1" in results[loser]
+    _assert_consistent(ledger, tracking, winners[0])
+    promotes = [d for d in ledger.history(MODEL) if d.action == "promote"]
+    assert [(d.version, d.previous_champion) for d in promotes] == [(v1, None),
+                                                                     (winners[0], v1)]
