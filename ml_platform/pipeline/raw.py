@@ -1,4 +1,9 @@
-"""Raw data: the landed files a pipeline's source glob matches, snapshotted with a content hash."""
+"""Raw data: the landed files a pipeline's source glob matches, snapshotted with a content hash.
+
+Reading goes through DuckDB and Arrow (Arrow keeps timestamp time zones, which the data contract
+checks). Every way a file can be bad (missing, empty, truncated, not the declared format, wrong
+delimiter, wrong encoding) raises RawDataError naming the file; nothing is written on the way.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ import pandas as pd
 from ml_platform.core.io import file_hash
 from ml_platform.home import PROJECT_ROOT, PlatformHome
 from ml_platform.spec import PipelineSpec
+
+DELIMITERS = (";", "\t", "|")
 
 
 class RawDataError(ValueError):
@@ -43,37 +50,82 @@ def snapshot(spec: PipelineSpec, home: PlatformHome) -> RawSnapshot:
     return RawSnapshot(files=files, bytes=total, data_version=digest.hexdigest()[:16])
 
 
-def _read_one(con: duckdb.DuckDBPyConnection, path: str, fmt: str) -> pd.DataFrame:
-    if Path(path).stat().st_size == 0:
+def file_format(path: str | Path) -> str:
+    """'csv' or 'parquet' from the file name (``.csv``, ``.csv.gz``, ``.tsv``; else Parquet)."""
+    return "csv" if str(path).lower().endswith((".csv", ".csv.gz", ".tsv")) else "parquet"
+
+
+def _reader(fmt: str) -> str:
+    if fmt == "csv":
+        return "read_csv($files, header=true, auto_detect=true, union_by_name=true, filename=true)"
+    return "read_parquet($files, union_by_name=true, filename=true)"
+
+
+def _check_file(path: str) -> None:
+    file = Path(path)
+    if not file.is_file():
+        raise RawDataError(f"{path}: the file does not exist (moved or deleted after listing?)")
+    if file.stat().st_size == 0:
         raise RawDataError(f"{path}: the file is empty")
-    try:
-        if fmt == "csv":
-            return con.execute("SELECT * FROM read_csv(?, header=true, auto_detect=true)",
-                               [path]).df()
-        return con.execute("SELECT * FROM read_parquet(?)", [path]).df()
-    except (duckdb.Error, OSError) as exc:
-        kind = "CSV" if fmt == "csv" else "Parquet"
-        raise RawDataError(f"{path}: not a readable {kind} file: {exc}") from None
 
 
-def read(spec: PipelineSpec, snap: RawSnapshot) -> pd.DataFrame:
-    """All rows of the snapshot's files, with ``_source_file`` naming the file of each row."""
-    fmt = spec.source.file_format
-    reader = ("read_csv(?, header=true, auto_detect=true, union_by_name=true, filename=true)"
-              if fmt == "csv" else "read_parquet(?, union_by_name=true, filename=true)")
+def _query(con: duckdb.DuckDBPyConnection, files: list[str], fmt: str) -> pd.DataFrame:
+    table = con.sql(f"SELECT * FROM {_reader(fmt)}", params={"files": files}).to_arrow_table()
+    return table.to_pandas()
+
+
+def _delimited_header(frame: pd.DataFrame) -> str | None:
+    """A column name that still contains a delimiter: the file was split on the wrong one."""
+    return next((str(c) for c in frame.columns if any(d in str(c) for d in DELIMITERS)), None)
+
+
+def _check_delimiters(con: duckdb.DuckDBPyConnection, files: list[str], frame: pd.DataFrame
+                      ) -> None:
+    if _delimited_header(frame) is None:
+        return
+    for path in files:  # only on failure: find the file it came from
+        column = _delimited_header(frame if len(files) == 1 else _read_one(con, path, "csv"))
+        if column is not None:
+            raise RawDataError(f"{path}: read a column named '{column[:80]}': wrong delimiter? "
+                               f"(expected comma-separated values with a header row)")
+
+
+def read_files(files: list[str], fmt: str) -> pd.DataFrame:
+    """All rows of ``files``, with ``_source_file`` naming the file of each row."""
+    for path in files:
+        _check_file(path)
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        for path in snap.files:
-            if Path(path).stat().st_size == 0:
-                raise RawDataError(f"{path}: the file is empty")
         try:
-            frame = con.execute(f"SELECT * FROM {reader}", [snap.files]).df()
-        except (duckdb.Error, OSError):
-            for path in snap.files:  # find and name the file that breaks the read
+            frame = _query(con, files, fmt)
+        except (duckdb.Error, OSError, ValueError):
+            for path in files:  # find and name the file that breaks the read
                 _read_one(con, path, fmt)
             raise
+        if fmt == "csv":
+            _check_delimiters(con, files, frame)
     finally:
         con.close()
     frame["filename"] = frame["filename"].map(lambda f: Path(f).name)
     return frame.rename(columns={"filename": "_source_file"})
+
+
+def _read_one(con: duckdb.DuckDBPyConnection, path: str, fmt: str) -> pd.DataFrame:
+    try:
+        return _query(con, [path], fmt)
+    except (duckdb.Error, OSError, ValueError) as exc:
+        kind = "CSV" if fmt == "csv" else "Parquet"
+        first = str(exc).strip().splitlines()[0][:300]
+        raise RawDataError(f"{path}: not a readable {kind} file "
+                           f"(truncated, corrupt or another format?): {first}") from None
+
+
+def read(spec: PipelineSpec, snap: RawSnapshot) -> pd.DataFrame:
+    """All rows of the snapshot's files."""
+    return read_files(snap.files, spec.source.file_format)
+
+
+def read_path(path: str | Path) -> pd.DataFrame:
+    """One file outside any pipeline's landing area (``ml-platform validate --data``)."""
+    return read_files([str(path)], file_format(path))

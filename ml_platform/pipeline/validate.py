@@ -1,35 +1,26 @@
-"""The validation stage: check a raw batch, publish it only if it passes.
+"""The validation stage: check a raw batch against its contract, publish it only if it passes.
 
-The rules come from ``ml_platform.contracts``; this module applies the row-level policy
-(quarantine) and writes the validated batch atomically, so a failing batch never replaces the
-last good one.
+The rules come from ``ml_platform.contracts``; this module applies the outcome: rows broken
+only by quarantine-policy rules go to a quarantine table with their reasons, the rest is
+published atomically, and a failing batch publishes nothing (the last good batch stays).
+Every validation writes an HTML report.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from ml_platform.contracts import ContractResult, RuleResult, check_contract, load_for_spec
+from ml_platform.contracts.report import write_report
 from ml_platform.core.io import frame_hash, write_parquet
 from ml_platform.home import PlatformHome
 from ml_platform.spec import PipelineSpec
 
-
-@dataclass
-class RuleResult:
-    rule: str
-    column: str | None
-    passed: bool
-    failing_rows: int = 0
-    failing_fraction: float = 0.0
-    sample: list = field(default_factory=list)
-    message: str = ""
-
-    def to_dict(self) -> dict:
-        return self.__dict__.copy()
+__all__ = ["RuleResult", "ValidationOutcome", "validate_batch", "check_only"]
 
 
 @dataclass
@@ -40,47 +31,27 @@ class ValidationOutcome:
     rows_quarantined: int
     validated_path: Path | None = None
     data_version: str | None = None
-
-    @property
-    def passed(self) -> bool:
-        return all(r.passed for r in self.rules)
+    report_path: Path | None = None
+    quarantine_path: Path | None = None
+    quarantined: list[RuleResult] = field(default_factory=list)
 
     @property
     def failures(self) -> list[RuleResult]:
-        return [r for r in self.rules if not r.passed]
+        """Rules that fail the batch."""
+        return [r for r in self.rules if not r.passed and r.policy == "fail"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def of_kind(self, kind: str) -> list[RuleResult]:
+        return [r for r in self.rules if r.kind == kind]
 
     def summary(self) -> str:
         if self.passed:
-            return f"all {len(self.rules)} rules passed on {self.rows_in} rows"
-        return "; ".join(f"{r.rule}[{r.column}]: {r.message}" for r in self.failures)
-
-
-def _rule(name: str, column: str | None, bad: pd.Series | np.ndarray, values: pd.Series | None,
-          message: str) -> RuleResult:
-    bad = np.asarray(bad, dtype=bool)
-    n_bad = int(bad.sum())
-    sample = [] if values is None or n_bad == 0 else [str(v) for v in values[bad].head(5)]
-    return RuleResult(name, column, n_bad == 0, n_bad, n_bad / max(len(bad), 1), sample,
-                      f"{n_bad} rows ({n_bad / max(len(bad), 1):.2%}) {message}" if n_bad else "")
-
-
-def basic_rules(spec: PipelineSpec, frame: pd.DataFrame) -> list[RuleResult]:
-    """The rules every pipeline gets even without a contract file."""
-    required = [spec.entity_key, spec.event_timestamp, spec.label,
-                *spec.features.numeric, *spec.features.categorical,
-                *{a.column for a in spec.features.aggregates if a.column}]
-    missing = [c for c in dict.fromkeys(required) if c not in frame.columns]
-    if missing:
-        return [RuleResult("column_present", c, False, len(frame), 1.0, [],
-                           f"required column '{c}' is missing") for c in missing]
-    if frame.empty:
-        return [RuleResult("non_empty", None, False, 0, 1.0, [], "the batch has no rows")]
-    label = frame[spec.label]
-    rules = [_rule("not_null", spec.label, label.isna(), label, "have a null label")]
-    if spec.is_classification:
-        bad = ~label.isin([0, 1, True, False]) & label.notna()
-        rules.append(_rule("label_domain", spec.label, bad, label, "have a label outside {0, 1}"))
-    return rules
+            return (f"all {len(self.rules)} rules passed on {self.rows_in} rows "
+                    f"({self.rows_quarantined} quarantined)")
+        return "; ".join(f"{r.label}: {r.message}" for r in self.failures)
 
 
 def normalise(spec: PipelineSpec, frame: pd.DataFrame) -> pd.DataFrame:
@@ -104,10 +75,38 @@ def publish(spec: PipelineSpec, home: PlatformHome, valid: pd.DataFrame) -> tupl
     return write_parquet(out, home.pipeline_dir(spec.name) / "validated.parquet"), version
 
 
-def validate_batch(spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame
-                   ) -> ValidationOutcome:
-    rules = basic_rules(spec, frame)
-    outcome = ValidationOutcome(rules, len(frame), len(frame), 0)
-    if outcome.passed:
-        outcome.validated_path, outcome.data_version = publish(spec, home, normalise(spec, frame))
+def write_quarantine(spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame,
+                     result: ContractResult, tag: str) -> Path:
+    """The quarantined rows with the rules they broke, one file per validated batch."""
+    rows = frame.loc[result.quarantine].copy()
+    rows["_reasons"] = result.reasons.reindex(range(len(frame))).to_numpy()[result.quarantine]
+    rows["_quarantined_at"] = datetime.now(UTC)
+    target = home.pipeline_dir(spec.name) / "quarantine" / f"{tag}.parquet"
+    # object columns can mix types in rows that broke a rule; strings always serialise
+    objects = {c: "string" for c in rows.columns if rows[c].dtype == object}
+    return write_parquet(rows.astype(objects), target)
+
+
+def check_only(spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame, source: str
+               ) -> tuple[ContractResult, Path]:
+    """Check a batch against the pipeline's committed contract and write the report."""
+    result = check_contract(load_for_spec(spec), frame.reset_index(drop=True))
+    tag = "passed" if result.passed else "failed"
+    return result, write_report(home.reports, spec.name, source, result, tag)
+
+
+def validate_batch(spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame,
+                   source: str = "landed files") -> ValidationOutcome:
+    frame = frame.reset_index(drop=True)
+    result, report = check_only(spec, home, frame, source)
+    outcome = ValidationOutcome(result.rules, len(frame), len(frame) - result.rows_quarantined,
+                                result.rows_quarantined, report_path=report,
+                                quarantined=result.quarantined_rules)
+    if not outcome.passed:
+        return outcome
+    valid = frame.loc[~result.quarantine] if result.rows_quarantined else frame
+    outcome.validated_path, outcome.data_version = publish(spec, home, normalise(spec, valid))
+    if result.rows_quarantined:
+        outcome.quarantine_path = write_quarantine(spec, home, frame, result,
+                                                   outcome.data_version)
     return outcome
