@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing pinned dependencies into $(VENV) (first time: a few minutes) ..."
-	@$(BIN)/pip install -q -r requirements.txt 2> $(VENV)/pip.log || (cat $(VENV)/pip.log; exit 1)
+	@$(BIN)/pip install -q --no-compile -r requirements.txt 2> $(VENV)/pip.log || (cat $(VENV)/pip.log; exit 1)
 	@$(BIN)/pip install -q --no-deps -e . 2>> $(VENV)/pip.log || (cat $(VENV)/pip.log; exit 1)
 	@touch $(STAMP)
 
