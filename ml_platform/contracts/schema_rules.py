@@ -35,7 +35,7 @@ def _dtype_ok(rule: ColumnRule, s: pd.Series) -> bool:
     if kind is None:
         return True
     if kind == "int":
-        return t.is_integer_dtype(s) and not t.is_bool_dtype(s)
+        return (t.is_integer_dtype(s) and not t.is_bool_dtype(s)) or _integral_floats(s)
     if kind == "float":
         return (t.is_float_dtype(s) or t.is_integer_dtype(s)) and not t.is_bool_dtype(s)
     if kind == "bool":
@@ -44,6 +44,16 @@ def _dtype_ok(rule: ColumnRule, s: pd.Series) -> bool:
         return t.is_object_dtype(s) or t.is_string_dtype(s) or isinstance(
             s.dtype, pd.CategoricalDtype)
     return t.is_datetime64_any_dtype(s)
+
+
+def _integral_floats(s: pd.Series) -> bool:
+    """Readers turn an int column with nulls into floats; whole numbers keep it an int column,
+    so the nulls are reported by the null rule instead of a confusing type error."""
+    if not pd.api.types.is_float_dtype(s):
+        return False
+    data = s.to_numpy(dtype="float64", na_value=np.nan)
+    data = data[~np.isnan(data)]
+    return bool(np.all(np.isfinite(data)) and np.all(data == np.round(data)))
 
 
 def _tz_ok(rule: ColumnRule, s: pd.Series) -> bool:

@@ -79,15 +79,24 @@ def _delimited_header(frame: pd.DataFrame) -> str | None:
     return next((str(c) for c in frame.columns if any(d in str(c) for d in DELIMITERS)), None)
 
 
-def _check_delimiters(con: duckdb.DuckDBPyConnection, files: list[str], frame: pd.DataFrame
-                      ) -> None:
-    if _delimited_header(frame) is None:
+def _check_csv(path: str, frame: pd.DataFrame) -> None:
+    column = _delimited_header(frame)
+    if column is not None:
+        raise RawDataError(f"{path}: read a column named '{column[:80]}': wrong delimiter? "
+                           f"(expected comma-separated values with a header row)")
+    if frame.empty:
+        with Path(path).open("rb") as fh:
+            lines = sum(1 for line in fh if line.strip())
+        if lines > 1:  # the sniffer gave up on ragged lines and returned no rows
+            raise RawDataError(f"{path}: {lines} lines but no row could be parsed: ragged "
+                               f"lines or a wrong delimiter?")
+
+
+def _check_csvs(con: duckdb.DuckDBPyConnection, files: list[str], frame: pd.DataFrame) -> None:
+    if _delimited_header(frame) is None and not frame.empty:
         return
-    for path in files:  # only on failure: find the file it came from
-        column = _delimited_header(frame if len(files) == 1 else _read_one(con, path, "csv"))
-        if column is not None:
-            raise RawDataError(f"{path}: read a column named '{column[:80]}': wrong delimiter? "
-                               f"(expected comma-separated values with a header row)")
+    for path in files:  # only when something looks wrong: find the file it came from
+        _check_csv(path, frame if len(files) == 1 else _read_one(con, path, "csv"))
 
 
 def read_files(files: list[str], fmt: str) -> pd.DataFrame:
@@ -104,7 +113,7 @@ def read_files(files: list[str], fmt: str) -> pd.DataFrame:
                 _read_one(con, path, fmt)
             raise
         if fmt == "csv":
-            _check_delimiters(con, files, frame)
+            _check_csvs(con, files, frame)
     finally:
         con.close()
     frame["filename"] = frame["filename"].map(lambda f: Path(f).name)

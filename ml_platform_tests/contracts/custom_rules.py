@@ -1,0 +1,8 @@
+"""A custom contract check, referenced by import path from a test contract."""
+
+import pandas as pd
+
+
+def amount_below_income(frame: pd.DataFrame) -> pd.Series:
+    """A loan larger than ten years of income is a data error, not a risky customer."""
+    return frame["amount"] <= 10 * frame["annual_income"]
