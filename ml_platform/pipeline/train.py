@@ -26,6 +26,7 @@ from ml_platform.core.metrics import classification_metrics, regression_metrics
 from ml_platform.core.tracking import Tracking, pip_requirements
 from ml_platform.core.versioning import code_version
 from ml_platform.home import PlatformHome
+from ml_platform.pipeline import tuning
 from ml_platform.pipeline.features import TableInfo
 from ml_platform.spec import PipelineSpec
 
@@ -134,6 +135,24 @@ def _log_model(spec: PipelineSpec, model: Any, split: training.Split, scores: An
     return info.model_uri
 
 
+def _search(spec: PipelineSpec, home: PlatformHome, tracking: Tracking, split: training.Split,
+            training_set: TableInfo, experiment_id: str, run_id: str) -> optuna.Study:
+    """Adopt a finished parallel study of this data version (``ml-platform tune``), or run a
+    seeded sequential one of our own with a nested run per trial."""
+    storage = tuning.storage_url(home)
+    tuned = tuning.finished_study(storage, tuning.tuned_study_name(spec, training_set.data_version),
+                                  spec.model.n_trials)
+    if tuned is not None:
+        mlflow.set_tags({"optuna_study": tuned.study_name, "tuning": "adopted",
+                         "tuned_by_run": str(tuned.user_attrs.get(tuning.PARENT_RUN_ATTR, ""))})
+        return tuned
+    name = f"{spec.name}-{training_set.data_version}-{run_id[:8]}"
+    mlflow.set_tags({"optuna_study": name, "tuning": "sequential"})
+    return training.tune(spec, split, storage=storage, study_name=name,
+                         on_trial=trial_logger(tracking, experiment_id, run_id, name,
+                                               spec.primary_metric))
+
+
 def train_candidate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking,
                     training_set: TableInfo, tags: dict[str, str],
                     open_run: RunOpener | None = None) -> Candidate:
@@ -153,14 +172,11 @@ def train_candidate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking,
                 "holdout_hash": split.test_window["hash"]}
     opener = open_run or tracking.run
     with opener(experiment_id, f"{spec.name}-candidate", all_tags) as run_id:
-        study_name = f"{spec.name}-{training_set.data_version}-{run_id[:8]}"
-        mlflow.set_tag("optuna_study", study_name)
         mlflow.log_params(run_params(spec, split))
         _log_dataset(spec, frame, training_set)
         started = time.perf_counter()
-        study = training.tune(spec, split, storage=home.optuna_storage, study_name=study_name,
-                              on_trial=trial_logger(tracking, experiment_id, run_id,
-                                                    study_name, metric))
+        study = _search(spec, home, tracking, split, training_set, experiment_id, run_id)
+        study_name = study.study_name
         tuning_seconds = time.perf_counter() - started
         best = study.best_trial.params
         # Final fit on train + validation, scored once on the frozen test window.

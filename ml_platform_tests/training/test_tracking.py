@@ -1,0 +1,108 @@
+"""The MLflow run has everything; with the tracking store down nothing trains or registers."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from ml_platform.core.tracking import Tracking, TrackingUnavailable
+from ml_platform.core.versioning import code_version
+from ml_platform.home import PlatformHome
+from ml_platform.pipeline import train
+from ml_platform.pipeline.features import TableInfo
+from ml_platform_tests.conftest import materialize, small_spec
+from ml_platform_tests.training.conftest import training_spec
+
+DAGSTER_TAGS = {"dagster_run_id": "r-123", "dagster_asset_key": "loan_default_candidate_model",
+                "dagster_partition": "2026-03-01"}
+
+
+def closed_port_uri() -> str:
+    """An http tracking URI on a local port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_the_run_has_every_param_metric_tag_input_and_signature(
+        home: PlatformHome, tracking: Tracking, training_set: TableInfo) -> None:
+    spec = training_spec(n_trials=3)
+    cand = train.train_candidate(spec, home, tracking, training_set, DAGSTER_TAGS)
+    client = MlflowClient(home.tracking_uri)
+    run = client.get_run(cand.run_id)
+    split = train.training.time_split(train.pd.read_parquet(training_set.path), spec)
+    expected_params = {k: str(v) for k, v in train.run_params(spec, split).items()}
+    expected_params |= {f"best.{k}": str(v) for k, v in cand.best_params.items()}
+    assert run.data.params == expected_params
+    assert set(cand.best_params) == set(spec.model.search_space)
+
+    metrics = run.data.metrics
+    assert {f"test_{k}": v for k, v in cand.test_metrics.items()}.items() <= metrics.items()
+    assert metrics["best_val_roc_auc"] == pytest.approx(cand.validation_score)
+    assert metrics["trials"] == 3 and "tuning_seconds" in metrics
+
+    tags = run.data.tags
+    assert DAGSTER_TAGS.items() <= tags.items()
+    assert tags["code_version"] == code_version()
+    assert tags["data_version"] == training_set.data_version
+    assert tags["holdout_hash"] == cand.holdout["hash"]
+    assert tags["prediction_hash"] == cand.prediction_hash
+    assert tags["reproducibility_hash"] == cand.reproducibility_hash
+    assert tags["optuna_study"] == cand.study_name
+    assert tags["seed"] == str(spec.seed)
+
+    (dataset_input,) = run.inputs.dataset_inputs
+    assert dataset_input.dataset.digest == training_set.data_version
+    assert training_set.path in dataset_input.dataset.source
+    assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "training"
+
+    info = mlflow.models.get_model_info(cand.model_uri)
+    assert info.signature.inputs.input_names() == spec.features.all_columns
+    assert info.saved_input_example_info is not None
+
+    artifacts = {a.path for a in client.list_artifacts(cand.run_id, "plots")}
+    assert "plots/optimization_history.png" in artifacts
+
+    children = client.search_runs(
+        [cand.experiment_id], f"tags.mlflow.parentRunId = '{cand.run_id}'")
+    assert sorted(int(c.data.tags["optuna_trial"]) for c in children) == [0, 1, 2]
+    for child in children:
+        assert set(child.data.params) == set(spec.model.search_space)
+        if child.data.tags["optuna_state"] == "COMPLETE":
+            assert "val_roc_auc" in child.data.metrics
+
+
+def test_tracking_down_fails_clearly_before_any_work(
+        home: PlatformHome, training_set: TableInfo, monkeypatch: pytest.MonkeyPatch) -> None:
+    # MLflow's own HTTP retries would take minutes; ours (with backoff) are the ones under test.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    uri = closed_port_uri()
+    down = Tracking(uri, attempts=2)
+    with pytest.raises(TrackingUnavailable) as err:
+        train.train_candidate(training_spec(), home, down, training_set, {})
+    message = str(err.value)
+    assert "unreachable" in message and uri in message and "2 attempts" in message
+    assert not (home.pipeline_dir("loan_default") / "holdouts").exists()
+    assert not Path(home.root / "optuna.db").exists()
+
+
+@pytest.mark.slow
+def test_pipeline_with_tracking_down_registers_nothing(
+        home: PlatformHome, landed: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", closed_port_uri())
+    result = materialize(small_spec(n_trials=1), home)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_key == "loan_default_candidate_model"
+    assert "MLflow tracking store unreachable" in str(failure.step_failure_data.error)
+    assert not result.asset_materializations_for_node("loan_default_registered_model")
+    local = MlflowClient(home.tracking_uri, registry_uri=home.tracking_uri)
+    assert local.search_registered_models() == []
