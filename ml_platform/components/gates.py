@@ -1,4 +1,5 @@
-"""Evaluation gates as blocking asset checks on the evaluation report."""
+"""Evaluation gates as blocking asset checks on the evaluation report: a failed gate stops the
+run before registration, and each check's description says why."""
 
 from __future__ import annotations
 
@@ -6,21 +7,27 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from ml_platform.pipeline.evaluate import EvaluationReport
+from ml_platform.pipeline.evaluate import CHAMPION_GATE, EvaluationReport, gate_names
 from ml_platform.spec import PipelineSpec
 
-
-def gate_names(spec: PipelineSpec) -> list[str]:
-    names = [f"{m}_above_floor" for m in spec.gates.min_metrics]
-    names += [f"{m}_below_ceiling" for m in spec.gates.max_metrics]
-    if spec.gates.beat_baseline:
-        names.append("beats_baseline")
-    return [*names, "beats_champion", "infra_valid"]
+_DESCRIPTIONS = {
+    "beats_dummy_baseline": "The candidate is significantly better than a constant model "
+                            "(paired bootstrap CI of the difference above 0).",
+    "not_worse_than_linear_baseline": "The candidate is not significantly worse than a linear "
+                                      "model (whole CI below -margin fails).",
+    CHAMPION_GATE: "Champion re-scored on the same frozen holdout: the candidate is not worse "
+                   "by more than the margin overall, and no slice is significantly worse.",
+    "infra_valid": "The artifact loads in a fresh process and scores 1,000 rows within the "
+                   "latency and memory budgets.",
+    "signature_matches_features": "The artifact's input signature is exactly the feature "
+                                  "service's columns and types.",
+}
 
 
 def gate_check_specs(spec: PipelineSpec, asset: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     return [dg.AssetCheckSpec(name, asset=asset, blocking=True,
-                              description=f"Evaluation gate '{name}' of '{spec.name}'.")
+                              description=_DESCRIPTIONS.get(name, f"Gate '{name}' of the "
+                                                            f"spec of '{spec.name}'."))
             for name in gate_names(spec)]
 
 
@@ -29,6 +36,7 @@ def gate_results(spec: PipelineSpec, report: EvaluationReport) -> Iterator[dg.As
         gate = report.gate(name)
         if gate is None:  # only the champion gate can be absent: there is no champion yet
             yield dg.AssetCheckResult(check_name=name, passed=True,
+                                      description="no champion yet: nothing to compare with",
                                       metadata={"message": "no champion yet"})
             continue
         yield dg.AssetCheckResult(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -20,20 +21,27 @@ class PairedComparison:
     n: int
     samples: int
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _weighted_auc(y: np.ndarray, order: np.ndarray, w: np.ndarray) -> float:
-    """ROC AUC with per-row bootstrap weights; ``order`` sorts the scores ascending (ties are
-    rare for continuous scores and counted as a loss here, which biases both models alike)."""
-    ys, ws = y[order], w[order]
-    neg_below = np.cumsum(ws * (ys == 0)) - ws * (ys == 0)
-    pos_w = ws * (ys == 1)
-    total_pos, total_neg = pos_w.sum(), (ws * (ys == 0)).sum()
+def _score_groups(scores: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each row's index among the distinct scores (ascending), and how many there are."""
+    unique, inverse = np.unique(scores, return_inverse=True)
+    return inverse, len(unique)
+
+
+def _weighted_auc(y: np.ndarray, groups: tuple[np.ndarray, int], w: np.ndarray) -> float:
+    """ROC AUC with per-row bootstrap weights; tied scores count one half, as in
+    ``roc_auc_score`` (tree models and constant baselines produce many ties)."""
+    inverse, n = groups
+    pos = np.bincount(inverse, weights=w * (y == 1), minlength=n)
+    neg = np.bincount(inverse, weights=w * (y == 0), minlength=n)
+    total_pos, total_neg = pos.sum(), neg.sum()
     if total_pos == 0 or total_neg == 0:
         return float("nan")
-    return float((pos_w * neg_below).sum() / (total_pos * total_neg))
+    neg_below = np.cumsum(neg) - neg
+    return float((pos * (neg_below + 0.5 * neg)).sum() / (total_pos * total_neg))
 
 
 def paired_bootstrap(metric: str, y: np.ndarray, challenger: np.ndarray, champion: np.ndarray,
@@ -49,10 +57,11 @@ def paired_bootstrap(metric: str, y: np.ndarray, challenger: np.ndarray, champio
     point_a, point_b = score(metric, y, a), score(metric, y, b)
     diffs = np.empty(samples)
     if metric == "roc_auc":
-        order_a, order_b = np.argsort(a, kind="stable"), np.argsort(b, kind="stable")
+        # Resample weights instead of rows: one sort per model instead of one per sample.
+        groups_a, groups_b = _score_groups(a), _score_groups(b)
         for i in range(samples):
             w = rng.multinomial(len(y), np.full(len(y), 1 / len(y))).astype(float)
-            diffs[i] = _weighted_auc(y, order_a, w) - _weighted_auc(y, order_b, w)
+            diffs[i] = _weighted_auc(y, groups_a, w) - _weighted_auc(y, groups_b, w)
     else:
         for i in range(samples):
             idx = rng.integers(0, len(y), len(y))
