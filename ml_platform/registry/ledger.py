@@ -110,6 +110,10 @@ def default_actor() -> str:
         return "user:unknown"
 
 
+def _v(version: str | None) -> str:
+    return "none" if version is None else f"v{version}"
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -254,8 +258,8 @@ class PromotionLedger:
         registry_champion = self._alias(pipeline, CHAMPION)
         if ledger_champion != registry_champion:
             raise PromotionRefused(
-                f"registry alias '{CHAMPION}' of '{pipeline}' is v{registry_champion} but the "
-                f"ledger says v{ledger_champion}: the alias was moved outside the ledger; "
+                f"registry alias '{CHAMPION}' of '{pipeline}' is {_v(registry_champion)} but the "
+                f"ledger says {_v(ledger_champion)}: the alias was moved outside the ledger; "
                 "promote a version with --force to reconcile (recorded)")
         return ledger_champion
 
@@ -292,9 +296,10 @@ class PromotionLedger:
                                            self._alias(pipeline, CHAMPION))
             if expect_champion is not False and previous != expect_champion:
                 raise PromotionRefused(
-                    f"the champion of '{pipeline}' is now v{previous}, not v{expect_champion} "
+                    f"the champion of '{pipeline}' is now {_v(previous)}, not "
+                    f"{_v(expect_champion)} "
                     "that the candidate was compared with; it stays a challenger")
-            if previous == version:
+            if previous == version and self._champion(con, pipeline) == version:
                 raise PromotionRefused(f"version {version} is already the champion")
             decision = self._append(con, pipeline, "force_promote" if force else "promote",
                                     version, previous, actor or default_actor(), reason, force,
@@ -352,6 +357,6 @@ class PromotionLedger:
         ledger_champion, registry_champion = self.champion(pipeline), self._alias(pipeline,
                                                                                   CHAMPION)
         if ledger_champion != registry_champion:
-            problems.append(f"champion: ledger v{ledger_champion}, registry "
-                            f"v{registry_champion}")
+            problems.append(f"champion: ledger {_v(ledger_champion)}, registry "
+                            f"{_v(registry_champion)}")
         return problems
