@@ -64,13 +64,14 @@ class MlflowTrackingResource(dg.ConfigurableResource):
                                    f"read experiment {experiment_id}")
         run = tracking.call(lambda: tracking.client.create_run(
             experiment_id, run_name=run_name,
-            tags={**tags, "dagster_run_url": self.run_link(context.run_id)}),
+            tags={**tags, "dagster_run_url": self.run_link(context.run.run_id)}),
             f"create the run '{run_name}'")
         config = {"experiment_name": experiment.name, "mlflow_tracking_uri": tracking.tracking_uri,
                   "mlflow_run_id": run.info.run_id, "parent_run_id": None, "env": {},
                   "env_to_tag": self.env_to_tag, "extra_tags": self.extra_tags}
         # dagster_mlflow.MlFlow reads these attributes of a resource init context.
-        init = SimpleNamespace(log=context.log, run_id=context.run_id, resource_config=config,
+        init = SimpleNamespace(log=context.log, run_id=context.run.run_id,
+                               resource_config=config,
                                dagster_run=SimpleNamespace(job_name=run_name))
         try:
             MlFlow(init)  # makes our run the active one and sets its Dagster tags
