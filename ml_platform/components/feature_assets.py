@@ -31,9 +31,14 @@ def feature_assets(spec: PipelineSpec, key: dict[str, dg.AssetKey], common: dict
         "online_matches_offline", asset=online_key,
         description="Sampled entities' online vectors equal their offline point-in-time vectors.")
 
-    @dg.asset(key=key["features"], deps=[key["validated"]], kinds={"duckdb", "sql"}, **common)
+    # A spec naming a dbt model reads it; the dbt asset (ml_platform/defs/dbt) sits upstream.
+    upstream = [dg.AssetKey(spec.features.dbt_model)] if spec.features.dbt_model else []
+
+    @dg.asset(key=key["features"], deps=[key["validated"], *upstream], kinds={"duckdb", "sql"},
+              **common)
     def features_asset(platform: PlatformResource) -> dg.Output[dict]:
-        """Declared features per entity and event time (windowed aggregates as of each event)."""
+        """Features per entity and event time (windowed aggregates as of each event), from the
+        spec's declared SQL or its dbt model: the offline table Feast serves from."""
         info = features.build_features(spec, platform.platform_home())
         return dg.Output(info.__dict__, data_version=dg.DataVersion(info.data_version),
                          metadata={"rows": info.rows, "columns": len(info.columns),

@@ -59,6 +59,11 @@ def compute_features(spec: PipelineSpec, validated: Path) -> pd.DataFrame:
         frame = as_utc(frame, spec.event_timestamp)
     finally:
         con.close()
+    return apply_custom(spec, frame)
+
+
+def apply_custom(spec: PipelineSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    """Run the spec's custom feature functions (DataFrame -> DataFrame) in order."""
     for path in spec.features.custom:
         frame = resolve_import(path)(frame)
     missing = set(spec.features.custom_outputs) - set(frame.columns)

@@ -7,8 +7,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ml_platform.core.features import compute_features, point_in_time_join
+from ml_platform.core.features import apply_custom, compute_features, point_in_time_join
 from ml_platform.core.io import frame_hash, write_parquet
+from ml_platform.featurestore.dbt_project import read_model
 from ml_platform.featurestore.definitions import ServiceDef, feature_service, features_table
 from ml_platform.home import PlatformHome
 from ml_platform.spec import PipelineSpec
@@ -28,8 +29,12 @@ def features_path(spec: PipelineSpec, home: PlatformHome) -> Path:
 
 
 def build_features(spec: PipelineSpec, home: PlatformHome) -> TableInfo:
-    validated = home.pipeline_dir(spec.name) / "validated.parquet"
-    frame = compute_features(spec, validated)
+    """The offline feature table (the Feast source): the spec's declared SQL over the validated
+    batch, or the dbt model the spec names."""
+    if spec.features.dbt_model:
+        frame = apply_custom(spec, read_model(spec, home))
+    else:
+        frame = compute_features(spec, home.pipeline_dir(spec.name) / "validated.parquet")
     path = write_parquet(frame, features_path(spec, home))
     return TableInfo(str(path), len(frame), frame_hash(frame), list(frame.columns))
 

@@ -1,0 +1,38 @@
+"""dbt feature models as Dagster assets: dbt tests become asset checks, dbt sources map to the
+pipelines' validated assets, and a pipeline whose spec names a dbt model reads it downstream."""
+
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from ml_platform.featurestore.dbt_project import (
+    DBT_PROJECT_DIR,
+    dbt_executable,
+    prepare_manifest,
+)
+from ml_platform.resources import PlatformResource
+
+PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+# Parse only when the manifest is missing or older than the dbt files (a few seconds).
+prepare_manifest(PROJECT.manifest_path)
+
+
+class FeatureModelTranslator(DagsterDbtTranslator):
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return "dbt_features"
+
+
+@dbt_assets(manifest=PROJECT.manifest_path, project=PROJECT,
+            dagster_dbt_translator=FeatureModelTranslator())
+def dbt_feature_models(context: dg.AssetExecutionContext, platform: PlatformResource
+                       ) -> Iterator[Any]:
+    """Staging and feature models on the embedded warehouse (`dbt build`: models and tests)."""
+    home = platform.platform_home()
+    # profiles.yml reads the home from the environment, which the dbt subprocess inherits.
+    os.environ["ML_PLATFORM_HOME"] = str(home.root)
+    dbt = DbtCliResource(project_dir=PROJECT, profiles_dir=str(DBT_PROJECT_DIR),
+                         dbt_executable=dbt_executable())
+    yield from dbt.cli(["build"], context=context).stream()
