@@ -25,8 +25,10 @@ def _schema(model: Any) -> dict[str, str]:
     return {spec.name: spec.type.name for spec in schema.inputs}
 
 
-def check(model_uri: str, sample_path: str, tracking_uri: str, repeats: int = 5
-          ) -> dict[str, Any]:
+def check(model_uri: str, sample_path: str, tracking_uri: str, found: dict[str, Any],
+          repeats: int = 5) -> dict[str, Any]:
+    """``found`` collects what is known before a failure (the signature survives a predict
+    error, so the parent can still judge it)."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
@@ -34,6 +36,7 @@ def check(model_uri: str, sample_path: str, tracking_uri: str, repeats: int = 5
     started = time.perf_counter()
     model = mlflow.pyfunc.load_model(model_uri)
     load_seconds = time.perf_counter() - started
+    found["input_schema"] = _schema(model)
     sample = pd.read_parquet(sample_path)
     timings, out = [], None
     # Measured on one native thread, as a server worker on a shared host should run: with
@@ -51,16 +54,18 @@ def check(model_uri: str, sample_path: str, tracking_uri: str, repeats: int = 5
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
         "predictions": len(values),
         "finite": bool(np.isfinite(values).all()),
-        "input_schema": _schema(model),
+        "input_schema": found["input_schema"],
         "native_threads": 1,
     }
 
 
 def main() -> None:
+    found: dict[str, Any] = {}
     try:
-        print(json.dumps({"ok": True, **check(*sys.argv[1:4])}))
+        print(json.dumps({"ok": True, **check(*sys.argv[1:4], found=found)}))
     except Exception as exc:  # report any load/predict failure to the parent as data
-        print(json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}"[:1000]}))
+        print(json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}"[:1000],
+                          **found}))
         sys.exit(1)
 
 

@@ -88,5 +88,7 @@ def infra_gates(spec: PipelineSpec, model_uri: str, tracking_uri: str, holdout: 
     result = run_check(model_uri, tracking_uri, sample)
     if not result.get("ok"):
         why = f"the artifact failed to load or predict in a fresh process: {result.get('error')}"
-        return [Gate(INFRA, False, why, result), Gate(SIGNATURE, False, f"not evaluated: {why}")]
+        signature = (signature_gate(spec, result["input_schema"]) if "input_schema" in result
+                     else Gate(SIGNATURE, False, f"not evaluated: {why}"))
+        return [Gate(INFRA, False, why, result), signature]
     return [budget_gate(spec, result), signature_gate(spec, result["input_schema"])]
