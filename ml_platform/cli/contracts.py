@@ -64,6 +64,7 @@ def validate(
     data: Annotated[Path, typer.Option(help="CSV or Parquet file to check.")],
 ) -> None:
     """Check a file against the pipeline's committed contract (exit 0 only if it passes)."""
+    from rich.markup import escape
     from rich.table import Table
 
     from ml_platform.contracts import ContractError
@@ -80,11 +81,12 @@ def validate(
     table = Table("rule", "column", "failing rows", "message", title="broken rules")
     for r in [*result.failures, *result.quarantined_rules]:
         policy = "" if r.policy == "fail" else " (quarantine)"
-        table.add_row(r.rule + policy, r.column or "", f"{r.failing_rows:,}", r.message[:300])
+        table.add_row(escape(r.rule + policy), escape(r.column or ""), f"{r.failing_rows:,}",
+                      escape(r.message[:300]))
     if table.rows:
         console.print(table)
     verdict = "[green]PASSED[/green]" if result.passed else "[red]FAILED[/red]"
     console.print(f"{verdict} {len(result.rules)} rules, {len(result.failures)} failing; "
                   f"{result.rows_in:,} rows, {result.rows_quarantined:,} would be quarantined")
-    console.print(f"report: {report}")
+    console.print(f"report: {escape(str(report))}")
     raise typer.Exit(0 if result.passed else 1)

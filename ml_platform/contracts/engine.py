@@ -61,10 +61,12 @@ def _quarantine(contract: Contract, results: list[RuleResult], masks: dict[str, 
     """Union the failing rows of quarantine-policy rules, with the reasons for each row."""
     bad = np.zeros(n, dtype=bool)
     reasons: dict[int, list[str]] = {}
+    broken: list[str] = []
     for result in results:
         mask = masks.get(result.label)
         if result.passed or result.policy != "quarantine" or mask is None:
             continue
+        broken.append(result.label)
         rows = np.flatnonzero(~mask)
         bad[rows] = True
         for i in rows.tolist():
@@ -73,7 +75,7 @@ def _quarantine(contract: Contract, results: list[RuleResult], masks: dict[str, 
     limit = contract.max_quarantine_fraction
     rule = batch_rule("quarantine_limit", None, fraction <= limit,
                       f"{int(bad.sum())} of {n} rows ({fraction:.2%}) break quarantine-policy "
-                      f"rules, above the limit of {limit:.2%}", n)
+                      f"rules {', '.join(broken)}, above the limit of {limit:.2%}", n)
     if not rule.passed:
         rule.failing_rows, rule.failing_fraction = int(bad.sum()), float(fraction)
     series = pd.Series({i: "; ".join(r) for i, r in reasons.items()}, dtype=object)

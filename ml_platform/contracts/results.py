@@ -28,7 +28,7 @@ class RuleResult:
 
     @property
     def label(self) -> str:
-        return f"{self.rule}[{self.column}]" if self.column else self.rule
+        return f"{self.rule}({self.column})" if self.column else self.rule
 
     def to_dict(self) -> dict[str, Any]:
         return {"rule": self.rule, "column": self.column, "passed": self.passed,

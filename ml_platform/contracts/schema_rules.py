@@ -170,7 +170,7 @@ def values(contract: Contract, frame: pd.DataFrame, usable: set[str],
 
     def capture(rule: str, column: str | None, what: str, fn: Callable[[Any], Any],
                 policy: str | None = None) -> pa.Check:
-        label = f"{rule}[{column}]" if column else rule
+        label = f"{rule}({column})" if column else rule
         descriptions[label] = (rule, column, what, policy or contract.policy(column))
 
         def check(data: Any) -> Any:

@@ -21,6 +21,7 @@ from ml_platform.home import PlatformHome
 from ml_platform.spec import PipelineSpec
 
 __all__ = ["RuleResult", "ValidationOutcome", "validate_batch", "check_only"]
+SHOWN = 6  # failures spelled out in the summary; the report and check metadata list them all
 
 
 @dataclass
@@ -51,7 +52,11 @@ class ValidationOutcome:
         if self.passed:
             return (f"all {len(self.rules)} rules passed on {self.rows_in} rows "
                     f"({self.rows_quarantined} quarantined)")
-        return "; ".join(f"{r.label}: {r.message}" for r in self.failures)
+        shown = [f"{r.label}: {r.message}" for r in self.failures[:SHOWN]]
+        more = len(self.failures) - SHOWN
+        if more > 0:
+            shown.append(f"and {more} more rules (see {self.report_path})")
+        return "; ".join(shown)
 
 
 def normalise(spec: PipelineSpec, frame: pd.DataFrame) -> pd.DataFrame:

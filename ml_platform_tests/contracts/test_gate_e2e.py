@@ -87,7 +87,7 @@ def test_distribution_shift_stops_the_run(home: PlatformHome) -> None:
     _assert_stopped_at_gate(result, instance, home)
     dist = _evaluation(instance, "distributions_within_bounds")
     assert not dist.passed
-    assert "psi_distance[purpose]" in dist.metadata["message"].value
+    assert "psi_distance(purpose)" in dist.metadata["message"].value
 
 
 def test_corrupt_file_stops_the_run_naming_it(landed: list[Path], home: PlatformHome) -> None:
