@@ -1,5 +1,5 @@
 """dbt feature models: loaded as assets with tests as checks, upstream of a pipeline's features;
-the dbt model and the spec's declared SQL give the same training set."""
+the dbt model and the spec's declared SQL give the same feature table."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import pytest
 from ml_platform.home import PlatformHome
 from ml_platform.spec import PipelineSpec
 
-UP_TO_TRAINING_SET = ("key:loan_default_raw or key:loan_default_validated or "
-                      "key:loan_default_features or key:loan_default_feature_registry or "
-                      "key:loan_default_training_set")
+UP_TO_FEATURES = ("key:loan_default_raw or key:loan_default_validated or "
+                  "group:dbt_features or key:loan_default_features")
 
 
 def _dbt_defs() -> dg.AssetsDefinition:
@@ -50,25 +49,21 @@ def _with_dbt(spec: PipelineSpec) -> PipelineSpec:
 
 
 @pytest.mark.slow
-def test_dbt_model_and_declared_sql_give_the_same_training_set(
+def test_dbt_model_and_declared_sql_give_the_same_features(
         demo_spec: PipelineSpec, home: PlatformHome, landed: list[Path]) -> None:
     from ml_platform.components.assets import pipeline_assets
     from ml_platform.components.mlflow_tracking import MlflowTrackingResource
+    from ml_platform.core.features import compute_features
     from ml_platform.resources import PlatformResource
 
+    spec = _with_dbt(demo_spec)
     resources = {"platform": PlatformResource(home=str(home.root)),
                  "mlflow": MlflowTrackingResource()}
-    declared = dg.materialize(pipeline_assets(demo_spec), resources=resources,
-                              selection=UP_TO_TRAINING_SET)
-    assert declared.success
-    sql_set = declared.output_for_node("loan_default_training_set")
-
-    spec = _with_dbt(demo_spec)
-    dbt_run = dg.materialize([*pipeline_assets(spec), _dbt_defs()], resources=resources,
-                             selection=UP_TO_TRAINING_SET + " or group:dbt_features")
-    assert dbt_run.success
-    checks = dbt_run.get_asset_check_evaluations()
+    result = dg.materialize([*pipeline_assets(spec), _dbt_defs()], resources=resources,
+                            selection=UP_TO_FEATURES)
+    assert result.success
+    checks = result.get_asset_check_evaluations()
     assert len(checks) >= 8 and all(c.passed for c in checks)
-    dbt_set = dbt_run.output_for_node("loan_default_training_set")
-    pd.testing.assert_frame_equal(pd.read_parquet(dbt_set["path"]),
-                                  pd.read_parquet(sql_set["path"]), check_dtype=False)
+    from_dbt = pd.read_parquet(result.output_for_node("loan_default_features")["path"])
+    declared = compute_features(demo_spec, home.pipeline_dir("loan_default") / "validated.parquet")
+    pd.testing.assert_frame_equal(from_dbt, declared, check_dtype=False)
