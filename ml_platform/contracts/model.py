@@ -63,6 +63,15 @@ class CustomCheck(_Strict):
     column: str | None = None
     on_fail: Policy | None = None
 
+    @field_validator("function")
+    @classmethod
+    def _importable(cls, path: str) -> str:
+        from ml_platform.spec import resolve_import
+
+        if not callable(resolve_import(path)):
+            raise ValueError(f"'{path}' is not callable")
+        return path
+
 
 class ColumnDistribution(_Strict):
     max_null_fraction: float | None = Field(default=None, ge=0, le=1)

@@ -189,17 +189,23 @@ def values(contract: Contract, frame: pd.DataFrame, usable: set[str],
             columns[name] = pa.Column(None, checks=checks, nullable=True)
     frame_checks = _frame_checks(contract, usable, capture)
     schema = pa.DataFrameSchema(columns, checks=frame_checks, strict=False)
-    verdict: set[str] = set()
+    verdict: dict[str, str] = {}  # failing check -> pandera's first failure case
     try:
         schema.validate(frame, lazy=True, inplace=True)
     except SchemaErrors as exc:
-        verdict = {str(c) for c in exc.failure_cases["check"]}
+        for check, case in zip(exc.failure_cases["check"], exc.failure_cases["failure_case"],
+                               strict=True):
+            verdict.setdefault(str(check), str(case))
     results = []
     for label, (rule, column, what, policy) in descriptions.items():
         ok = masks.get(label)
-        if ok is None or ok.ndim == 0:  # a batch-level check (or one that raised)
-            passed = label not in verdict
-            results.append(batch_rule(rule, column, passed, what, len(frame)))
+        if ok is None:  # the check raised: pandera reports the exception as its failure case
+            results.append(batch_rule(rule, column, False,
+                                      f"the check raised {verdict.get(label, 'an error')}",
+                                      len(frame)))
+            continue
+        if ok.ndim == 0:  # a batch-level check
+            results.append(batch_rule(rule, column, label not in verdict, what, len(frame)))
             continue
         shown = frame[column] if column in frame.columns else None
         result = row_rule(rule, column, ok, shown, what, policy)

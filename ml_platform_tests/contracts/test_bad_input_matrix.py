@@ -227,3 +227,20 @@ def test_custom_check_by_import_path(batch: pd.DataFrame, home: PlatformHome,
     outcome = validate_batch(spec, home, frame)
     assert ("amount_below_income", "amount") in {(r.rule, r.column) for r in outcome.failures}
     assert validate_batch(spec, home, batch).passed
+
+
+def test_custom_check_that_raises_fails_the_batch(batch: pd.DataFrame, home: PlatformHome,
+                                                  tmp_path: Path) -> None:
+    check = {"name": "buggy", "function": "ml_platform_tests.contracts.custom_rules.broken"}
+    outcome = validate_batch(_spec_with_contract(tmp_path, custom_checks=[check]), home, batch)
+    assert [r.rule for r in outcome.failures] == ["buggy"]
+    assert "no_such_column" in outcome.failures[0].message
+    assert outcome.validated_path is None
+
+
+def test_custom_check_that_does_not_import_is_a_contract_error(tmp_path: Path) -> None:
+    from ml_platform.contracts import ContractError, load_for_spec
+
+    check = {"name": "x", "function": "ml_platform_tests.contracts.custom_rules.nope"}
+    with pytest.raises(ContractError, match="custom_checks.0.function"):
+        load_for_spec(_spec_with_contract(tmp_path, custom_checks=[check]))
