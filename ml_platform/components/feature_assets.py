@@ -70,7 +70,7 @@ def feature_assets(spec: PipelineSpec, key: dict[str, dg.AssetKey], common: dict
                                    "feature_service": info.feature_service,
                                    "parquet_path": dg.MetadataValue.path(info.path)})
 
-    @dg.asset(key=online_key, deps=[registry_key], kinds={"feast", "sqlite"},
+    @dg.asset(key=online_key, deps=[key["features"], registry_key], kinds={"feast", "sqlite"},
               check_specs=[skew_check], **common)
     def online_features_asset(platform: PlatformResource, config: OnlineWindow
                               ) -> Iterator[Any]:
