@@ -99,6 +99,23 @@ def _check_csvs(con: duckdb.DuckDBPyConnection, files: list[str], frame: pd.Data
         _check_csv(path, frame if len(files) == 1 else _read_one(con, path, "csv"))
 
 
+def _check_timezones(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
+    """Reading tz-naive and tz-aware timestamps together would silently take the naive ones as
+    UTC; name a file whose timestamps disagree with the majority of files instead."""
+    rows = con.sql("SELECT file_name, name, logical_type FROM parquet_schema($files) "
+                   "WHERE logical_type LIKE 'TimestampType%'", params={"files": files}).fetchall()
+    kinds: dict[str, dict[bool, list[str]]] = {}
+    for path, column, logical in rows:
+        kinds.setdefault(column, {}).setdefault("isAdjustedToUTC=1" in logical, []).append(path)
+    for column, by_kind in kinds.items():
+        if len(by_kind) == 2:
+            aware = len(by_kind[True]) < len(by_kind[False])  # the minority is the odd one
+            kind = "timezone-aware" if aware else "tz-naive"
+            raise RawDataError(f"{by_kind[aware][0]}: column '{column}' holds {kind} "
+                               f"timestamps, unlike {len(by_kind[not aware])} other files; "
+                               f"land every file with the same kind")
+
+
 def read_files(files: list[str], fmt: str) -> pd.DataFrame:
     """All rows of ``files``, with ``_source_file`` naming the file of each row."""
     for path in files:
@@ -107,7 +124,11 @@ def read_files(files: list[str], fmt: str) -> pd.DataFrame:
     try:
         con.execute("SET TimeZone = 'UTC'")
         try:
+            if fmt == "parquet" and len(files) > 1:
+                _check_timezones(con, files)
             frame = _query(con, files, fmt)
+        except RawDataError:
+            raise
         except (duckdb.Error, OSError, ValueError):
             for path in files:  # find and name the file that breaks the read
                 _read_one(con, path, fmt)

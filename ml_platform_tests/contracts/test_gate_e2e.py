@@ -4,6 +4,7 @@ leaves the last good validated batch in place."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -98,3 +99,41 @@ def test_corrupt_file_stops_the_run_naming_it(landed: list[Path], home: Platform
     _assert_stopped_at_gate(result, instance, home)
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert str(bad) in str(failure.step_failure_data.error.to_string())
+
+
+def _drop_amount(home: PlatformHome) -> str:
+    day = sorted((home.landing / "loan_default").glob("*.parquet"))[-1]
+    pd.read_parquet(day).drop(columns=["amount"]).to_parquet(day)
+    return "not_null(amount)"  # the union of files fills the missing column with nulls
+
+
+def _copy_a_day(home: PlatformHome) -> str:
+    day = sorted((home.landing / "loan_default").glob("*.parquet"))[-1]
+    (day.parent / "applications_2099-12-31.parquet").write_bytes(day.read_bytes())
+    return "unique_key(customer_id,applied_at)"
+
+
+def _future_day(home: PlatformHome) -> str:
+    future = pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=3)
+    _land_bad_day(home, applied_at=future)
+    return "not_future(applied_at)"
+
+
+def _collapse(home: PlatformHome) -> str:
+    for day in sorted((home.landing / "loan_default").glob("*.parquet"))[4:]:
+        day.unlink()
+    return "row_count"
+
+
+FILE_CASES = [_drop_amount, _copy_a_day, _future_day, _collapse]
+
+
+@pytest.mark.parametrize("break_landing", FILE_CASES, ids=[c.__name__[1:] for c in FILE_CASES])
+def test_landed_defect_stops_the_run(break_landing: Callable[[PlatformHome], str],
+                                     landed: list[Path], home: PlatformHome) -> None:
+    expected = break_landing(home)
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize(small_spec(), home, instance)
+    _assert_stopped_at_gate(result, instance, home)
+    messages = " ".join(_evaluation(instance, c).metadata["message"].value for c in CHECKS)
+    assert expected in messages

@@ -98,3 +98,12 @@ def test_csv_round_trip(clean_files: list[Path], tmp_path: Path) -> None:
     frame.to_csv(tmp_path / "day.csv", index=False)
     read = raw.read_path(tmp_path / "day.csv")
     assert len(read) == len(frame) and read["credit_score"].dtype.kind == "i"
+
+
+def test_naive_file_among_aware_ones_is_named(clean_files: list[Path], tmp_path: Path) -> None:
+    frame = pd.read_parquet(clean_files[0])
+    naive = tmp_path / "naive.parquet"
+    frame.assign(applied_at=frame["applied_at"].dt.tz_localize(None)).to_parquet(naive)
+    with pytest.raises(raw.RawDataError, match="tz-naive") as info:
+        raw.read_files([*map(str, clean_files[1:4]), str(naive)], "parquet")
+    assert str(naive) in str(info.value) and "applied_at" in str(info.value)
