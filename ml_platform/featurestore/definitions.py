@@ -100,6 +100,9 @@ def column_dtypes(spec: PipelineSpec, table: Path) -> dict[str, str]:
 def view_def(spec: PipelineSpec, home: PlatformHome) -> ViewDef:
     table = features_table(spec, home)
     dtypes = column_dtypes(spec, table)
+    if dtypes[spec.entity_key] not in ("int64", "string"):
+        raise ValueError(f"entity key '{spec.entity_key}' has type {dtypes[spec.entity_key]}; "
+                         f"the feature store needs an integer or string key")
     return ViewDef(
         name=f"{spec.name}_fv", entity=f"{spec.name}_{spec.entity_key}",
         entity_key=spec.entity_key, entity_dtype=dtypes[spec.entity_key],

@@ -76,7 +76,7 @@ def _entity_keys(view: ViewDef, values: list[Any]) -> list[Any]:
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
 
-    field = {"int64": "int64_val", "string": "string_val", "bool": "bool_val"}[view.entity_dtype]
+    field = {"int64": "int64_val", "string": "string_val"}[view.entity_dtype]
     return [EntityKey(join_keys=[view.entity_key], entity_values=[Value(**{field: v})])
             for v in values]
 

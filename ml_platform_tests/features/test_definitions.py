@@ -75,3 +75,10 @@ def test_feature_store_yaml_matches_the_programmatic_config(home: PlatformHome) 
     assert expanded["offline_store"]["type"] == config.offline_store.type
     assert expanded["entity_key_serialization_version"] == \
         config.entity_key_serialization_version
+
+
+def test_float_entity_key_is_refused_by_name(home: PlatformHome) -> None:
+    spec = tiny_spec()
+    write_features(spec, home, history().assign(user_id=lambda f: f["user_id"] * 1.5))
+    with pytest.raises(ValueError, match="entity key 'user_id'"):
+        view_def(spec, home)
