@@ -40,7 +40,8 @@ def test_gates_are_blocking_checks_and_loop_is_wired() -> None:
         assert all(spec.blocking for spec in specs), f"{stage} has a non-blocking gate"
     gate_names = {s.name for s in defs.resolve_assets_def(
         "loan_default_evaluation_report").check_specs}
-    assert {"roc_auc_above_floor", "beats_baseline", "beats_champion", "infra_valid"} <= gate_names
+    assert {"roc_auc_above_floor", "beats_dummy_baseline", "not_worse_than_champion",
+            "infra_valid", "signature_matches_features"} <= gate_names
     assert defs.resolve_job_def("loan_default_training_job") is not None
     assert defs.resolve_sensor_def("loan_default_new_data_sensor") is not None
 

@@ -30,7 +30,7 @@ def test_demo_pipeline_end_to_end_twice(home: PlatformHome, landed: list) -> Non
     assert version.tags["dagster_run_id"] == first.run_id
     assert version.tags["data_version"] == training_set["data_version"]
     assert version.tags["code_version"] == code_version()
-    assert client.get_model_version_by_alias("loan_default", "champion").version == "1"
+    assert str(client.get_model_version_by_alias("loan_default", "champion").version) == "1"
     run = client.get_run(version.run_id)
     assert run.data.tags["dagster_run_id"] == first.run_id
     assert run.data.tags["data_version"] == training_set["data_version"]

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from dagster.components.testing import create_defs_folder_sandbox
 
+from ml_platform.components.mlflow_tracking import MlflowTrackingResource
 from ml_platform.home import PlatformHome
 from ml_platform.resources import PlatformResource
 
@@ -81,7 +82,8 @@ def test_second_pipeline_from_one_spec_file(home: PlatformHome, tmp_path: Path,
         (spec_dir / "defs.yaml").write_text(textwrap.dedent(SPEC.format(csv=csv)))
         with sandbox.build_all_defs() as defs:
             defs = dg.Definitions.merge(defs, dg.Definitions(
-                resources={"platform": PlatformResource(home=str(home.root))}))
+                resources={"platform": PlatformResource(home=str(home.root)),
+                           "mlflow": MlflowTrackingResource()}))
             job = defs.resolve_job_def("delivery_time_training_job")
             result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(),
                                             raise_on_error=False)
@@ -90,7 +92,5 @@ def test_second_pipeline_from_one_spec_file(home: PlatformHome, tmp_path: Path,
     assert evaluation.metadata["r2"].value > 0.5
     registered = result.asset_materializations_for_node("delivery_time_registered_model")[-1]
     assert registered.metadata["version"].value == "1"
-    training_set = pd.read_parquet(
-        result.asset_materializations_for_node("delivery_time_training_set")[-1]
-        .metadata["path"].value)
+    training_set = pd.read_parquet(result.output_for_node("delivery_time_training_set")["path"])
     assert {"rush_hour", "orders_7d", "distance_mean_7d"} <= set(training_set.columns)
