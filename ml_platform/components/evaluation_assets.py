@@ -57,7 +57,7 @@ def evaluation_assets(spec: PipelineSpec, key: dict[str, dg.AssetKey], common: d
         blocking checks: a failure stops the run before registration and is recorded in the
         promotion ledger."""
         lineage = {"feature_service": tset.get("feature_service"),
-                   "dagster_run_id": context.run_id, "code_version": code_version()}
+                   "dagster_run_id": context.run.run_id, "code_version": code_version()}
         report = evaluate.evaluate(spec, platform.platform_home(), platform.tracking(), cand,
                                    Path(tset["path"]), lineage)
         if not report.passed:

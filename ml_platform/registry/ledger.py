@@ -140,6 +140,10 @@ class PromotionLedger:
         with closing(self._connect()) as con:
             con.executescript(_SCHEMA + _APPEND_ONLY.format(table="evidence")
                               + _APPEND_ONLY.format(table="decisions"))
+            columns = {row[1] for row in con.execute("PRAGMA table_info(decisions)")}
+        if "evidence_ids" not in columns:  # a ledger from before the evidence table
+            raise RuntimeError(f"the promotion ledger {path} has an older schema (no "
+                               "decisions.evidence_ids); move it aside to start a new one")
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=120, isolation_level=None)
