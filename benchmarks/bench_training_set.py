@@ -12,13 +12,14 @@ import duckdb
 import pandas as pd
 
 from ml_platform.core.features import point_in_time_join
+from ml_platform.core.io import frame_hash, write_parquet
 from ml_platform.featurestore.definitions import FieldDef, ServiceDef, ViewDef
 
 ENTITY_ROWS = 1_000_000
 FEATURE_ROWS = 10_000_000
 ENTITIES = 500_000
 FEATURES = [f"f{i}" for i in range(5)]
-REPEATS = 3
+REPEATS = 2
 
 
 def _generate(folder: Path) -> tuple[Path, Path]:
@@ -65,13 +66,29 @@ def _raw_asof(labels: Path, features: Path) -> pd.DataFrame:
         con.close()
 
 
-def _best(fn: Callable[[], pd.DataFrame]) -> tuple[float, pd.DataFrame]:
-    times, out = [], pd.DataFrame()
+def _timed(fn: Callable[[], pd.DataFrame]) -> tuple[float, pd.DataFrame]:
+    started = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - started, out
+
+
+def _interleaved(fns: dict[str, Callable[[], pd.DataFrame]]
+                 ) -> dict[str, tuple[float, pd.DataFrame]]:
+    """Best of REPEATS per build, alternating builds so load on a shared machine hits both."""
+    best: dict[str, tuple[float, pd.DataFrame]] = {}
     for _ in range(REPEATS):
-        started = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - started)
-    return min(times), out
+        for name, fn in fns.items():
+            seconds, out = _timed(fn)
+            if name not in best or seconds < best[name][0]:
+                best[name] = (seconds, out)
+    return best
+
+
+def _with_hash_and_write(labels: Path, service: ServiceDef, target: Path) -> pd.DataFrame:
+    frame = _platform(labels, service)
+    frame_hash(frame)
+    write_parquet(frame, target)
+    return frame
 
 
 def _same(ours: pd.DataFrame, raw: pd.DataFrame) -> bool:
@@ -87,21 +104,27 @@ def run() -> str:
     with tempfile.TemporaryDirectory() as tmp:
         labels, features = _generate(Path(tmp))
         service = _service(features)
-        raw_s, raw = _best(lambda: _raw_asof(labels, features))
-        ours_s, ours = _best(lambda: _platform(labels, service))
+        best = _interleaved({
+            "raw": lambda: _raw_asof(labels, features),
+            "ours": lambda: _platform(labels, service),
+            "stage": lambda: _with_hash_and_write(labels, service, Path(tmp) / "ts.parquet")})
+        (raw_s, raw), (ours_s, ours), (stage_s, _) = best["raw"], best["ours"], best["stage"]
         equal = _same(ours, raw)
     ratio = ours_s / raw_s
     return "\n".join([
         "## Training set: point-in-time join through the feature service",
         "",
         f"{ENTITY_ROWS:,} entity (label) rows x {FEATURE_ROWS:,} feature rows "
-        f"({ENTITIES:,} entities, {len(FEATURES)} features), best of {REPEATS}, same process.",
+        f"({ENTITIES:,} entities, {len(FEATURES)} features), best of {REPEATS} "
+        "(runs interleaved), same process.",
         "",
         "| build | seconds | ratio |",
         "|---|---:|---:|",
         f"| raw DuckDB ASOF JOIN (baseline) | {raw_s:.2f} | 1.00x |",
         f"| ml_platform training set (feature service `{service.name}`) | {ours_s:.2f} | "
         f"{ratio:.2f}x |",
+        f"| same, plus content hash and parquet write (the whole stage; not in the baseline) | "
+        f"{stage_s:.2f} | {stage_s / raw_s:.2f}x |",
         "",
         f"Outputs equal (same rows, values, order-insensitive): **{equal}**. "
         f"Target: at most 1.3x the raw ASOF JOIN.",

@@ -43,7 +43,7 @@ def feature_assets(spec: PipelineSpec, key: dict[str, dg.AssetKey], common: dict
         return dg.Output(info.__dict__, data_version=dg.DataVersion(info.data_version),
                          metadata={"rows": info.rows, "columns": len(info.columns),
                                    "data_version": info.data_version,
-                                   "parquet_path": dg.MetadataValue.path(info.path)})
+                                   "path": dg.MetadataValue.path(info.path)})
 
     @dg.asset(key=registry_key, deps=[key["features"]], kinds={"feast"}, **common)
     def feature_registry_asset(platform: PlatformResource) -> dg.MaterializeResult:
@@ -68,7 +68,7 @@ def feature_assets(spec: PipelineSpec, key: dict[str, dg.AssetKey], common: dict
         return dg.Output(info.__dict__, data_version=dg.DataVersion(info.data_version),
                          metadata={"rows": info.rows, "data_version": info.data_version,
                                    "feature_service": info.feature_service,
-                                   "parquet_path": dg.MetadataValue.path(info.path)})
+                                   "path": dg.MetadataValue.path(info.path)})
 
     @dg.asset(key=online_key, deps=[key["features"], registry_key], kinds={"feast", "sqlite"},
               check_specs=[skew_check], **common)

@@ -33,7 +33,7 @@ def test_feature_assets_materialize_and_online_matches_offline(
     assert "loan_default_fv" in reg["feature_views"]
     tset = _metadata(result, "loan_default_training_set")
     assert tset["feature_service"] == "loan_default_v1"
-    frame = pd.read_parquet(tset["parquet_path"])
+    frame = pd.read_parquet(result.output_for_node("loan_default_training_set")["path"])
     assert set(demo_spec.features.all_columns) <= set(frame.columns)
     assert len(frame) == tset["rows"]
     online = _metadata(result, "loan_default_online_features")
