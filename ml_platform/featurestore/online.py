@@ -9,6 +9,7 @@ new are written. Runs for one pipeline are serialized by a lock file.
 from __future__ import annotations
 
 import fcntl
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import duckdb
 import pandas as pd
 
 from ml_platform.core.features import _q, utc_source
+from ml_platform.core.io import write_json
 from ml_platform.featurestore.definitions import ServiceDef, ViewDef
 from ml_platform.home import PlatformHome
 
@@ -107,6 +109,15 @@ def watermark(store: Any, view_name: str) -> datetime | None:
     return max(ends) if ends else None
 
 
+def _contract_file(home: PlatformHome, view: ViewDef) -> Path:
+    return home.feast_dir / f"{view.name}.online.json"
+
+
+def _loaded_contract(home: PlatformHome, view: ViewDef) -> str | None:
+    path = _contract_file(home, view)
+    return json.loads(path.read_text())["fingerprint"] if path.exists() else None
+
+
 def _native(frame: pd.DataFrame, view: ViewDef) -> pd.DataFrame:
     # Feast converts per declared type; make integer features survive pandas' NaN upcasting.
     for f in view.fields:
@@ -134,6 +145,10 @@ def materialize(service: ServiceDef, home: PlatformHome, end: datetime | None = 
         store = feature_store(home)
         fv = store.get_feature_view(view.name, allow_registry_cache=False)
         mark = watermark(store, view.name)
+        # A new feature contract (e.g. an added feature) needs every entity rewritten, not
+        # only those with rows since the watermark.
+        if _loaded_contract(home, view) != service.fingerprint:
+            mark = None
         start = utc(start) if start else (mark or EPOCH)
         if start >= end:
             raise ValueError(f"empty materialization window: start {start.isoformat()} is not "
@@ -144,7 +159,8 @@ def materialize(service: ServiceDef, home: PlatformHome, end: datetime | None = 
         if len(fresh):
             store.write_to_online_store(view.name, _native(fresh.copy(), view))
         store.registry.apply_materialization(fv, store.project, start, end)
-        new_mark = max(end, mark) if mark else end
+        write_json({"fingerprint": service.fingerprint}, _contract_file(home, view))
+        new_mark = watermark(store, view.name) or end
     return MaterializeResult(view.name, start, end, len(rows), len(fresh),
                              len(rows) - len(fresh), new_mark)
 

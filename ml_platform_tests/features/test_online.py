@@ -93,3 +93,18 @@ def test_skew_respects_ttl_on_both_sides(home: PlatformHome) -> None:
     report = registry.skew(spec, home, result.watermark)
     assert report.checked == 4
     assert report.passed, report.mismatches[:3]
+
+
+def test_a_new_feature_contract_reloads_every_entity(home: PlatformHome) -> None:
+    spec = tiny_spec()
+    write_features(spec, home, history(days=4, users=6))
+    registry.apply(spec, home)
+    registry.materialize(spec, home, end=NOW - timedelta(days=1))
+    unchanged = registry.materialize(spec, home, end=NOW)
+    assert unchanged.entities_in_window == 0  # nothing new since the watermark
+
+    changed = tiny_spec(ttl="90d")  # a new contract: shop_v2
+    registry.apply(changed, home)
+    result = registry.materialize(changed, home, end=NOW)
+    assert result.start == online.EPOCH and result.entities_in_window == 6
+    assert registry.skew(changed, home, result.watermark).passed
