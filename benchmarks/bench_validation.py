@@ -60,10 +60,18 @@ def plain_pass(c: Contract, df: pd.DataFrame, now: pd.Timestamp) -> dict[str, fl
         if d is None:
             continue
         out[f"nullfrac_{name}"] = isna.mean()
-        if d.mean is not None:
-            out[f"mean_{name}"] = s.mean()
-            out |= {f"q{q}_{name}": v for q, v in s.quantile(list(d.quantiles)).items()}
         ref = c.reference.columns.get(name) if c.reference else None
+        if d.mean is not None:
+            # one finite float array per column, reused for mean, quantiles and histogram
+            data = s.to_numpy(dtype="float64", na_value=np.nan)
+            data = data[np.isfinite(data)]
+            out[f"mean_{name}"] = data.mean()
+            qs = list(d.quantiles)
+            out |= {f"q{q}_{name}": v for q, v in zip(qs, np.quantile(data, qs), strict=True)}
+            if ref is not None:
+                hist = np.bincount(np.searchsorted(np.asarray(ref.edges[1:-1]), data),
+                                   minlength=len(ref.fractions)) / max(len(data), 1)
+                out[f"psi_{name}"] = profile.psi(np.array(ref.fractions), hist)
         if d.category_frequency:
             freq = s.value_counts(normalize=True)
             out |= {f"freq_{k}": freq.get(k, 0.0) for k in d.category_frequency}
@@ -71,10 +79,6 @@ def plain_pass(c: Contract, df: pd.DataFrame, now: pd.Timestamp) -> dict[str, fl
                 p = np.array(list(ref.categories.values()))
                 q = np.array([freq.get(k, 0.0) for k in ref.categories])
                 out[f"psi_{name}"] = profile.psi(p, q)
-        elif ref is not None:
-            hist = np.bincount(np.searchsorted(ref.edges[1:-1], s.dropna().to_numpy()),
-                               minlength=len(ref.fractions)) / max(s.notna().sum(), 1)
-            out[f"psi_{name}"] = profile.psi(np.array(ref.fractions), hist)
     out["future"] = (df[c.event_timestamp] > now + pd.Timedelta(seconds=300)).sum()
     out["dupes"] = df.duplicated(c.unique).sum()
     out["label"] = (~df[c.label.column].isin(c.label.values)).sum()

@@ -18,13 +18,15 @@ import pandas as pd
 
 from ml_platform.contracts import profile
 from ml_platform.contracts.model import Contract
-from ml_platform.contracts.results import RuleResult, batch_rule
+from ml_platform.contracts.results import NullMasks, RuleResult, batch_rule
 
 BIG = 1e300  # an open bound; GX results must stay JSON-serialisable, so no inf
 
 
-def statistics(contract: Contract, frame: pd.DataFrame, usable: set[str]) -> pd.DataFrame:
+def statistics(contract: Contract, frame: pd.DataFrame, usable: set[str],
+               nulls: NullMasks | None = None) -> pd.DataFrame:
     """One row per distribution rule: rule, column, detail, value, low, high."""
+    nulls = nulls or NullMasks(frame)
     dist = contract.distribution
     rows: list[tuple[str, str | None, str, float, float | None, float | None]] = []
     if dist.min_rows is not None or dist.max_rows is not None:
@@ -35,11 +37,12 @@ def statistics(contract: Contract, frame: pd.DataFrame, usable: set[str]) -> pd.
             continue  # the schema check already reports a missing or mistyped column
         s = frame[name]
         if rules.max_null_fraction is not None:
-            rows.append(("null_fraction", name, "", float(s.isna().sum()) / n, 0.0,
+            rows.append(("null_fraction", name, "", float(nulls(name).sum()) / n, 0.0,
                          rules.max_null_fraction))
+        ref = contract.reference.columns.get(name) if contract.reference else None
+        data = None  # the finite values, shared by mean, quantiles and the histogram
         if rules.mean is not None or rules.quantiles:
-            data = s.to_numpy(dtype="float64", na_value=np.nan)
-            data = data[np.isfinite(data)]
+            data = profile.finite_values(s)
             if rules.mean is not None:
                 value = float(data.mean()) if len(data) else np.nan
                 rows.append(("mean", name, "", value, *rules.mean))
@@ -53,10 +56,11 @@ def statistics(contract: Contract, frame: pd.DataFrame, usable: set[str]) -> pd.
             freq = profile.category_fractions(s)
             rows += [("category_frequency", name, cat, freq.get(cat, 0.0), *bounds)
                      for cat, bounds in rules.category_frequency.items()]
-        ref = contract.reference.columns.get(name) if contract.reference else None
         if rules.max_distance is not None and ref is not None:
+            values = data if data is not None and ref.edges is not None else s
             rows.append((f"{dist.distance}_distance", name, "reference",
-                         profile.distance(ref, s, dist.distance, freq), 0.0, rules.max_distance))
+                         profile.distance(ref, values, dist.distance, freq), 0.0,
+                         rules.max_distance))
     table = pd.DataFrame(rows, columns=["rule", "column", "detail", "value", "low", "high"])
     table["low"] = table["low"].astype("float64").fillna(-BIG)
     table["high"] = table["high"].astype("float64").fillna(BIG)
@@ -112,8 +116,9 @@ def _message(row: Any) -> str:
     return f"{what} is {value}, outside the allowed [{low}, {high}]"
 
 
-def check(contract: Contract, frame: pd.DataFrame, usable: set[str]) -> list[RuleResult]:
-    table = statistics(contract, frame, usable)
+def check(contract: Contract, frame: pd.DataFrame, usable: set[str],
+          nulls: NullMasks | None = None) -> list[RuleResult]:
+    table = statistics(contract, frame, usable, nulls)
     failing = judge(table)
     results = []
     for i, row in enumerate(table.itertuples(index=False)):

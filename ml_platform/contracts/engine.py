@@ -10,7 +10,7 @@ import pandas as pd
 
 from ml_platform.contracts import distribution_rules, schema_rules
 from ml_platform.contracts.model import Contract
-from ml_platform.contracts.results import RuleResult, batch_rule
+from ml_platform.contracts.results import NullMasks, RuleResult, batch_rule
 
 
 @dataclass
@@ -47,12 +47,17 @@ def check_contract(contract: Contract, frame: pd.DataFrame,
     if frame.empty:
         rules.append(batch_rule("non_empty", None, False, "the batch has no rows"))
         return ContractResult(rules, 0, nothing)
-    rows = schema_rules.values(contract, frame, shape.usable_columns, now)
+    nulls = NullMasks(frame)
+    rows = schema_rules.values(contract, frame, shape.usable_columns, now, nulls)
     rules += rows.results
     quarantine, reasons, limit = _quarantine(contract, rows.results, rows.masks, len(frame))
     rules.append(limit)
-    kept = frame if not quarantine.any() else frame.loc[~quarantine]
-    rules += distribution_rules.check(contract, kept, shape.usable_columns)
+    if quarantine.any():  # distributions of the rows that would be published
+        kept = frame.loc[~quarantine]
+        nulls = NullMasks(kept)
+    else:
+        kept = frame
+    rules += distribution_rules.check(contract, kept, shape.usable_columns, nulls)
     return ContractResult(rules, len(frame), quarantine, reasons)
 
 

@@ -29,9 +29,14 @@ def _edge(value: float) -> float:
     return float(np.round(value, 6)) if np.isfinite(value) else float(value)
 
 
-def numeric_histogram(values: pd.Series, edges: list[float]) -> list[float]:
+def finite_values(values: pd.Series) -> np.ndarray:
     data = values.to_numpy(dtype="float64", na_value=np.nan)
-    data = data[np.isfinite(data)]
+    return data[np.isfinite(data)]
+
+
+def numeric_histogram(values: pd.Series | np.ndarray, edges: list[float]) -> list[float]:
+    """Bin fractions; ``values`` may be an array already reduced to its finite values."""
+    data = values if isinstance(values, np.ndarray) else finite_values(values)
     if not len(data):
         return [0.0] * (len(edges) - 1)
     # searchsorted on the inner edges is one vectorised pass, far cheaper than np.histogram
@@ -45,8 +50,8 @@ def category_fractions(values: pd.Series) -> dict[str, float]:
     return {str(k): float(round(v, 6)) for k, v in sorted(counts.items())}
 
 
-def _aligned(ref: ReferenceColumn, values: pd.Series, now: dict[str, float] | None = None
-             ) -> tuple[np.ndarray, np.ndarray]:
+def _aligned(ref: ReferenceColumn, values: pd.Series | np.ndarray,
+             now: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     if ref.categories is not None:
         now = category_fractions(values) if now is None else now
         # categories never seen in the reference share one extra bin ("other")
@@ -73,10 +78,10 @@ def js_distance(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.sqrt(max((kl_p + kl_q) / 2, 0.0)))
 
 
-def distance(ref: ReferenceColumn, values: pd.Series, metric: str,
+def distance(ref: ReferenceColumn, values: pd.Series | np.ndarray, metric: str,
              fractions: dict[str, float] | None = None) -> float:
     """PSI or JS distance of ``values`` from the reference; ``fractions`` reuses category
-    frequencies already computed for the batch."""
+    frequencies, and an array ``values`` the finite numbers, already computed for the batch."""
     p, q = _aligned(ref, values, fractions)
     if q.sum() == 0:  # no non-null value at all: as far from the reference as it gets
         return float("inf")

@@ -70,3 +70,17 @@ def batch_rule(rule: str, column: str | None, passed: bool, message: str, rows: 
     """A rule about the whole batch: failing means every row is affected."""
     return RuleResult(rule, column, passed, 0 if passed else rows, 0.0 if passed else 1.0,
                       [_jsonable(v) for v in (sample or [])], "" if passed else message, kind)
+
+
+class NullMasks:
+    """Each column's null mask, computed once per validation and shared by every rule that
+    needs it (``isna`` on a string column costs as much as the rule itself)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self._masks: dict[str, pd.Series] = {}
+
+    def __call__(self, column: str) -> pd.Series:
+        if column not in self._masks:
+            self._masks[column] = self.frame[column].isna()
+        return self._masks[column]

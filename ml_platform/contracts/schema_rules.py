@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ml_platform.contracts.model import ColumnRule, Contract
-from ml_platform.contracts.results import RuleResult, batch_rule, row_rule
+from ml_platform.contracts.results import NullMasks, RuleResult, batch_rule, row_rule
 from ml_platform.spec import resolve_import
 
 METADATA_COLUMNS = ("_source_file",)  # added by the raw reader, never part of the contract
@@ -124,12 +124,13 @@ def _structure_results(contract: Contract, frame: pd.DataFrame, cases: pd.DataFr
     return SchemaCheck(results, usable_columns=usable)
 
 
-def _column_checks(contract: Contract, name: str, rule: ColumnRule, now: pd.Timestamp
-                   ) -> list[tuple[str, str, Callable[[pd.Series], pd.Series]]]:
+def _column_checks(contract: Contract, name: str, rule: ColumnRule, now: pd.Timestamp,
+                   nulls: NullMasks) -> list[tuple[str, str, Callable[[pd.Series], pd.Series]]]:
     """(rule, description, ok-mask function) for one column's row-level rules."""
     checks: list[tuple[str, str, Callable[[pd.Series], pd.Series]]] = []
+    isna = (lambda s: nulls(s.name)) if name in nulls.frame.columns else (lambda s: s.isna())
     if not rule.nullable:
-        checks.append(("not_null", "are null", lambda s: s.notna()))
+        checks.append(("not_null", "are null", lambda s: ~isna(s)))
     if rule.dtype == "float":
         checks.append(("finite", "are +/-inf",
                        lambda s: pd.Series(~np.isinf(s.to_numpy()), index=s.index)))
@@ -137,18 +138,18 @@ def _column_checks(contract: Contract, name: str, rule: ColumnRule, now: pd.Time
         lo, hi = rule.min, rule.max
         checks.append(("in_range", f"are outside [{lo}, {hi}]",
                        lambda s: (s.between(-np.inf if lo is None else lo,
-                                            np.inf if hi is None else hi) | s.isna())))
+                                            np.inf if hi is None else hi) | isna(s))))
     if rule.allowed is not None:
         allowed = list(rule.allowed)
         checks.append(("allowed_values", f"are not in the allowed categories {allowed[:10]}",
-                       lambda s: s.isin(allowed) | s.isna()))
+                       lambda s: s.isin(allowed) | isna(s)))
     if name == contract.event_timestamp:
         checks.append(("not_future", "are in the future",
-                       lambda s: _not_future(s, now, contract.max_future_seconds)))
+                       lambda s: _not_future(s, now, contract.max_future_seconds) | isna(s)))
     if contract.label and name == contract.label.column and contract.label.values is not None:
         values = list(contract.label.values)
         checks.append(("label_domain", f"are outside the label domain {values}",
-                       lambda s: s.isin(values) | s.isna()))
+                       lambda s: s.isin(values) | isna(s)))
     return checks
 
 
@@ -156,15 +157,16 @@ def _not_future(s: pd.Series, now: pd.Timestamp, skew: float) -> pd.Series:
     limit = now + pd.Timedelta(seconds=skew)
     if getattr(s.dtype, "tz", None) is None:
         limit = limit.tz_convert("UTC").tz_localize(None)  # naive values are taken as UTC
-    return (s <= limit) | s.isna()
+    return s <= limit  # NaT compares False: the caller ORs the null mask
 
 
 def values(contract: Contract, frame: pd.DataFrame, usable: set[str],
-           now: pd.Timestamp) -> SchemaCheck:
+           now: pd.Timestamp, nulls: NullMasks | None = None) -> SchemaCheck:
     """Row-level rules with pandera, capturing each check's mask."""
     import pandera.pandas as pa
     from pandera.errors import SchemaErrors
 
+    nulls = nulls or NullMasks(frame)
     masks: dict[str, np.ndarray] = {}
     descriptions: dict[str, tuple[str, str | None, str, str]] = {}
 
@@ -184,7 +186,7 @@ def values(contract: Contract, frame: pd.DataFrame, usable: set[str],
     for name in sorted(usable):
         rule = contract.columns[name]
         checks = [capture(r, name, what, fn)
-                  for r, what, fn in _column_checks(contract, name, rule, now)]
+                  for r, what, fn in _column_checks(contract, name, rule, now, nulls)]
         if checks:
             columns[name] = pa.Column(None, checks=checks, nullable=True)
     frame_checks = _frame_checks(contract, usable, capture)
