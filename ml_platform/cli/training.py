@@ -58,5 +58,11 @@ def tune(
     console.print(f"study [bold]{result.study_name}[/bold]: {len(result.trials)} trials "
                   f"(per worker {result.per_worker}) in {result.seconds:.1f} s; best "
                   f"{spec.primary_metric} {result.best_value:.4f} with {result.best_params}")
-    console.print(f"MLflow parent run {result.parent_run_id}; the next `ml-platform run "
-                  f"{pipeline}` on this data version adopts this study")
+    console.print(f"MLflow parent run {result.parent_run_id}")
+    finished = sum(t["state"] in ("COMPLETE", "PRUNED") for t in result.trials)
+    if study is None and finished >= spec.model.n_trials:
+        console.print(f"the next `ml-platform run {pipeline}` on this data version adopts "
+                      "this study")
+    else:
+        console.print(f"the candidate asset adopts only the default-named study with at least "
+                      f"{spec.model.n_trials} finished trials (the spec's n_trials)")
