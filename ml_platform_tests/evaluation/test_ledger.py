@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from ml_platform.cli import app
 from ml_platform.core.tracking import Tracking
 from ml_platform.home import PlatformHome
 from ml_platform.registry.ledger import (
@@ -19,7 +22,7 @@ from ml_platform.registry.ledger import (
     PromotionRefused,
 )
 
-MODEL = "ledger_demo"
+MODEL = "loan_default"  # a declared pipeline, so the CLI accepts it
 
 
 def _versions(tracking: Tracking, home: PlatformHome, n: int) -> list[str]:
@@ -186,3 +189,29 @@ def test_two_racing_pipeline_promotions_leave_one_champion(
     promotes = [d for d in ledger.history(MODEL) if d.action == "promote"]
     assert [(d.version, d.previous_champion) for d in promotes] == [(v1, None),
                                                                      (winners[0], v1)]
+
+
+def _flat(text: str) -> str:
+    """Rich wraps lines at the terminal width."""
+    return " ".join(text.split())
+
+
+def test_cli_refuses_without_evidence_and_records_a_forced_promotion(
+        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome) -> None:
+    v1, v2 = _versions(tracking, home, 2)
+    _passed(ledger, v1)
+    runner = CliRunner()
+    out = runner.invoke(app, ["models", "promote", MODEL, v2, "--reason", "try"])
+    assert out.exit_code == 1 and "no 'offline_gates' evidence" in _flat(out.output)
+    out = runner.invoke(app, ["models", "promote", MODEL, v1, "--reason", "first"])
+    assert out.exit_code == 0, out.output
+    out = runner.invoke(app, ["models", "promote", MODEL, v2, "--reason", "hotfix", "--force"])
+    assert out.exit_code == 0 and "force_promote" in _flat(out.output)
+    out = runner.invoke(app, ["models", "list", MODEL])
+    assert out.exit_code == 0 and "champion" in out.output and "disagree" not in out.output
+    out = runner.invoke(app, ["models", "rollback", MODEL, "--reason", "undo hotfix"])
+    assert out.exit_code == 0 and ledger.champion(MODEL) == v1
+    out = runner.invoke(app, ["models", "history", MODEL, "--json"])
+    actions = [d["action"] for d in json.loads(out.output)["decisions"]]
+    assert actions == ["promote", "force_promote", "rollback"]
+    _assert_consistent(ledger, tracking, v1)
