@@ -96,7 +96,8 @@ def _promotion_reason(spec: PipelineSpec, report: EvaluationReport) -> str | Non
     if not spec.gates.auto_promote or gate is None:
         return None
     diff = gate.evidence.get("overall", {}).get("diff", float("nan"))
-    return f"beat champion v{report.champion_version}: {gate.message}" if diff >= 0 else None
+    return (f"scored at least as well as champion v{report.champion_version}: {gate.message}"
+            if diff >= 0 else None)
 
 
 def register(spec: PipelineSpec, tracking: Tracking, ledger: PromotionLedger,
