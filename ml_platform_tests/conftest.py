@@ -27,12 +27,15 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PlatformHome:
     return PlatformHome(root).ensure()
 
 
-def small_spec(n_trials: int = 2, **updates: object) -> PipelineSpec:
-    """The demo spec with a tiny search budget, for fast end-to-end runs."""
+def small_spec(n_trials: int = 2, dbt: bool = False, **updates: object) -> PipelineSpec:
+    """The demo spec with a tiny search budget, for fast end-to-end runs. Without ``dbt`` the
+    features come from the spec's declared SQL instead of the dbt model (the same table:
+    features/test_dbt_features.py), so a test needs no dbt build."""
     spec = load_spec_file(DEMO_SPEC)
     model = spec.model.model_copy(update={"n_trials": n_trials,
                                           "params": {"max_iter": 30, "early_stopping": False}})
-    return spec.model_copy(update={"model": model, **updates})
+    features = spec.features if dbt else spec.features.model_copy(update={"dbt_model": None})
+    return spec.model_copy(update={"model": model, "features": features, **updates})
 
 
 @pytest.fixture
@@ -52,8 +55,13 @@ def materialize(spec: PipelineSpec, home: PlatformHome, instance: dg.DagsterInst
     from ml_platform.components.mlflow_tracking import MlflowTrackingResource
     from ml_platform.resources import PlatformResource
 
+    assets = pipeline_assets(spec)
+    if spec.features.dbt_model:  # the dbt feature model is upstream of the pipeline's features
+        from ml_platform.defs.dbt.assets import dbt_feature_models
+
+        assets.append(dbt_feature_models)
     instance = instance or dg.DagsterInstance.ephemeral()
-    return dg.materialize(pipeline_assets(spec), instance=instance,
+    return dg.materialize(assets, instance=instance,
                           resources={"platform": PlatformResource(home=str(home.root)),
                                      "mlflow": MlflowTrackingResource()},
                           raise_on_error=False, selection=selection)

@@ -38,7 +38,10 @@ class MLPipelineComponent(dg.Component):
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         assets = pipeline_assets(self.spec)
         job = dg.define_asset_job(f"{self.spec.name}_training_job",
-                                  selection=dg.AssetSelection.groups(self.spec.name),
+                                  # upstream(): a dbt feature model the spec reads is part
+                                  # of the run too
+                                  selection=dg.AssetSelection.groups(
+                                      self.spec.name).upstream(),
                                   description=f"Raw data to registered model for "
                                   f"'{self.spec.name}'.")
         return dg.Definitions(assets=assets, jobs=[job],

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
+from ml_platform.core.io import duckdb_session
 from ml_platform.spec import PipelineSpec, resolve_import
 
 _AGG_SQL = {"count": "COUNT(*)", "sum": "SUM({c})", "mean": "AVG({c})", "min": "MIN({c})",
@@ -50,16 +50,11 @@ def feature_sql(spec: PipelineSpec, source_sql: str) -> str:
 
 def compute_features(spec: PipelineSpec, validated: Path) -> pd.DataFrame:
     """Compute the feature table from the validated batch and return it (sorted by key, time)."""
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
-        sql = feature_sql(spec, f"SELECT * FROM {utc_source(validated, spec.event_timestamp)}")
+    sql = feature_sql(spec, f"SELECT * FROM {utc_source(validated, spec.event_timestamp)}")
+    with duckdb_session() as con:
         frame = con.execute(
             f"{sql} ORDER BY {_q(spec.entity_key)}, {_q(spec.event_timestamp)}").df()
-        frame = as_utc(frame, spec.event_timestamp)
-    finally:
-        con.close()
-    return apply_custom(spec, frame)
+    return apply_custom(spec, as_utc(frame, spec.event_timestamp))
 
 
 def apply_custom(spec: PipelineSpec, frame: pd.DataFrame) -> pd.DataFrame:
@@ -100,10 +95,6 @@ def point_in_time_join(labels: Path | str, features: Path | str, key: str, ts: s
     key so the same rows always give the same frame (and content hash)."""
     sql = point_in_time_sql(utc_source(labels, ts), utc_source(features, ts), key, ts,
                             feature_columns, carry, ttl_seconds)
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
+    with duckdb_session() as con:
         frame = con.execute(f"{sql} ORDER BY {_q(ts)}, {_q(key)}").df()
-        return as_utc(frame, ts)
-    finally:
-        con.close()
+    return as_utc(frame, ts)

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 
@@ -26,6 +27,17 @@ def atomic_path(target: Path) -> Iterator[Path]:
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextmanager
+def duckdb_session() -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB connection in UTC (naive timestamps are UTC everywhere here)."""
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
+        yield con
+    finally:
+        con.close()
 
 
 def write_parquet(df: pd.DataFrame, target: Path) -> Path:

@@ -17,11 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 
 from ml_platform.core.features import _q, utc_source
-from ml_platform.core.io import write_json
+from ml_platform.core.io import duckdb_session, write_json
 from ml_platform.featurestore.definitions import ServiceDef, ViewDef
 from ml_platform.home import PlatformHome
 
@@ -60,16 +59,12 @@ def latest_in_window(view: ViewDef, start: datetime, end: datetime) -> pd.DataFr
     """Per entity, its newest feature row with start < event time <= end."""
     k, t = _q(view.entity_key), _q(view.timestamp)
     cols = ", ".join(_q(c) for c in [view.entity_key, view.timestamp, *view.feature_names])
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
+    with duckdb_session() as con:
         frame = con.execute(
             f"SELECT {cols} FROM {utc_source(view.source_path, view.timestamp)} "
             f"WHERE {t} > ? AND {t} <= ? "
             f"QUALIFY row_number() OVER (PARTITION BY {k} ORDER BY {t} DESC) = 1",
             [start, end]).df()
-    finally:
-        con.close()
     frame[view.timestamp] = pd.to_datetime(frame[view.timestamp], utc=True)
     return frame
 

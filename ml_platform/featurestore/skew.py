@@ -10,11 +10,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from ml_platform.core.features import _q, point_in_time_join, utc_source
+from ml_platform.core.io import duckdb_session
 from ml_platform.featurestore.definitions import ServiceDef
 from ml_platform.featurestore.online import read_online
 from ml_platform.home import PlatformHome
@@ -34,15 +34,11 @@ class SkewReport:
 
 def sample_entities(service: ServiceDef, as_of: datetime, n: int, seed: int) -> list[Any]:
     view = service.view
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
+    with duckdb_session() as con:
         keys = con.execute(
             f"SELECT DISTINCT {_q(view.entity_key)} AS k FROM "
             f"{utc_source(view.source_path, view.timestamp)} WHERE {_q(view.timestamp)} <= ? "
             f"ORDER BY k", [as_of]).df()["k"].tolist()
-    finally:
-        con.close()
     rng = np.random.default_rng(seed)
     picked = rng.choice(len(keys), size=min(n, len(keys)), replace=False) if keys else []
     return [keys[i] for i in sorted(picked)]

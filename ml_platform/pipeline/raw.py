@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ml_platform.core.io import file_hash
+from ml_platform.core.io import duckdb_session, file_hash
 from ml_platform.home import PROJECT_ROOT, PlatformHome
 from ml_platform.spec import PipelineSpec
 
@@ -120,9 +120,7 @@ def read_files(files: list[str], fmt: str) -> pd.DataFrame:
     """All rows of ``files``, with ``_source_file`` naming the file of each row."""
     for path in files:
         _check_file(path)
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
+    with duckdb_session() as con:
         try:
             if fmt == "parquet" and len(files) > 1:
                 _check_timezones(con, files)
@@ -135,8 +133,6 @@ def read_files(files: list[str], fmt: str) -> pd.DataFrame:
             raise
         if fmt == "csv":
             _check_csvs(con, files, frame)
-    finally:
-        con.close()
     frame["filename"] = frame["filename"].map(lambda f: Path(f).name)
     return frame.rename(columns={"filename": "_source_file"})
 

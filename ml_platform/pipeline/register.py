@@ -70,6 +70,7 @@ def _version_tags(spec: PipelineSpec, tracking: Tracking, candidate: Candidate,
     return {**tags, GATES_TAG: "true", "mlflow_run_id": candidate.run_id,
             "data_version": candidate.data_version,
             "code_version": run_tags.get("code_version", "unknown"),
+            "feature_service": run_tags.get("feature_service", "none"),
             "holdout_hash": str(candidate.holdout.get("hash")),
             "primary_metric": metric, metric: f"{report.metrics[metric]:.6f}",
             "compared_with_champion": report.champion_version or "none"}

@@ -169,7 +169,9 @@ def train_candidate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking,
     metric = spec.primary_metric
     all_tags = {**tags, "pipeline": spec.name, "code_version": code_version(),
                 "data_version": training_set.data_version, "seed": str(spec.seed),
-                "holdout_hash": split.test_window["hash"]}
+                "holdout_hash": split.test_window["hash"],
+                # the train/serve contract: serving reads features through this service
+                "feature_service": training_set.feature_service or "none"}
     opener = open_run or tracking.run
     with opener(experiment_id, f"{spec.name}-candidate", all_tags) as run_id:
         mlflow.log_params(run_params(spec, split))

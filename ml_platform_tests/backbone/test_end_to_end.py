@@ -17,7 +17,7 @@ def _metadata(result, key: str) -> dict:  # noqa: ANN001
 
 
 def test_demo_pipeline_end_to_end_twice(home: PlatformHome, landed: list) -> None:
-    spec = small_spec()
+    spec = small_spec(dbt=True)  # the demo as shipped: dbt feature model upstream of Feast
     first = materialize(spec, home)
     assert first.success
     training_set = _metadata(first, "loan_default_training_set")
@@ -30,6 +30,8 @@ def test_demo_pipeline_end_to_end_twice(home: PlatformHome, landed: list) -> Non
     assert version.tags["dagster_run_id"] == first.run_id
     assert version.tags["data_version"] == training_set["data_version"]
     assert version.tags["code_version"] == code_version()
+    assert version.tags["feature_service"] == training_set["feature_service"]
+    assert version.tags["feature_service"].startswith("loan_default_v")
     assert str(client.get_model_version_by_alias("loan_default", "champion").version) == "1"
     run = client.get_run(version.run_id)
     assert run.data.tags["dagster_run_id"] == first.run_id
