@@ -57,8 +57,10 @@ def file_format(path: str | Path) -> str:
 
 def _reader(fmt: str) -> str:
     if fmt == "csv":
-        return "read_csv($files, header=true, auto_detect=true, union_by_name=true, filename=true)"
-    return "read_parquet($files, union_by_name=true, filename=true)"
+        return ("read_csv($files, header=true, auto_detect=true, union_by_name=true, "
+                "filename='_source_file')")
+    # A named filename column: a user column called 'filename' must survive the read.
+    return "read_parquet($files, union_by_name=true, filename='_source_file')"
 
 
 def _check_file(path: str) -> None:
@@ -133,8 +135,8 @@ def read_files(files: list[str], fmt: str) -> pd.DataFrame:
             raise
         if fmt == "csv":
             _check_csvs(con, files, frame)
-    frame["filename"] = frame["filename"].map(lambda f: Path(f).name)
-    return frame.rename(columns={"filename": "_source_file"})
+    frame["_source_file"] = frame["_source_file"].map(lambda f: Path(f).name)
+    return frame
 
 
 def _read_one(con: duckdb.DuckDBPyConnection, path: str, fmt: str) -> pd.DataFrame:

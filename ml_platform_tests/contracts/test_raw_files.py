@@ -107,3 +107,13 @@ def test_naive_file_among_aware_ones_is_named(clean_files: list[Path], tmp_path:
     with pytest.raises(raw.RawDataError, match="tz-naive") as info:
         raw.read_files([*map(str, clean_files[1:4]), str(naive)], "parquet")
     assert str(naive) in str(info.value) and "applied_at" in str(info.value)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_user_column_named_filename_survives_the_read(tmp_path: Path, fmt: str) -> None:
+    frame = pd.DataFrame({"filename": ["a.pdf", "b.pdf"], "x": [1, 2]})
+    path = tmp_path / f"batch.{fmt}"
+    frame.to_parquet(path) if fmt == "parquet" else frame.to_csv(path, index=False)
+    read = raw.read_files([str(path)], fmt)
+    assert read["filename"].tolist() == ["a.pdf", "b.pdf"]
+    assert read["_source_file"].tolist() == [path.name, path.name]
