@@ -186,7 +186,7 @@ class GatesSpec(_Strict):
     min_slice_rows: int = Field(default=200, ge=1, description="Smaller slices are reported, "
                                 "not gated.")
     auto_promote: bool = Field(default=True, description="Promote a challenger that passes "
-                               "every gate and scores at least as well as the champion.")
+                               "every gate and scores strictly better than the champion.")
 
 
 class PipelineSpec(_Strict):

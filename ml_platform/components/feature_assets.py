@@ -23,12 +23,16 @@ def _when(value: str) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def online_key(spec: PipelineSpec) -> dg.AssetKey:
+    return dg.AssetKey(f"{spec.name}_online_features")
+
+
 def feature_assets(spec: PipelineSpec, key: dict[str, dg.AssetKey], common: dict[str, Any]
                   ) -> list[dg.AssetsDefinition]:
     registry_key = dg.AssetKey(f"{spec.name}_feature_registry")
-    online_key = dg.AssetKey(f"{spec.name}_online_features")
+    online = online_key(spec)
     skew_check = dg.AssetCheckSpec(
-        "online_matches_offline", asset=online_key,
+        "online_matches_offline", asset=online,
         description="Sampled entities' online vectors equal their offline point-in-time vectors.")
 
     # A spec naming a dbt model reads it; the dbt asset (ml_platform/defs/dbt) sits upstream.
@@ -70,7 +74,10 @@ def feature_assets(spec: PipelineSpec, key: dict[str, dg.AssetKey], common: dict
                                    "feature_service": info.feature_service,
                                    "path": dg.MetadataValue.path(info.path)})
 
-    @dg.asset(key=online_key, deps=[key["features"], registry_key], kinds={"feast", "sqlite"},
+    # Eager: in `dagster dev` the online store follows every new feature table on its own,
+    # outside the training job (serving freshness does not wait on training, nor it on this).
+    @dg.asset(key=online, deps=[key["features"], registry_key], kinds={"feast", "sqlite"},
+              automation_condition=dg.AutomationCondition.eager(),
               check_specs=[skew_check], **common)
     def online_features_asset(platform: PlatformResource, config: OnlineWindow
                               ) -> Iterator[Any]:

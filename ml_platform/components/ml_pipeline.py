@@ -8,6 +8,7 @@ import dagster as dg
 from pydantic import BaseModel, ConfigDict
 
 from ml_platform.components.assets import pipeline_assets
+from ml_platform.components.feature_assets import online_key
 from ml_platform.components.sensors import new_data_sensor
 from ml_platform.spec import PipelineSpec, parse_spec
 
@@ -39,10 +40,15 @@ class MLPipelineComponent(dg.Component):
         assets = pipeline_assets(self.spec)
         job = dg.define_asset_job(f"{self.spec.name}_training_job",
                                   # upstream(): a dbt feature model the spec reads is part
-                                  # of the run too
-                                  selection=dg.AssetSelection.groups(
-                                      self.spec.name).upstream(),
+                                  # of the run too. The online store is not: serving
+                                  # freshness has its own job and automation condition.
+                                  selection=dg.AssetSelection.groups(self.spec.name).upstream()
+                                  - dg.AssetSelection.assets(online_key(self.spec)),
                                   description=f"Raw data to registered model for "
                                   f"'{self.spec.name}'.")
-        return dg.Definitions(assets=assets, jobs=[job],
+        online_job = dg.define_asset_job(
+            f"{self.spec.name}_online_job", selection=dg.AssetSelection.assets(
+                online_key(self.spec)),
+            description=f"Load the newest features of '{self.spec.name}' into the online store.")
+        return dg.Definitions(assets=assets, jobs=[job, online_job],
                               sensors=[new_data_sensor(self.spec, job)])

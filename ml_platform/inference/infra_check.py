@@ -11,6 +11,7 @@ import json
 import resource
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,18 @@ def _schema(model: Any) -> dict[str, str]:
     if schema is None:
         return {}
     return {spec.name: spec.type.name for spec in schema.inputs}
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS. ru_maxrss is not it: Linux carries the parent's high-water
+    mark across fork + exec, so a big parent (a Dagster step holding the training data) would be
+    charged to the model. VmHWM belongs to the process's own address space."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def check(model_uri: str, sample_path: str, tracking_uri: str, found: dict[str, Any],
@@ -51,7 +64,7 @@ def check(model_uri: str, sample_path: str, tracking_uri: str, found: dict[str, 
         "load_seconds": load_seconds,
         "batch_rows": len(sample),
         "batch_latency_ms": sorted(timings)[len(timings) // 2],  # median of the repeats
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
+        "peak_rss_mb": peak_rss_mb(),
         "predictions": len(values),
         "finite": bool(np.isfinite(values).all()),
         "input_schema": found["input_schema"],

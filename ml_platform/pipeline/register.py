@@ -96,9 +96,11 @@ def _promotion_reason(spec: PipelineSpec, report: EvaluationReport) -> str | Non
     gate = report.gate(CHAMPION_GATE)
     if not spec.gates.auto_promote or gate is None:
         return None
+    # Strictly better: an identical retrain (diff 0) stays challenger instead of churning the
+    # champion alias on every run.
     diff = gate.evidence.get("overall", {}).get("diff", float("nan"))
-    return (f"scored at least as well as champion v{report.champion_version}: {gate.message}"
-            if diff >= 0 else None)
+    return (f"scored better than champion v{report.champion_version}: {gate.message}"
+            if diff > 0 else None)
 
 
 def register(spec: PipelineSpec, tracking: Tracking, ledger: PromotionLedger,

@@ -48,3 +48,7 @@ def test_demo_pipeline_end_to_end_twice(home: PlatformHome, landed: list) -> Non
     cand1 = _metadata(first, "loan_default_candidate_model")
     cand2 = _metadata(second, "loan_default_candidate_model")
     assert cand1["prediction_hash"] == cand2["prediction_hash"]
+    # An identical retrain is registered as challenger but does not take the champion alias.
+    assert _metadata(second, "loan_default_registered_model")["promoted"] is False
+    assert str(client.get_model_version_by_alias("loan_default", "champion").version) == "1"
+    assert str(client.get_model_version_by_alias("loan_default", "challenger").version) == "2"
