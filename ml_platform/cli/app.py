@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -107,9 +106,4 @@ def mlflow_ui(port: int = 5000) -> None:
 
 
 def main() -> None:
-    started = time.perf_counter()
-    try:
-        app()
-    finally:
-        if os.environ.get("ML_PLATFORM_TIMING"):
-            print(f"[{time.perf_counter() - started:.1f} s]", file=sys.stderr)
+    app()

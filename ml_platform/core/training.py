@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
-from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
@@ -252,6 +251,3 @@ def reproducibility_hash(spec: PipelineSpec, frame: pd.DataFrame, params: dict[s
 def prediction_hash(pred: np.ndarray) -> str:
     return hashlib.sha256(np.round(np.asarray(pred, dtype=float), 10).tobytes()).hexdigest()[:16]
 
-
-def clone_unfitted(model: Pipeline) -> Pipeline:
-    return clone(model)

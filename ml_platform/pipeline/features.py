@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 from ml_platform.core.features import apply_custom, compute_features, point_in_time_join
 from ml_platform.core.io import frame_hash, write_parquet
@@ -24,10 +23,6 @@ class TableInfo:
     feature_service: str = ""
 
 
-def features_path(spec: PipelineSpec, home: PlatformHome) -> Path:
-    return features_table(spec, home)
-
-
 def build_features(spec: PipelineSpec, home: PlatformHome) -> TableInfo:
     """The offline feature table (the Feast source): the spec's declared SQL over the validated
     batch, or the dbt model the spec names."""
@@ -35,7 +30,7 @@ def build_features(spec: PipelineSpec, home: PlatformHome) -> TableInfo:
         frame = apply_custom(spec, read_model(spec, home))
     else:
         frame = compute_features(spec, home.pipeline_dir(spec.name) / "validated.parquet")
-    path = write_parquet(frame, features_path(spec, home))
+    path = write_parquet(frame, features_table(spec, home))
     return TableInfo(str(path), len(frame), frame_hash(frame), list(frame.columns))
 
 
