@@ -219,15 +219,33 @@ def _evaluate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking, candid
     report_dir = home.reports / spec.name / candidate.run_id
     mlflow.set_tracking_uri(tracking.tracking_uri)
     mlflow.set_registry_uri(tracking.tracking_uri)
-    infra_gates = infra.infra_gates(spec, candidate.model_uri, tracking.tracking_uri, holdout)
-    if not all(g.passed for g in infra_gates):
+    # The fresh-process check loads the artifact on the other core while we score here.
+    with infra.start(spec, candidate.model_uri, tracking.tracking_uri, holdout) as check:
+        try:
+            model = mlflow.sklearn.load_model(candidate.model_uri)
+        except Exception as exc:  # judged below: the fresh process fails to load it too
+            model, load_error = None, f"{type(exc).__name__}: {exc}"[:500]
+        report = (None if model is None else
+                  _judge(spec, tracking, candidate, model, holdout, training_set, report_dir))
+        infra_gates = infra.gates_of(spec, check.result())
+    if report is None and all(g.passed for g in infra_gates):
+        infra_gates[0] = Gate(infra.INFRA, False, "the artifact loads in a fresh process but "
+                              f"not in the evaluating one: {load_error}")
+    if report is None or not all(g.passed for g in infra_gates):
         gates = [*infra_gates, *not_evaluated(spec, infra_gates, "the artifact failed infra "
                                               "validation")]
         report = EvaluationReport(spec.name, candidate.run_id, {}, {}, {}, None, None, gates,
                                   str(report_dir))
-        return _finish(spec, tracking, candidate, report, lineage)
+    else:
+        report.gates += infra_gates
+    return _finish(spec, tracking, candidate, report, lineage)
+
+
+def _judge(spec: PipelineSpec, tracking: Tracking, candidate: Candidate, model: Any,
+           holdout: pd.DataFrame, training_set: Path, report_dir: Path) -> EvaluationReport:
+    """Score the candidate, the baselines and the champion on the holdout and judge every
+    gate but the infra ones; diagnostics and plots go to ``report_dir``."""
     y = holdout[spec.label].to_numpy()
-    model = mlflow.sklearn.load_model(candidate.model_uri)
     scores = training.predict(spec, model, holdout)
     metrics = holdout_metrics(spec, y, scores)
     bases = baseline_scores(spec, _history(spec, training_set, holdout), holdout)
@@ -246,10 +264,10 @@ def _evaluate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking, candid
         None if champion is None else champion.version,
         None if champion is None or champion.scores is None
         else holdout_metrics(spec, y, champion.scores),
-        [*gates, *infra_gates], str(report_dir))
+        gates, str(report_dir))
     report.diagnostics, report.plots = report_artifacts.diagnose(spec, model, holdout, scores,
                                                                  report_dir)
-    return _finish(spec, tracking, candidate, report, lineage)
+    return report
 
 
 def _finish(spec: PipelineSpec, tracking: Tracking, candidate: Candidate,

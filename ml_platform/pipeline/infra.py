@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,24 +24,63 @@ BATCH_ROWS = 1_000
 TIMEOUT_SECONDS = 300
 
 
-def run_check(model_uri: str, tracking_uri: str, sample: pd.DataFrame,
-              timeout: float = TIMEOUT_SECONDS) -> dict[str, Any]:
-    """Run ``ml_platform.inference.infra_check`` in a new interpreter; its JSON verdict."""
-    with tempfile.TemporaryDirectory(prefix="infra-") as tmp:
-        sample_path = Path(tmp) / "sample.parquet"
-        sample.to_parquet(sample_path, index=False)
+class InfraCheck:
+    """``ml_platform.inference.infra_check`` running in a new interpreter, started at once so
+    it loads the artifact while the caller evaluates in-process; ``result()`` waits for its
+    JSON verdict. Output goes to files, not pipes, so a chatty child can never block."""
+
+    def __init__(self, model_uri: str, tracking_uri: str, sample: pd.DataFrame,
+                 timeout: float = TIMEOUT_SECONDS) -> None:
+        self.timeout = timeout
+        self._tmp = tempfile.TemporaryDirectory(prefix="infra-")
+        tmp = Path(self._tmp.name)
+        sample.to_parquet(tmp / "sample.parquet", index=False)
+        self._out, self._err = open(tmp / "stdout", "w+"), open(tmp / "stderr", "w+")  # noqa: SIM115
+        self._started = time.monotonic()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "ml_platform.inference.infra_check", model_uri,
+             str(tmp / "sample.parquet"), tracking_uri], stdout=self._out, stderr=self._err,
+            stdin=subprocess.DEVNULL, text=True)
+
+    def result(self) -> dict[str, Any]:
         try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "ml_platform.inference.infra_check", model_uri,
-                 str(sample_path), tracking_uri], capture_output=True, text=True,
-                timeout=timeout)
+            left = self.timeout - (time.monotonic() - self._started)
+            self._proc.wait(timeout=max(left, 0.1))
         except subprocess.TimeoutExpired:
-            return {"ok": False, "error": f"no answer within {timeout:.0f} s"}
-    try:
-        return json.loads(proc.stdout.strip().splitlines()[-1])
-    except (json.JSONDecodeError, IndexError):
-        return {"ok": False, "error": proc.stderr.strip()[-500:] or
-                f"exit code {proc.returncode}, no output"}
+            return {"ok": False, "error": f"no answer within {self.timeout:.0f} s"}
+        finally:
+            self.close()
+        try:
+            return json.loads(self._stdout.strip().splitlines()[-1])
+        except (json.JSONDecodeError, IndexError):
+            return {"ok": False, "error": self._stderr.strip()[-500:] or
+                    f"exit code {self._proc.returncode}, no output"}
+
+    def close(self) -> None:
+        """Stop the child if it still runs and remove its files (idempotent)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        if not self._out.closed:
+            self._out.seek(0)
+            self._err.seek(0)
+            self._stdout, self._stderr = self._out.read(), self._err.read()
+            self._out.close()
+            self._err.close()
+            self._tmp.cleanup()
+
+    def __enter__(self) -> InfraCheck:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def start(spec: PipelineSpec, model_uri: str, tracking_uri: str, holdout: pd.DataFrame
+          ) -> InfraCheck:
+    """Start the fresh-process check on the first rows of the holdout."""
+    return InfraCheck(model_uri, tracking_uri,
+                      training.features_of(holdout.head(BATCH_ROWS), spec))
 
 
 def expected_schema(spec: PipelineSpec) -> dict[str, str]:
@@ -82,13 +122,18 @@ def budget_gate(spec: PipelineSpec, result: dict[str, Any]) -> Gate:
     return Gate(INFRA, not problems, message, result)
 
 
-def infra_gates(spec: PipelineSpec, model_uri: str, tracking_uri: str, holdout: pd.DataFrame
-                ) -> list[Gate]:
-    sample = training.features_of(holdout.head(BATCH_ROWS), spec)
-    result = run_check(model_uri, tracking_uri, sample)
+def gates_of(spec: PipelineSpec, result: dict[str, Any]) -> list[Gate]:
+    """The two gates judged from a check's verdict."""
     if not result.get("ok"):
         why = f"the artifact failed to load or predict in a fresh process: {result.get('error')}"
         signature = (signature_gate(spec, result["input_schema"]) if "input_schema" in result
                      else Gate(SIGNATURE, False, f"not evaluated: {why}"))
         return [Gate(INFRA, False, why, result), signature]
     return [budget_gate(spec, result), signature_gate(spec, result["input_schema"])]
+
+
+def infra_gates(spec: PipelineSpec, model_uri: str, tracking_uri: str, holdout: pd.DataFrame
+                ) -> list[Gate]:
+    """Start the check and wait for its gates."""
+    with start(spec, model_uri, tracking_uri, holdout) as check:
+        return gates_of(spec, check.result())

@@ -12,13 +12,18 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import optuna
 import pandas as pd
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.pandas_dataset import PandasDataset
 from mlflow.models import infer_signature
+from mlflow.types import Schema
 
 from ml_platform.core import training
 from ml_platform.core.io import write_parquet
@@ -119,10 +124,30 @@ def run_params(spec: PipelineSpec, split: training.Split) -> dict[str, Any]:
                for k, v in spec.model.search_space.items()}}
 
 
+SCHEMA_SAMPLE_ROWS = 10_000
+
+
+class TrainingSetDataset(PandasDataset):
+    """MLflow's pandas dataset with its schema inferred from a few rows.
+
+    MLflow infers the schema value by value over the whole frame (10 s of a 1M-row training
+    set). A column here has one dtype, which the first rows show as well as all of them; the
+    rows add the first null of every column that has one, so nullability is read off the whole
+    set. The profile (row and element counts) and the digest also describe the whole set.
+    """
+
+    @cached_property
+    def schema(self) -> Schema | None:
+        df = self._df
+        rows = set(range(min(SCHEMA_SAMPLE_ROWS, len(df))))
+        rows |= {int(np.argmax(isna)) for isna in df.isna().to_numpy().T if isna.any()}
+        return PandasDataset(df.iloc[sorted(rows)], source=self.source).schema
+
+
 def _log_dataset(spec: PipelineSpec, frame: pd.DataFrame, training_set: TableInfo) -> None:
-    dataset = mlflow.data.from_pandas(frame, source=training_set.path, targets=spec.label,
-                                      name=f"{spec.name}_training_set",
-                                      digest=training_set.data_version)
+    dataset = TrainingSetDataset(frame, source=resolve_dataset_source(training_set.path),
+                                 targets=spec.label, name=f"{spec.name}_training_set",
+                                 digest=training_set.data_version)
     mlflow.log_input(dataset, context="training")
 
 

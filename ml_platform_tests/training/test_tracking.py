@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -30,7 +32,9 @@ def closed_port_uri() -> str:
 
 
 def test_the_run_has_every_param_metric_tag_input_and_signature(
-        home: PlatformHome, tracking: Tracking, training_set: TableInfo) -> None:
+        home: PlatformHome, tracking: Tracking, training_set: TableInfo,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(train, "SCHEMA_SAMPLE_ROWS", 50)  # the schema comes from a sample
     spec = training_spec(n_trials=3)
     cand = train.train_candidate(spec, home, tracking, training_set, DAGSTER_TAGS)
     client = MlflowClient(home.tracking_uri)
@@ -60,6 +64,10 @@ def test_the_run_has_every_param_metric_tag_input_and_signature(
     assert dataset_input.dataset.digest == training_set.data_version
     assert training_set.path in dataset_input.dataset.source
     assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "training"
+    frame = pd.read_parquet(training_set.path)
+    assert json.loads(dataset_input.dataset.profile)["num_rows"] == len(frame)
+    assert (json.loads(dataset_input.dataset.schema)["mlflow_colspec"]
+            == json.loads(mlflow.data.from_pandas(frame).schema.to_json()))
 
     info = mlflow.models.get_model_info(cand.model_uri)
     assert info.signature.inputs.input_names() == spec.features.all_columns
