@@ -135,7 +135,8 @@ def read_files(files: list[str], fmt: str) -> pd.DataFrame:
             raise
         if fmt == "csv":
             _check_csvs(con, files, frame)
-    frame["_source_file"] = frame["_source_file"].map(lambda f: Path(f).name)
+    names = {f: Path(f).name for f in frame["_source_file"].unique()}  # per file, not per row
+    frame["_source_file"] = frame["_source_file"].map(names)
     return frame
 
 

@@ -27,7 +27,8 @@ def test_warm_startable_estimator_reports_stages_to_the_pruner(training_set: Tab
     spec, split = training_spec(max_iter=12), _split(training_set)
     study = training.make_study(spec, None, "staged")
     trial = study.ask()
-    value = training.staged_score(spec, split, {"learning_rate": 0.1}, trial)
+    value = training.staged_score(spec, training.prepare(spec, split), {"learning_rate": 0.1},
+                                  trial)
     # Three stages (25/50/100 % of max_iter); the last is the full model, so a trial that is
     # not pruned scores exactly like a plain fit.
     assert len(study._storage.get_trial(trial._trial_id).intermediate_values) == 3
@@ -51,8 +52,9 @@ def test_median_pruner_stops_a_trial_worse_than_the_others(training_set: TableIn
                  update={"low": 2})}
     spec = spec.model_copy(update={"model": spec.model.model_copy(
         update={"search_space": space})})
+    data = training.prepare(spec, split)
     study.optimize(lambda t: training.staged_score(
-        spec, split, training.suggest(t, spec.model.search_space), t), n_trials=4)
+        spec, data, training.suggest(t, spec.model.search_space), t), n_trials=4)
     states = [t.state for t in study.trials]
     assert states[:3] == [optuna.trial.TrialState.COMPLETE] * 3
     assert states[3] == optuna.trial.TrialState.PRUNED
