@@ -1,30 +1,82 @@
 """Issue 2: the demo pipeline's wall time at 1M events against a plain script doing the same
-computation (same data, same features, same model and search budget; no orchestration, no
-tracking, no gates). Target: the platform costs at most 1.25x the plain script."""
+computation, in the same process on the same landed files. Target: the platform costs at most
+1.25x the plain script.
+
+The plain script is what an engineer would write by hand for the same results, with no
+orchestration, tracking, registry, feature store or validation framework:
+
+- validation: the demo contract's rules as one vectorised pandas pass (the baseline of the
+  validation benchmark);
+- features: the dbt model's window aggregates as one DuckDB query over the landed files;
+- the same time split, the same search (seeded TPE, median pruning on the same warm-start
+  stages, the preprocessing fitted once), the final fit on train + validation;
+- the same evaluation numbers: holdout metrics, dummy and logistic baselines, paired
+  bootstraps against both, slice metrics, calibration, confusion matrix and permutation
+  importance (the framework-free functions of ``ml_platform.core``).
+
+What the platform adds on top is the overhead measured: Dagster, MLflow tracking and registry,
+data versions and hashes, pandera + Great Expectations, dbt, `feast apply`, the fresh-process
+infra check, the reproducibility retrain, plots and the model card. The training-only part of
+the plain script (features, split, search, final fit) is reported for context.
+"""
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 EVENTS = int(os.environ.get("BENCH_PIPELINE_EVENTS", "1000000"))
+TARGET = 1.25
+STAGES = (0.25, 0.5, 1.0)
 
 
-def plain_script(files: list[str], spec) -> float:  # noqa: ANN001 - a PipelineSpec
-    """What an engineer would write by hand: DuckDB features, time split, Optuna, sklearn."""
+def plain_script(files: list[str], spec: Any) -> dict[str, float]:
+    """Seconds per part and the holdout ROC AUC."""
     import duckdb
+    import numpy as np
     import optuna
+    import pandas as pd
+    from sklearn.calibration import calibration_curve
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
-    from sklearn.metrics import roc_auc_score
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import (
+        average_precision_score,
+        brier_score_loss,
+        confusion_matrix,
+        f1_score,
+        log_loss,
+        roc_auc_score,
+    )
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
     from sklearn.utils.class_weight import compute_sample_weight
 
+    from benchmarks.bench_validation import plain_pass
+    from ml_platform.contracts import load_for_spec
+    from ml_platform.core.bootstrap import paired_bootstrap
+    from ml_platform.core.diagnostics import permutation_importance
     from ml_platform.spec import resolve_import
+
+    times: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        times[name] = now - mark
+        mark = now
+
+    raw = duckdb.execute("SELECT * FROM read_parquet(?)", [files]).df()
+    raw[spec.event_timestamp] = pd.to_datetime(raw[spec.event_timestamp], utc=True)
+    counts = plain_pass(load_for_spec(spec), raw, pd.Timestamp.now(tz="UTC"))
+    assert counts["rows"] == len(raw)
+    lap("validate")
 
     aggs = ", ".join(
         f"{'COUNT(*)' if a.agg == 'count' else dict(sum='SUM', mean='AVG', max='MAX')[a.agg]}"
@@ -32,44 +84,95 @@ def plain_script(files: list[str], spec) -> float:  # noqa: ANN001 - a PipelineS
         f"ORDER BY applied_at RANGE BETWEEN {a.window_sql} PRECEDING AND CURRENT ROW) "
         f"AS {a.name}" for a in spec.features.aggregates)
     frame = duckdb.execute(f"SELECT *, {aggs} FROM read_parquet(?)", [files]).df()
+    lap("features")
+
     frame = frame.sort_values(["applied_at", "customer_id"]).reset_index(drop=True)
-    n = len(frame)
-    test_start = frame["applied_at"].iloc[int(n * 0.85)]
-    val_start = frame["applied_at"].iloc[int(n * 0.70)]
+    n, label = len(frame), spec.label
+    test_start = frame["applied_at"].iloc[n - int(n * spec.split.test_fraction)]
+    val_start = frame["applied_at"].iloc[
+        n - int(n * spec.split.test_fraction) - int(n * spec.split.validation_fraction)]
     train = frame[frame["applied_at"] < val_start]
     val = frame[(frame["applied_at"] >= val_start) & (frame["applied_at"] < test_start)]
-    test = frame[frame["applied_at"] >= test_start]
+    history = frame[frame["applied_at"] < test_start]
+    test = frame[frame["applied_at"] >= test_start].reset_index(drop=True)
     numeric, categorical = spec.features.model_numeric, spec.features.categorical
+    cols = numeric + categorical
 
-    def model(params: dict) -> Pipeline:
-        pre = ColumnTransformer([
+    def preprocess() -> ColumnTransformer:
+        return ColumnTransformer([
             ("num", SimpleImputer(strategy="median"), numeric),
             ("cat", Pipeline([("i", SimpleImputer(strategy="constant", fill_value="_")),
                               ("o", OneHotEncoder(handle_unknown="ignore", sparse_output=False,
                                                   min_frequency=5))]), categorical)])
-        est = resolve_import(spec.model.estimator)(**spec.model.params, **params,
-                                                   random_state=spec.seed)
-        return Pipeline([("pre", pre), ("model", est)])
 
-    def fit(params: dict, data) -> Pipeline:  # noqa: ANN001
-        y = data[spec.label].to_numpy()
-        return model(params).fit(data[numeric + categorical], y,
-                                 model__sample_weight=compute_sample_weight("balanced", y))
+    def estimator(params: dict) -> Any:
+        return resolve_import(spec.model.estimator)(**spec.model.params, **params,
+                                                    random_state=spec.seed)
+
+    pre = preprocess()
+    x_train, y_train = pre.fit_transform(train[cols]), train[label].to_numpy()
+    x_val, y_val = pre.transform(val[cols]), val[label].to_numpy()
+    weight = compute_sample_weight("balanced", y_train)
 
     def objective(trial: optuna.Trial) -> float:
-        params = {"learning_rate": trial.suggest_float("learning_rate", 0.03, 0.3, log=True),
-                  "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 8, 48),
-                  "l2_regularization": trial.suggest_float("l2_regularization", 0.0, 1.0)}
-        scores = fit(params, train).predict_proba(val[numeric + categorical])[:, 1]
-        return roc_auc_score(val[spec.label], scores)
+        model = estimator({
+            "learning_rate": trial.suggest_float("learning_rate", 0.03, 0.3, log=True),
+            "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 8, 48),
+            "l2_regularization": trial.suggest_float("l2_regularization", 0.0, 1.0)})
+        value, total = 0.0, spec.model.params["max_iter"]
+        for step, fraction in enumerate(STAGES):
+            model.set_params(warm_start=True, max_iter=max(1, round(total * fraction)))
+            model.fit(x_train, y_train, sample_weight=weight)
+            value = roc_auc_score(y_val, model.predict_proba(x_val)[:, 1])
+            trial.report(value, step)
+            if step < len(STAGES) - 1 and trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=spec.seed))
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=spec.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0))
     study.optimize(objective, n_trials=spec.model.n_trials)
-    final = fit(study.best_params, frame[frame["applied_at"] < test_start])
-    scores = final.predict_proba(test[numeric + categorical])[:, 1]
-    return float(roc_auc_score(test[spec.label], scores))
+    y_hist = history[label].to_numpy()
+    final = Pipeline([("pre", preprocess()), ("model", estimator(study.best_params))]).fit(
+        history[cols], y_hist, model__sample_weight=compute_sample_weight("balanced", y_hist))
+    lap("train")
+
+    y = test[label].to_numpy()
+    scores = final.predict_proba(test[cols])[:, 1]
+
+    def metrics(y_: np.ndarray, s: np.ndarray) -> dict[str, float]:
+        return {"roc_auc": roc_auc_score(y_, s), "pr_auc": average_precision_score(y_, s),
+                "log_loss": log_loss(y_, np.clip(s, 1e-15, 1 - 1e-15), labels=[0, 1]),
+                "brier": brier_score_loss(y_, s), "f1": f1_score(y_, s >= 0.5)}
+
+    holdout = metrics(y, scores)
+    linear = make_pipeline(ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+        ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value="_"),
+                              OneHotEncoder(handle_unknown="ignore", min_frequency=5)),
+         categorical)]), LogisticRegression(max_iter=500, class_weight="balanced"))
+    baselines = {"dummy": np.full(len(y), y_hist.mean()),
+                 "linear": linear.fit(history[cols], y_hist).predict_proba(test[cols])[:, 1]}
+    for other in baselines.values():
+        metrics(y, other)
+        paired_bootstrap("roc_auc", y, scores, other, samples=spec.gates.bootstrap_samples,
+                         seed=spec.seed)
+    for col in spec.slices:
+        for idx in test.groupby(col).indices.values():
+            metrics(y[idx], scores[idx])
+    calibration_curve(y, scores, n_bins=10, strategy="quantile")
+    confusion_matrix(y, scores >= 0.5, labels=[0, 1])
+    permutation_importance(lambda x: final.predict_proba(x)[:, 1], test[cols], y, "roc_auc",
+                           seed=spec.seed)
+    lap("evaluate")
+    return {**times, "roc_auc": holdout["roc_auc"]}
+
+
+def platform_auc(home: Any) -> float:
+    (report,) = glob.glob(str(home.reports / "loan_default" / "*" / "evaluation.json"))
+    return float(json.loads(Path(report).read_text())["metrics"]["roc_auc"])
 
 
 def run() -> str:
@@ -88,20 +191,38 @@ def run() -> str:
         files = sorted(glob.glob(str(home.landing / "loan_default" / "*.parquet")))
         spec = load_spec_file(spec_file / "defs.yaml")
 
-        started = time.perf_counter()
-        plain_auc = plain_script(files, spec)
-        plain = time.perf_counter() - started
-
+        plain = plain_script(files, spec)
         started = time.perf_counter()
         ok = run_pipeline(spec, Console(quiet=True))
         platform = time.perf_counter() - started
-    ratio = platform / plain
-    verdict = "meets" if ok and ratio <= 1.25 else "MISSES"
-    return (f"## Demo pipeline vs a plain script ({EVENTS:,} events)\n\n"
-            f"| | wall time | holdout ROC AUC |\n|---|---|---|\n"
-            f"| plain script (DuckDB + Optuna + sklearn, no tracking) | {plain:.1f} s | "
-            f"{plain_auc:.4f} |\n"
-            f"| `ml-platform run loan_default` (validation, features, tracked tuning, "
-            f"evaluation gates, registry) | {platform:.1f} s | see run |\n\n"
-            f"Ratio platform / plain: **{ratio:.2f}x** (target <= 1.25x: {verdict}; "
-            f"run {'succeeded' if ok else 'FAILED'}).")
+        auc = platform_auc(home) if ok else float("nan")
+    total = sum(plain[k] for k in ("validate", "features", "train", "evaluate"))
+    training_only = plain["features"] + plain["train"]
+    ratio = platform / total
+    verdict = "meets" if ok and ratio <= TARGET else "MISSES"
+    return "\n".join([
+        f"## Demo pipeline vs a plain script ({EVENTS:,} events)",
+        "",
+        "Same process, same landed files. The plain script does the same computation by hand "
+        "(see `benchmarks/bench_pipeline.py`): the contract's rules in vectorised pandas, the "
+        "feature SQL in DuckDB, the same seeded search with the same pruning, the final fit and "
+        "the same evaluation numbers (baselines, paired bootstraps, slices, calibration, "
+        "permutation importance); no orchestration, tracking, registry or feature store.",
+        "",
+        "| | wall time | holdout ROC AUC |",
+        "|---|---:|---:|",
+        f"| plain script: validation | {plain['validate']:.1f} s | |",
+        f"| plain script: features | {plain['features']:.1f} s | |",
+        f"| plain script: split, search ({spec.model.n_trials} trials), final fit | "
+        f"{plain['train']:.1f} s | |",
+        f"| plain script: evaluation | {plain['evaluate']:.1f} s | |",
+        f"| **plain script, all** | **{total:.1f} s** | {plain['roc_auc']:.4f} |",
+        f"| **`ml-platform run loan_default`** | **{platform:.1f} s** | {auc:.4f} |",
+        "",
+        f"Ratio platform / plain script: **{ratio:.2f}x** (target <= {TARGET}x: {verdict}; "
+        f"run {'succeeded' if ok else 'FAILED'}).",
+        "",
+        f"For context, against the plain script's training part alone (features, split, "
+        f"search, final fit: {training_only:.1f} s, no validation and no evaluation) the "
+        f"platform takes {platform / training_only:.2f}x.",
+    ])

@@ -59,6 +59,13 @@ class ValidationOutcome:
         return "; ".join(shown)
 
 
+def positional(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame indexed 0..n-1 (rules report row positions), copied only if it is not."""
+    if frame.index.equals(pd.RangeIndex(len(frame))):
+        return frame
+    return frame.reset_index(drop=True)
+
+
 def normalise(spec: PipelineSpec, frame: pd.DataFrame) -> pd.DataFrame:
     """Timestamps to UTC (naive values are taken as UTC), label to its numeric type."""
     frame = frame.copy()
@@ -74,8 +81,8 @@ def normalise(spec: PipelineSpec, frame: pd.DataFrame) -> pd.DataFrame:
 
 def publish(spec: PipelineSpec, home: PlatformHome, valid: pd.DataFrame) -> tuple[Path, str]:
     """Atomically replace the pipeline's validated batch."""
-    out = valid.sort_values([spec.event_timestamp, spec.entity_key], kind="stable")
-    out = out.drop(columns=["_source_file"], errors="ignore").reset_index(drop=True)
+    out = valid.drop(columns=["_source_file"], errors="ignore").sort_values(
+        [spec.event_timestamp, spec.entity_key], kind="stable", ignore_index=True)
     version = frame_hash(out)
     return write_parquet(out, home.pipeline_dir(spec.name) / "validated.parquet"), version
 
@@ -95,14 +102,14 @@ def write_quarantine(spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame
 def check_only(spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame, source: str
                ) -> tuple[ContractResult, Path]:
     """Check a batch against the pipeline's committed contract and write the report."""
-    result = check_contract(load_for_spec(spec), frame.reset_index(drop=True))
+    result = check_contract(load_for_spec(spec), positional(frame))
     tag = "passed" if result.passed else "failed"
     return result, write_report(home.reports, spec.name, source, result, tag)
 
 
 def validate_batch(spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame,
                    source: str = "landed files") -> ValidationOutcome:
-    frame = frame.reset_index(drop=True)
+    frame = positional(frame)
     result, report = check_only(spec, home, frame, source)
     outcome = ValidationOutcome(result.rules, len(frame), len(frame) - result.rows_quarantined,
                                 result.rows_quarantined, report_path=report,
