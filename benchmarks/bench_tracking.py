@@ -4,13 +4,15 @@ Both sides run in this process on the same data, spec and seed: the untracked si
 search (Optuna on a SQLite study, staged pruning), the final fit and the reproducibility
 fingerprint; the tracked side is ``train_candidate`` (the candidate-model asset's code): the same
 work plus the parent run, 50 nested trial runs, params, metrics, the dataset input, plots and
-the logged model. The tracking calls are also timed directly, since on a shared machine the
-difference of two wall times is noisy.
+the logged model. Trial runs and plots are written by writer threads beside the training, so
+the target is judged on wall time (best of interleaved repeats); the tracking calls are also
+timed directly, split into those the training thread waited for and those it did not.
 """
 
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +23,7 @@ import pandas as pd
 TRIALS = 50
 EVENTS, DAYS, MAX_ITER = 12_000, 30, 30
 TARGET = 0.05
+REPEATS = 2
 
 
 def _spec() -> Any:
@@ -63,10 +66,12 @@ def _untracked(spec: Any, home: Any, tset: Any) -> tuple[float, Any]:
 
 
 class _Timer:
-    """Accumulates the time spent inside the wrapped tracking calls."""
+    """Accumulates the time spent inside the wrapped tracking calls, split by whether the
+    training thread waited for them or a writer thread ran them beside the training."""
 
     def __init__(self) -> None:
-        self.seconds = 0.0
+        self.blocking = 0.0
+        self.background = 0.0
         self.calls = 0
 
     def wrap(self, owner: Any, name: str) -> None:
@@ -77,7 +82,11 @@ class _Timer:
             try:
                 return original(*args, **kwargs)
             finally:
-                self.seconds += time.perf_counter() - started
+                spent = time.perf_counter() - started
+                if threading.current_thread() is threading.main_thread():
+                    self.blocking += spent
+                else:
+                    self.background += spent
                 self.calls += 1
 
         setattr(owner, name, timed)
@@ -120,29 +129,40 @@ def run() -> str:
     # Warm imports and caches so neither side pays them (mlflow.sklearn, skops, matplotlib).
     _tracked(_spec().model_copy(update={"model": spec.model.model_copy(
         update={"n_trials": 1})}), home, tset)
-    importlib.reload(train)  # undo the timing wrappers of the warm-up
-    bare, study = _untracked(spec, home, tset)
-    tracked, cand, timer = _tracked(spec, home, tset)
-    share = timer.seconds / (tracked - timer.seconds)
-    wall = tracked / bare - 1
-    verdict = "meets" if share <= TARGET else "misses"
+    bare_times, tracked_times = [], []
+    for _ in range(REPEATS):  # interleaved, best of each: the machine is shared
+        importlib.reload(train)  # a fresh module: no timing wrappers of the previous round
+        bare, study = _untracked(spec, home, tset)
+        tracked, cand, timer = _tracked(spec, home, tset)
+        bare_times.append(bare)
+        tracked_times.append(tracked)
+    bare, tracked = min(bare_times), min(tracked_times)
+    overhead = tracked / bare - 1
+    verdict = "meets" if overhead <= TARGET else "misses"
     return "\n".join([
         "## Tracking overhead (issue 5)",
         "",
         f"A {TRIALS}-trial Optuna search (TPE, staged pruning) of the demo model "
         f"(HistGradientBoosting, max_iter {MAX_ITER}) on {tset.rows:,} rows, tracked in MLflow "
-        "(SQLite store, local artifacts) vs the same search untracked, same process and seed.",
+        "(SQLite store, local artifacts) vs the same search untracked, same process and seed. "
+        f"Both sides ran {REPEATS} times, interleaved; the best time of each is compared.",
         "",
         "| | untracked | tracked |",
         "|---|---|---|",
-        f"| wall time | {bare:.1f} s | {tracked:.1f} s |",
+        f"| wall time (best of {REPEATS}) | {bare:.2f} s | {tracked:.2f} s |",
+        f"| all runs | {', '.join(f'{t:.2f}' for t in bare_times)} s | "
+        f"{', '.join(f'{t:.2f}' for t in tracked_times)} s |",
         f"| trials (pruned) | {len(study.trials)} "
         f"({sum(t.state.name == 'PRUNED' for t in study.trials)}) | {cand.trials} "
         f"({cand.pruned_trials}) |",
-        f"| time inside tracking calls | - | {timer.seconds:.2f} s ({timer.calls} calls) |",
+        f"| tracking calls the training thread waited for (last run) | - | "
+        f"{timer.blocking:.2f} s |",
+        f"| tracking calls run by writer threads beside training (last run) | - | "
+        f"{timer.background:.2f} s |",
         "",
-        f"Tracking time as a share of training time: **{share:.1%}** (target at most "
-        f"{TARGET:.0%}: {verdict}). Wall-time difference tracked/untracked - 1: {wall:+.1%} "
-        "(noisier: the machine is shared). Same seed, so both sides ran the same trials: "
-        f"best params equal: {study.best_params == cand.best_params}.",
+        f"Tracking overhead (tracked / untracked wall time - 1): **{overhead:+.1%}** (target at "
+        f"most {TARGET:.0%}: {verdict}). The training thread itself waited "
+        f"{timer.blocking / bare:.1%} of the untracked time for tracking calls ({timer.calls} "
+        "calls in all). Same seed, so both sides ran the same trials: best params equal: "
+        f"{study.best_params == cand.best_params}.",
     ])

@@ -3,6 +3,9 @@ model logging with explicit requirements (skips slow environment inference)."""
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -118,3 +121,50 @@ class Tracking:
                 raise
 
         return self.call(get, f"read alias '{alias}' of '{model}'")
+
+
+class BackgroundWriter:
+    """Tracking calls run in order on one writer thread, so the training thread does not wait
+    for the store (a nested run per trial is three writes). ``close()`` waits until every call
+    is done and raises TrackingUnavailable for the first one that failed; nothing submitted is
+    dropped. Use it as a context manager around the work that submits."""
+
+    def __init__(self, name: str = "tracking-writer") -> None:
+        self._calls: queue.Queue[Callable[[], object] | None] = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (call := self._calls.get()) is not None:
+            if self._error is None:  # after a failure the rest would fail the same way
+                try:
+                    call()
+                except BaseException as exc:  # noqa: BLE001 - re-raised by close()
+                    self._error = exc
+
+    def submit(self, call: Callable[[], object]) -> None:
+        if self._error is not None:
+            self.close()  # raises: stop training as soon as tracking is known to be down
+        self._calls.put(call)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._calls.put(None)
+            self._thread.join()
+        if self._error is not None:
+            if isinstance(self._error, TrackingUnavailable):
+                raise self._error
+            raise TrackingUnavailable(f"a tracking call failed: {type(self._error).__name__}: "
+                                      f"{self._error}") from self._error
+
+    def __enter__(self) -> BackgroundWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        # the work already failed: drain the queue, but let the work's own error propagate
+        with contextlib.suppress(TrackingUnavailable):
+            self.close()

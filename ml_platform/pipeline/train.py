@@ -28,7 +28,7 @@ from mlflow.types import Schema
 from ml_platform.core import training
 from ml_platform.core.io import write_parquet
 from ml_platform.core.metrics import classification_metrics, regression_metrics
-from ml_platform.core.tracking import Tracking, pip_requirements
+from ml_platform.core.tracking import BackgroundWriter, Tracking, pip_requirements
 from ml_platform.core.versioning import code_version
 from ml_platform.home import PlatformHome
 from ml_platform.pipeline import tuning
@@ -78,24 +78,34 @@ def holdout_metrics(spec: PipelineSpec, y: Any, scores: Any) -> dict[str, float]
 
 
 def trial_logger(tracking: Tracking, experiment_id: str, parent_run_id: str, study_name: str,
-                 metric: str) -> training.TrialCallback:
-    """Log each finished trial (pruned ones too) as a nested run of ``parent_run_id``."""
+                 metric: str, writer: BackgroundWriter | None = None) -> training.TrialCallback:
+    """Log each finished trial (pruned ones too) as a nested run of ``parent_run_id``; on the
+    ``writer``'s thread if one is given, so the next trial starts at once."""
     def log(trial: optuna.trial.FrozenTrial) -> None:
         state = trial.state.name
         metrics = {f"val_{metric}": trial.value} if trial.value is not None else {}
         if trial.duration is not None:
             metrics["trial_seconds"] = trial.duration.total_seconds()
-        tracking.log_child_run(
-            experiment_id, parent_run_id, f"trial-{trial.number}", trial.params, metrics,
-            tags={"optuna_study": study_name, "optuna_trial": str(trial.number),
-                  "optuna_state": state},
-            steps=trial.intermediate_values, step_metric=f"val_{metric}_by_stage",
-            status="FAILED" if state == "FAIL" else "FINISHED")
+
+        def write() -> None:
+            tracking.log_child_run(
+                experiment_id, parent_run_id, f"trial-{trial.number}", trial.params, metrics,
+                tags={"optuna_study": study_name, "optuna_trial": str(trial.number),
+                      "optuna_state": state},
+                steps=trial.intermediate_values, step_metric=f"val_{metric}_by_stage",
+                status="FAILED" if state == "FAIL" else "FINISHED")
+
+        if writer is None:
+            write()
+        else:
+            writer.submit(write)
     return log
 
 
-def log_plots(study: optuna.Study) -> None:
-    """The optimisation history (and intermediate values, if trials reported any) as PNGs."""
+def log_plots(tracking: Tracking, run_id: str, study: optuna.Study) -> None:
+    """The optimisation history (and intermediate values, if trials reported any) as PNGs of
+    run ``run_id`` (explicit: MLflow's active run is per thread, and this may run on a
+    writer thread)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -107,7 +117,9 @@ def log_plots(study: optuna.Study) -> None:
         plots["intermediate_values"] = optuna_plots.plot_intermediate_values
     for name, plot in plots.items():
         axes = plot(study)
-        mlflow.log_figure(axes.figure, f"plots/{name}.png")
+        path = f"plots/{name}.png"
+        tracking.call(lambda f=axes.figure, p=path: tracking.client.log_figure(run_id, f, p),
+                      f"log {path}")
         plt.close(axes.figure)
 
 
@@ -173,9 +185,10 @@ def _search(spec: PipelineSpec, home: PlatformHome, tracking: Tracking, split: t
         return tuned
     name = f"{spec.name}-{training_set.data_version}-{run_id[:8]}"
     mlflow.set_tags({"optuna_study": name, "tuning": "sequential"})
-    return training.tune(spec, split, storage=storage, study_name=name,
-                         on_trial=trial_logger(tracking, experiment_id, run_id, name,
-                                               spec.primary_metric))
+    with BackgroundWriter("mlflow-trials") as writer:
+        return training.tune(spec, split, storage=storage, study_name=name,
+                             on_trial=trial_logger(tracking, experiment_id, run_id, name,
+                                                   spec.primary_metric, writer))
 
 
 def train_candidate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking,
@@ -206,18 +219,19 @@ def train_candidate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking,
         study_name = study.study_name
         tuning_seconds = time.perf_counter() - started
         best = study.best_trial.params
-        # Final fit on train + validation, scored once on the frozen test window.
-        final = training.fit(spec, pd.concat([split.train, split.validation]), best)
-        scores = training.predict(spec, final, split.test)
-        test_metrics = holdout_metrics(spec, split.test[spec.label].to_numpy(), scores)
-        pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
-        repro = training.reproducibility_hash(spec, frame, best)
+        with BackgroundWriter("mlflow-plots") as writer:
+            writer.submit(lambda: log_plots(tracking, run_id, study))  # beside the final fit
+            # Final fit on train + validation, scored once on the frozen test window.
+            final = training.fit(spec, pd.concat([split.train, split.validation]), best)
+            scores = training.predict(spec, final, split.test)
+            test_metrics = holdout_metrics(spec, split.test[spec.label].to_numpy(), scores)
+            pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
+            repro = training.reproducibility_hash(spec, frame, best)
         mlflow.log_params({f"best.{k}": v for k, v in best.items()})
         mlflow.log_metrics({**{f"test_{k}": v for k, v in test_metrics.items()},
                             f"best_val_{metric}": study.best_value,
                             "tuning_seconds": tuning_seconds, "trials": len(study.trials),
                             "pruned_trials": pruned})
-        log_plots(study)
         holdout_path = write_parquet(split.test, home.pipeline_dir(spec.name) / "holdouts" /
                                      f"{split.test_window['hash']}.parquet")
         model_uri = _log_model(spec, final, split, scores)

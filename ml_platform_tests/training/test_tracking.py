@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
 from pathlib import Path
 
 import mlflow
@@ -11,7 +13,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from ml_platform.core.tracking import Tracking, TrackingUnavailable
+from ml_platform.core.tracking import BackgroundWriter, Tracking, TrackingUnavailable
 from ml_platform.core.versioning import code_version
 from ml_platform.home import PlatformHome
 from ml_platform.pipeline import train
@@ -114,3 +116,36 @@ def test_pipeline_with_tracking_down_registers_nothing(
     assert not result.asset_materializations_for_node("loan_default_registered_model")
     local = MlflowClient(home.tracking_uri, registry_uri=home.tracking_uri)
     assert local.search_registered_models() == []
+
+
+def test_background_writer_runs_calls_in_order_and_close_waits_for_all() -> None:
+    done: list[int] = []
+    with BackgroundWriter() as writer:
+        for i in range(20):
+            writer.submit(lambda i=i: (time.sleep(0.001), done.append(i)))
+    assert done == list(range(20))
+
+
+def test_a_failed_tracking_call_stops_training_and_is_reported() -> None:
+    ran: list[str] = []
+    queued = threading.Event()
+
+    def fail() -> None:
+        queued.wait()
+        raise ConnectionError("store gone")
+
+    writer = BackgroundWriter()
+    writer.submit(fail)
+    writer.submit(lambda: ran.append("after"))
+    queued.set()
+    with pytest.raises(TrackingUnavailable, match="ConnectionError: store gone"):
+        writer.close()
+    assert ran == []  # calls after a failure are not attempted
+    with pytest.raises(TrackingUnavailable):  # the next trial's submit stops the search
+        writer.submit(lambda: None)
+
+
+def test_the_work_s_own_error_wins_over_a_tracking_error() -> None:
+    with pytest.raises(ValueError, match="training broke"), BackgroundWriter() as writer:
+        writer.submit(lambda: 1 / 0)
+        raise ValueError("training broke")
