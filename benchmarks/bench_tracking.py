@@ -23,7 +23,7 @@ import pandas as pd
 TRIALS = 50
 EVENTS, DAYS, MAX_ITER = 12_000, 30, 30
 TARGET = 0.05
-REPEATS = 2
+REPEATS = 3
 
 
 def _spec() -> Any:
@@ -51,14 +51,14 @@ def _training_set(home: Any, spec: Any) -> Any:
     return TableInfo(str(path), len(frame), version, list(frame.columns))
 
 
-def _untracked(spec: Any, home: Any, tset: Any) -> tuple[float, Any]:
+def _untracked(spec: Any, home: Any, tset: Any, study_name: str) -> tuple[float, Any]:
     from ml_platform.core import training
 
     started = time.perf_counter()
     frame = pd.read_parquet(tset.path)
     split = training.time_split(frame, spec)
     training.pin_seeds(spec.seed)
-    study = training.tune(spec, split, f"sqlite:///{home.root / 'untracked.db'}", "untracked")
+    study = training.tune(spec, split, f"sqlite:///{home.root / 'untracked.db'}", study_name)
     final = training.fit(spec, pd.concat([split.train, split.validation]), study.best_params)
     training.predict(spec, final, split.test)
     training.reproducibility_hash(spec, frame, study.best_params)
@@ -130,9 +130,9 @@ def run() -> str:
     _tracked(_spec().model_copy(update={"model": spec.model.model_copy(
         update={"n_trials": 1})}), home, tset)
     bare_times, tracked_times = [], []
-    for _ in range(REPEATS):  # interleaved, best of each: the machine is shared
+    for i in range(REPEATS):  # interleaved, best of each: the machine is shared
         importlib.reload(train)  # a fresh module: no timing wrappers of the previous round
-        bare, study = _untracked(spec, home, tset)
+        bare, study = _untracked(spec, home, tset, f"untracked-{i}")
         tracked, cand, timer = _tracked(spec, home, tset)
         bare_times.append(bare)
         tracked_times.append(tracked)
