@@ -104,8 +104,7 @@ def trial_logger(tracking: Tracking, experiment_id: str, parent_run_id: str, stu
 
 def log_plots(tracking: Tracking, run_id: str, study: optuna.Study) -> None:
     """The optimisation history (and intermediate values, if trials reported any) as PNGs of
-    run ``run_id`` (explicit: MLflow's active run is per thread, and this may run on a
-    writer thread)."""
+    run ``run_id``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -219,19 +218,18 @@ def train_candidate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking,
         study_name = study.study_name
         tuning_seconds = time.perf_counter() - started
         best = study.best_trial.params
-        with BackgroundWriter("mlflow-plots") as writer:
-            writer.submit(lambda: log_plots(tracking, run_id, study))  # beside the final fit
-            # Final fit on train + validation, scored once on the frozen test window.
-            final = training.fit(spec, pd.concat([split.train, split.validation]), best)
-            scores = training.predict(spec, final, split.test)
-            test_metrics = holdout_metrics(spec, split.test[spec.label].to_numpy(), scores)
-            pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
-            repro = training.reproducibility_hash(spec, frame, best)
+        # Final fit on train + validation, scored once on the frozen test window.
+        final = training.fit(spec, pd.concat([split.train, split.validation]), best)
+        scores = training.predict(spec, final, split.test)
+        test_metrics = holdout_metrics(spec, split.test[spec.label].to_numpy(), scores)
+        pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
+        repro = training.reproducibility_hash(spec, frame, best)
         mlflow.log_params({f"best.{k}": v for k, v in best.items()})
         mlflow.log_metrics({**{f"test_{k}": v for k, v in test_metrics.items()},
                             f"best_val_{metric}": study.best_value,
                             "tuning_seconds": tuning_seconds, "trials": len(study.trials),
                             "pruned_trials": pruned})
+        log_plots(tracking, run_id, study)
         holdout_path = write_parquet(split.test, home.pipeline_dir(spec.name) / "holdouts" /
                                      f"{split.test_window['hash']}.parquet")
         model_uri = _log_model(spec, final, split, scores)
