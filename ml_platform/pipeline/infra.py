@@ -27,33 +27,36 @@ TIMEOUT_SECONDS = 300
 class InfraCheck:
     """``ml_platform.inference.infra_check`` running in a new interpreter, started at once so
     it loads the artifact while the caller evaluates in-process; ``result()`` waits for its
-    JSON verdict. Output goes to files, not pipes, so a chatty child can never block."""
+    JSON verdict. Its output goes to temporary files, not pipes, so it can never block."""
 
     def __init__(self, model_uri: str, tracking_uri: str, sample: pd.DataFrame,
                  timeout: float = TIMEOUT_SECONDS) -> None:
         self.timeout = timeout
         self._tmp = tempfile.TemporaryDirectory(prefix="infra-")
-        tmp = Path(self._tmp.name)
-        sample.to_parquet(tmp / "sample.parquet", index=False)
-        self._out, self._err = open(tmp / "stdout", "w+"), open(tmp / "stderr", "w+")  # noqa: SIM115
-        self._started = time.monotonic()
+        sample_path = Path(self._tmp.name) / "sample.parquet"
+        sample.to_parquet(sample_path, index=False)
+        self._out = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by close()
+        self._err = tempfile.TemporaryFile("w+")  # noqa: SIM115
+        self._deadline = time.monotonic() + timeout
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "ml_platform.inference.infra_check", model_uri,
-             str(tmp / "sample.parquet"), tracking_uri], stdout=self._out, stderr=self._err,
+             str(sample_path), tracking_uri], stdout=self._out, stderr=self._err,
             stdin=subprocess.DEVNULL, text=True)
 
     def result(self) -> dict[str, Any]:
         try:
-            left = self.timeout - (time.monotonic() - self._started)
-            self._proc.wait(timeout=max(left, 0.1))
+            self._proc.wait(timeout=max(self._deadline - time.monotonic(), 0.1))
+            self._out.seek(0)
+            self._err.seek(0)
+            out, err = self._out.read(), self._err.read()
         except subprocess.TimeoutExpired:
             return {"ok": False, "error": f"no answer within {self.timeout:.0f} s"}
         finally:
             self.close()
         try:
-            return json.loads(self._stdout.strip().splitlines()[-1])
+            return json.loads(out.strip().splitlines()[-1])
         except (json.JSONDecodeError, IndexError):
-            return {"ok": False, "error": self._stderr.strip()[-500:] or
+            return {"ok": False, "error": err.strip()[-500:] or
                     f"exit code {self._proc.returncode}, no output"}
 
     def close(self) -> None:
@@ -61,13 +64,9 @@ class InfraCheck:
         if self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()
-        if not self._out.closed:
-            self._out.seek(0)
-            self._err.seek(0)
-            self._stdout, self._stderr = self._out.read(), self._err.read()
-            self._out.close()
-            self._err.close()
-            self._tmp.cleanup()
+        self._out.close()
+        self._err.close()
+        self._tmp.cleanup()
 
     def __enter__(self) -> InfraCheck:
         return self
