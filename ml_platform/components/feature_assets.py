@@ -56,7 +56,9 @@ def feature_assets(spec: PipelineSpec, key: dict[str, dg.AssetKey], common: dict
         state = registry.apply(spec, platform.platform_home())
         return dg.MaterializeResult(
             data_version=dg.DataVersion(state.fingerprint),
-            metadata={"feature_service": state.service, "feature_view": state.feature_view,
+            metadata={"feast_apply": "applied" if state.applied else
+                      "skipped: the registry already holds these objects",
+                      "feature_service": state.service, "feature_view": state.feature_view,
                       "fingerprint": state.fingerprint, "features": len(state.features),
                       "registry": dg.MetadataValue.path(state.registry_path),
                       "feature_services": dg.MetadataValue.json(state.feature_services),

@@ -111,6 +111,11 @@ def view_def(spec: PipelineSpec, home: PlatformHome) -> ViewDef:
         ttl_seconds=spec.features.ttl_seconds)
 
 
+def registry_file(home: PlatformHome) -> Path:
+    """The Feast registry (a file registry in the home)."""
+    return home.feast_dir / "registry.db"
+
+
 def fingerprint(view: ViewDef) -> str:
     """What makes two feature sets the same contract: names, types, keys and TTL (not paths)."""
     contract = {k: v for k, v in asdict(view).items() if k != "source_path"}

@@ -14,17 +14,13 @@ from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, File
 from feast.repo_config import RepoConfig
 from feast.types import Bool, Float64, Int64, String
 
-from ml_platform.featurestore.definitions import FEAST_PROJECT, ServiceDef, ViewDef
+from ml_platform.featurestore.definitions import FEAST_PROJECT, ServiceDef, ViewDef, registry_file
 from ml_platform.home import PROJECT_ROOT, PlatformHome
 
 REPO_DIR = PROJECT_ROOT / "feature_repo"
 _FIELD_TYPES = {"int64": Int64, "float64": Float64, "string": String, "bool": Bool}
 _VALUE_TYPES = {"int64": ValueType.INT64, "string": ValueType.STRING, "bool": ValueType.BOOL,
                 "float64": ValueType.DOUBLE}
-
-
-def registry_path(home: PlatformHome) -> Path:
-    return home.feast_dir / "registry.db"
 
 
 def online_path(home: PlatformHome) -> Path:
@@ -35,7 +31,7 @@ def repo_config(home: PlatformHome) -> RepoConfig:
     """The configuration feature_repo/feature_store.yaml expands to for this home."""
     os.environ.setdefault("FEAST_USAGE", "False")
     return RepoConfig(project=FEAST_PROJECT, provider="local", repo_path=REPO_DIR,
-                      registry={"registry_type": "file", "path": str(registry_path(home)),
+                      registry={"registry_type": "file", "path": str(registry_file(home)),
                                 "cache_ttl_seconds": 0},
                       offline_store={"type": "duckdb"},
                       online_store={"type": "sqlite", "path": str(online_path(home))},

@@ -108,3 +108,33 @@ def test_a_new_feature_contract_reloads_every_entity(home: PlatformHome) -> None
     result = registry.materialize(changed, home, end=NOW)
     assert result.start == online.EPOCH and result.entities_in_window == 6
     assert registry.skew(changed, home, result.watermark).passed
+
+
+def test_apply_is_skipped_only_while_objects_and_registry_are_unchanged(
+        home: PlatformHome, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ml_platform.featurestore import feast_objects
+
+    spec = tiny_spec()
+    write_features(spec, home, history(days=3, users=4))
+    first = registry.apply(spec, home)
+    assert first.applied and first.feature_services == ["shop_v1"]
+
+    calls: list[str] = []
+    real = feast_objects.feature_store
+    monkeypatch.setattr(feast_objects, "feature_store",
+                        lambda h: calls.append("apply") or real(h))
+    again = registry.apply(spec, home)
+    assert not again.applied and calls == []  # Feast not touched
+    assert {**again.__dict__, "applied": True} == first.__dict__
+
+    # Another writer changed the registry (here an online load records its interval).
+    registry.materialize(spec, home, end=T0.to_pydatetime() + timedelta(days=2))
+    calls.clear()
+    assert registry.apply(spec, home).applied and calls == ["apply"]
+    assert not registry.apply(spec, home).applied
+
+    # A changed feature contract is applied as a new service version.
+    changed = tiny_spec(ttl="2d")
+    state = registry.apply(changed, home)
+    assert state.applied and state.service == "shop_v2"
+    assert state.feature_services == ["shop_v1", "shop_v2"]
