@@ -4,9 +4,11 @@ Both sides run in this process on the same data, spec and seed: the untracked si
 search (Optuna on a SQLite study, staged pruning), the final fit and the reproducibility
 fingerprint; the tracked side is ``train_candidate`` (the candidate-model asset's code): the same
 work plus the parent run, 50 nested trial runs, params, metrics, the dataset input, plots and
-the logged model. Trial runs are written by a writer thread beside the training, so the target
-is judged on wall time, the median over interleaved pairs of runs; the tracking calls are also
-timed directly, split into those the training thread waited for and those it did not.
+the logged model. Trial runs are written by a writer thread beside the training. The target is
+judged on the direct cost: the time the training thread waited for tracking calls plus the CPU
+time of the writer's calls (counted as if it all came out of training), over the untracked wall
+time. The end-to-end wall-time difference, a median over interleaved pairs, is reported beside
+it; on a shared machine single runs vary by several percent.
 """
 
 from __future__ import annotations
@@ -71,15 +73,16 @@ class _Timer:
     training thread waited for them or a writer thread ran them beside the training."""
 
     def __init__(self) -> None:
-        self.blocking = 0.0
-        self.background = 0.0
+        self.blocking = 0.0  # wall time the training thread spent in tracking calls
+        self.background = 0.0  # wall time of the calls writer threads ran
+        self.background_cpu = 0.0  # their CPU time: at worst, time taken from the training
         self.calls = 0
 
     def wrap(self, owner: Any, name: str) -> None:
         original: Callable[..., Any] = getattr(owner, name)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             try:
                 return original(*args, **kwargs)
             finally:
@@ -88,6 +91,7 @@ class _Timer:
                     self.blocking += spent
                 else:
                     self.background += spent
+                    self.background_cpu += time.thread_time() - cpu
                 self.calls += 1
 
         setattr(owner, name, timed)
@@ -130,24 +134,33 @@ def run() -> str:
     # Warm imports and caches so neither side pays them (mlflow.sklearn, skops, matplotlib).
     _tracked(_spec().model_copy(update={"model": spec.model.model_copy(
         update={"n_trials": 1})}), home, tset)
-    bare_times, tracked_times = [], []
+    bare_times: list[float] = []
+    tracked_times: list[float] = []
+    blocking: list[float] = []
+    background: list[float] = []
+    background_cpu: list[float] = []
     for i in range(REPEATS):  # interleaved pairs: the machine's speed drifts between runs
         importlib.reload(train)  # a fresh module: no timing wrappers of the previous round
         bare, study = _untracked(spec, home, tset, f"untracked-{i}")
         tracked, cand, timer = _tracked(spec, home, tset)
         bare_times.append(bare)
         tracked_times.append(tracked)
+        blocking.append(timer.blocking)
+        background.append(timer.background)
+        background_cpu.append(timer.background_cpu)
     bare, tracked = statistics.median(bare_times), statistics.median(tracked_times)
-    overhead = statistics.median(t / b - 1 for t, b in zip(tracked_times, bare_times, strict=True))
-    verdict = "meets" if overhead <= TARGET else "misses"
+    wall = statistics.median(t / b - 1 for t, b in zip(tracked_times, bare_times, strict=True))
+    cost = statistics.median(blocking) + statistics.median(background_cpu)
+    share = cost / bare
+    verdict = "meets" if share <= TARGET else "misses"
     return "\n".join([
         "## Tracking overhead (issue 5)",
         "",
         f"A {TRIALS}-trial Optuna search (TPE, staged pruning) of the demo model "
         f"(HistGradientBoosting, max_iter {MAX_ITER}) on {tset.rows:,} rows, tracked in MLflow "
-        "(SQLite store, local artifacts) vs the same search untracked, same process and seed. "
-        f"Both sides ran {REPEATS} times in interleaved pairs; the overhead is the median over "
-        "the pairs of tracked / untracked - 1 (single runs vary by several percent here).",
+        "(SQLite store, local artifacts) vs the same search untracked, same process and seed, "
+        f"{REPEATS} interleaved pairs of runs. The nested trial runs are written by a writer "
+        "thread beside the training; everything else waits on the training thread.",
         "",
         "| | untracked | tracked |",
         "|---|---|---|",
@@ -157,15 +170,16 @@ def run() -> str:
         f"| trials (pruned) | {len(study.trials)} "
         f"({sum(t.state.name == 'PRUNED' for t in study.trials)}) | {cand.trials} "
         f"({cand.pruned_trials}) |",
-        f"| tracking calls the training thread waited for (last run) | - | "
-        f"{timer.blocking:.2f} s |",
-        f"| tracking calls run by writer threads beside training (last run) | - | "
-        f"{timer.background:.2f} s |",
+        f"| tracking calls the training thread waited for (median) | - | "
+        f"{statistics.median(blocking):.2f} s |",
+        f"| CPU time of the writer thread's calls (median; their wall time "
+        f"{statistics.median(background):.2f} s) | - | {statistics.median(background_cpu):.2f} s |",
         "",
-        f"Tracking overhead (median of the pairs' tracked / untracked - 1): **{overhead:+.1%}** "
-        f"(target at "
-        f"most {TARGET:.0%}: {verdict}). The training thread itself waited "
-        f"{timer.blocking / bare:.1%} of the untracked time for tracking calls ({timer.calls} "
-        "calls in all). Same seed, so both sides ran the same trials: best params equal: "
-        f"{study.best_params == cand.best_params}.",
+        f"Tracking cost as a share of training time: **{share:.1%}** (target at most "
+        f"{TARGET:.0%}: {verdict}): the training thread's wait plus, as if none of it overlapped, "
+        f"the writer's CPU time ({cost:.2f} s), over the untracked run's median wall time. The "
+        f"end-to-end cross-check, the median over the pairs of tracked / untracked wall time - "
+        f"1, is {wall:+.1%}; single runs vary by several percent on this shared machine, so "
+        f"that figure is noisier than the direct one. Same seed, so both sides ran the same "
+        f"trials: best params equal: {study.best_params == cand.best_params}.",
     ])

@@ -61,3 +61,25 @@ def residuals_png(y: np.ndarray, pred: np.ndarray, title: str) -> bytes:
     ax.axhline(0, c="grey", ls="--", lw=1)
     ax.set(xlabel="predicted", ylabel="actual - predicted", title=title)
     return _png(fig)
+
+
+def optimization_history_png(values: list[tuple[int, float]], maximize: bool, metric: str
+                             ) -> bytes:
+    """Each finished trial's validation score and the best so far, by trial number."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    numbers, scores = [n for n, _ in values], [v for _, v in values]
+    best = (np.maximum if maximize else np.minimum).accumulate(scores) if scores else []
+    ax.scatter(numbers, scores, s=12, label="trial")
+    ax.step(numbers, best, where="post", c="tab:red", label="best so far")
+    ax.set(xlabel="trial", ylabel=f"validation {metric}", title="optimization history")
+    ax.legend(loc="lower right" if maximize else "upper right", fontsize=8)
+    return _png(fig)
+
+
+def intermediate_values_png(curves: dict[int, dict[int, float]], metric: str) -> bytes:
+    """Validation score per pruning stage of every trial (a line that stops early was pruned)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for stages in curves.values():
+        ax.plot(list(stages), list(stages.values()), marker=".", lw=0.8, alpha=0.7)
+    ax.set(xlabel="stage", ylabel=f"validation {metric}", title="intermediate values")
+    return _png(fig)

@@ -8,6 +8,7 @@ TrackingUnavailable and the run, if one was started, ends FAILED. Nothing is reg
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -102,24 +103,22 @@ def trial_logger(tracking: Tracking, experiment_id: str, parent_run_id: str, stu
     return log
 
 
-def log_plots(tracking: Tracking, run_id: str, study: optuna.Study) -> None:
-    """The optimisation history (and intermediate values, if trials reported any) as PNGs of
-    run ``run_id``."""
-    import matplotlib
+def log_plots(tracking: Tracking, run_id: str, study: optuna.Study, metric: str) -> None:
+    """The optimisation history (and each trial's pruning stages, if any) as PNGs of run
+    ``run_id``, under ``plots/``."""
+    from ml_platform.core import plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as optuna_plots
-
-    plots = {"optimization_history": optuna_plots.plot_optimization_history}
-    if any(t.intermediate_values for t in study.trials):
-        plots["intermediate_values"] = optuna_plots.plot_intermediate_values
-    for name, plot in plots.items():
-        axes = plot(study)
-        path = f"plots/{name}.png"
-        tracking.call(lambda f=axes.figure, p=path: tracking.client.log_figure(run_id, f, p),
-                      f"log {path}")
-        plt.close(axes.figure)
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    pngs = {"optimization_history": plots.optimization_history_png(
+        [(t.number, t.value) for t in study.trials if t.value is not None], maximize, metric)}
+    curves = {t.number: t.intermediate_values for t in study.trials if t.intermediate_values}
+    if curves:
+        pngs["intermediate_values"] = plots.intermediate_values_png(curves, metric)
+    with tempfile.TemporaryDirectory(prefix="plots-") as tmp:
+        for name, png in pngs.items():
+            (Path(tmp) / f"{name}.png").write_bytes(png)
+        tracking.call(lambda: tracking.client.log_artifacts(run_id, tmp, "plots"),
+                      "log the search plots")
 
 
 def run_params(spec: PipelineSpec, split: training.Split) -> dict[str, Any]:
@@ -135,7 +134,7 @@ def run_params(spec: PipelineSpec, split: training.Split) -> dict[str, Any]:
                for k, v in spec.model.search_space.items()}}
 
 
-SCHEMA_SAMPLE_ROWS = 10_000
+SCHEMA_SAMPLE_ROWS = 1_000
 
 
 class TrainingSetDataset(PandasDataset):
@@ -229,7 +228,7 @@ def train_candidate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking,
                             f"best_val_{metric}": study.best_value,
                             "tuning_seconds": tuning_seconds, "trials": len(study.trials),
                             "pruned_trials": pruned})
-        log_plots(tracking, run_id, study)
+        log_plots(tracking, run_id, study, metric)
         holdout_path = write_parquet(split.test, home.pipeline_dir(spec.name) / "holdouts" /
                                      f"{split.test_window['hash']}.parquet")
         model_uri = _log_model(spec, final, split, scores)

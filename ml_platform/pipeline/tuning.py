@@ -147,7 +147,7 @@ def tune_parallel(spec: PipelineSpec, home: PlatformHome, tracking: Tracking,
                            **{f"best.{k}": v for k, v in study.best_params.items()}})
         mlflow.log_metrics({f"best_val_{spec.primary_metric}": study.best_value,
                             "trials": len(study.trials), "tuning_seconds": seconds})
-        log_plots(tracking, parent, study)
+        log_plots(tracking, parent, study, spec.primary_metric)
     return TuneResult(name, parent, study.best_params, float(study.best_value),
                       _summary(study), per_worker, seconds)
 
