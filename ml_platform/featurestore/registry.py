@@ -26,8 +26,6 @@ class RegistryState:
     entities: list[str]
     feature_views: list[str]
     feature_services: list[str]
-
-
     applied: bool = True  # False: the registry already held exactly these objects
 
 
