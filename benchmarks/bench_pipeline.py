@@ -2,6 +2,10 @@
 computation, in the same process on the same landed files. Target: the platform costs at most
 1.25x the plain script.
 
+Two pairs run: on a new platform home (the first run creates the Dagster, MLflow and Feast
+stores and the dbt parse cache), then on the same home after one more day of data landed, as a
+daily retraining runs.
+
 The plain script is what an engineer would write by hand for the same results, with no
 orchestration, tracking, registry, feature store or validation framework:
 
@@ -16,8 +20,7 @@ orchestration, tracking, registry, feature store or validation framework:
 
 What the platform adds on top is the overhead measured: Dagster, MLflow tracking and registry,
 data versions and hashes, pandera + Great Expectations, dbt, `feast apply`, the fresh-process
-infra check, the reproducibility retrain, plots and the model card. The training-only part of
-the plain script (features, split, search, final fit) is reported for context.
+infra check, the reproducibility retrain, plots and the model card.
 """
 
 from __future__ import annotations
@@ -170,59 +173,73 @@ def plain_script(files: list[str], spec: Any) -> dict[str, float]:
     return {**times, "roc_auc": holdout["roc_auc"]}
 
 
-def platform_auc(home: Any) -> float:
-    (report,) = glob.glob(str(home.reports / "loan_default" / "*" / "evaluation.json"))
-    return float(json.loads(Path(report).read_text())["metrics"]["roc_auc"])
+def platform_auc(home: Any, run_started: float) -> float:
+    """The holdout ROC AUC of the evaluation the run just wrote."""
+    reports = [Path(p) for p in glob.glob(str(home.reports / "loan_default" / "*" /
+                                              "evaluation.json"))]
+    (report,) = [p for p in reports if p.stat().st_mtime >= run_started]
+    return float(json.loads(report.read_text())["metrics"]["roc_auc"])
+
+
+def pair(home: Any, spec: Any) -> dict[str, Any]:
+    """The plain script, then the platform, on the same landed files in this process."""
+    from rich.console import Console
+
+    from ml_platform.runner import run_pipeline
+
+    files = sorted(glob.glob(str(home.landing / "loan_default" / "*.parquet")))
+    plain = plain_script(files, spec)
+    plain["all"] = sum(plain[k] for k in ("validate", "features", "train", "evaluate"))
+    wall_clock, started = time.time(), time.perf_counter()
+    ok = run_pipeline(spec, Console(quiet=True))
+    seconds = time.perf_counter() - started
+    return {"plain": plain, "platform": seconds, "ok": ok, "ratio": seconds / plain["all"],
+            "auc": platform_auc(home, wall_clock) if ok else float("nan")}
 
 
 def run() -> str:
-    from rich.console import Console
-
     from ml_platform.core.datagen import GeneratorConfig, land
     from ml_platform.home import platform_home
-    from ml_platform.runner import run_pipeline
     from ml_platform.spec import load_spec_file
 
     spec_file = Path(__file__).resolve().parent.parent / "ml_platform/defs/pipelines/loan_default"
+    config = GeneratorConfig(events=EVENTS, days=120)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["ML_PLATFORM_HOME"] = str(Path(tmp) / "home")
         home = platform_home().ensure()
-        land(GeneratorConfig(events=EVENTS, days=120), home.landing / "loan_default")
-        files = sorted(glob.glob(str(home.landing / "loan_default" / "*.parquet")))
+        land(config, home.landing / "loan_default")
         spec = load_spec_file(spec_file / "defs.yaml")
+        first = pair(home, spec)
+        land(config, home.landing / "loan_default", new_days=1)  # the next day's retraining
+        second = pair(home, spec)
+    runs = {"new home (first run: creates every store)": first,
+            "same home, one more day landed (the daily retraining)": second}
 
-        plain = plain_script(files, spec)
-        started = time.perf_counter()
-        ok = run_pipeline(spec, Console(quiet=True))
-        platform = time.perf_counter() - started
-        auc = platform_auc(home) if ok else float("nan")
-    total = sum(plain[k] for k in ("validate", "features", "train", "evaluate"))
-    training_only = plain["features"] + plain["train"]
-    ratio = platform / total
-    verdict = "meets" if ok and ratio <= TARGET else "MISSES"
+    def verdict(r: dict[str, Any]) -> str:
+        met = "meets" if r["ok"] and r["ratio"] <= TARGET else "MISSES"
+        return f"{met}{'' if r['ok'] else '; run FAILED'}"
+
+    rows = [f"| {name} | {r['plain']['validate']:.1f} | {r['plain']['features']:.1f} | "
+            f"{r['plain']['train']:.1f} | {r['plain']['evaluate']:.1f} | "
+            f"**{r['plain']['all']:.1f}** | **{r['platform']:.1f}** | **{r['ratio']:.2f}x** "
+            f"({verdict(r)}) | {r['plain']['roc_auc']:.4f} / {r['auc']:.4f} |"
+            for name, r in runs.items()]
     return "\n".join([
         f"## Demo pipeline vs a plain script ({EVENTS:,} events)",
         "",
-        "Same process, same landed files. The plain script does the same computation by hand "
-        "(see `benchmarks/bench_pipeline.py`): the contract's rules in vectorised pandas, the "
-        "feature SQL in DuckDB, the same seeded search with the same pruning, the final fit and "
-        "the same evaluation numbers (baselines, paired bootstraps, slices, calibration, "
-        "permutation importance); no orchestration, tracking, registry or feature store.",
+        "Same process, same landed files, the plain script first, then `ml-platform run "
+        "loan_default`; twice: on a new platform home, then on the same home after one more "
+        "day of data landed. The plain script does the same computation by hand (see "
+        "`benchmarks/bench_pipeline.py`): the contract's rules in vectorised pandas, the "
+        "feature SQL in DuckDB, the same seeded search with the same pruning, the final fit "
+        "and the same evaluation numbers (baselines, paired bootstraps, slices, calibration, "
+        "permutation importance); no orchestration, tracking, registry or feature store. On "
+        "the second run the platform also scores the champion from the first run, which the "
+        "plain script does not.",
         "",
-        "| | wall time | holdout ROC AUC |",
-        "|---|---:|---:|",
-        f"| plain script: validation | {plain['validate']:.1f} s | |",
-        f"| plain script: features | {plain['features']:.1f} s | |",
-        f"| plain script: split, search ({spec.model.n_trials} trials), final fit | "
-        f"{plain['train']:.1f} s | |",
-        f"| plain script: evaluation | {plain['evaluate']:.1f} s | |",
-        f"| **plain script, all** | **{total:.1f} s** | {plain['roc_auc']:.4f} |",
-        f"| **`ml-platform run loan_default`** | **{platform:.1f} s** | {auc:.4f} |",
-        "",
-        f"Ratio platform / plain script: **{ratio:.2f}x** (target <= {TARGET}x: {verdict}; "
-        f"run {'succeeded' if ok else 'FAILED'}).",
-        "",
-        f"For context, against the plain script's training part alone (features, split, "
-        f"search, final fit: {training_only:.1f} s, no validation and no evaluation) the "
-        f"platform takes {platform / training_only:.2f}x.",
+        f"| run | plain: validation s | plain: features s | plain: split, search "
+        f"({spec.model.n_trials} trials), final fit s | plain: evaluation s | plain, all s | "
+        f"platform s | ratio (target <= {TARGET}x) | holdout ROC AUC plain / platform |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|",
+        *rows,
     ])

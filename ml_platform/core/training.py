@@ -251,10 +251,14 @@ def tune(spec: PipelineSpec, split: Split, storage: str | None, study_name: str,
 
 
 def fixed_sample(frame: pd.DataFrame, spec: PipelineSpec, rows: int = 2_000) -> pd.DataFrame:
-    """A small sample that depends only on the data and the seed: the reproducibility probe."""
-    ordered = frame.sort_values([spec.event_timestamp, spec.entity_key], kind="stable")
-    return ordered.sample(n=min(rows, len(ordered)), random_state=spec.seed).reset_index(
-        drop=True)
+    """A small sample that depends only on the data and the seed: the reproducibility probe.
+
+    The seeded draw is over the rows in (timestamp, entity) order, so the file's row order does
+    not matter. Only the two key columns are sorted; the rows drawn are then taken whole."""
+    keys = [spec.event_timestamp, spec.entity_key]
+    ordered = frame[keys].reset_index(drop=True).sort_values(keys, kind="stable")
+    drawn = ordered.sample(n=min(rows, len(ordered)), random_state=spec.seed).index
+    return frame.iloc[drawn.to_numpy()].reset_index(drop=True)
 
 
 def reproducibility_hash(spec: PipelineSpec, frame: pd.DataFrame, params: dict[str, Any]

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml_platform.core import diagnostics, plots, training
+from ml_platform.core import diagnostics, training
 from ml_platform.core.io import atomic_path
 from ml_platform.core.tracking import Tracking
 from ml_platform.spec import PipelineSpec
@@ -27,6 +27,8 @@ def diagnose(spec: PipelineSpec, model: Any, holdout: pd.DataFrame, scores: np.n
              report_dir: Path) -> tuple[dict[str, Any], dict[str, str]]:
     """Calibration, confusion matrix (classification) or residuals (regression), and
     permutation importance, as data and as PNG files."""
+    from ml_platform.core import plots  # matplotlib: not at definitions load
+
     y, plot_dir = holdout[spec.label].to_numpy(), report_dir / "plots"
     found: dict[str, Any] = {}
     pngs: dict[str, str] = {}

@@ -39,3 +39,29 @@ def test_reproducibility_check_retrains_and_compares(
     assert train.check_reproducible(spec, tampered)[0] is False
     # So does retraining under another seed (the estimator's random_state changes).
     assert train.check_reproducible(training_spec(seed=8), cand)[0] is False
+
+
+def test_fixed_sample_ignores_row_order_and_index() -> None:
+    """The probe's rows depend on the data and the seed only: the same rows come back however
+    the file is ordered or indexed, as a whole-frame sort in (timestamp, entity) order gives."""
+    import numpy as np
+    import pandas as pd
+
+    from ml_platform.core.training import fixed_sample
+
+    spec = training_spec()
+    rng = np.random.default_rng(0)
+    n = 5_000
+    frame = pd.DataFrame({
+        # few distinct timestamps and entities: ties are broken by the entity, then stably
+        spec.event_timestamp: pd.to_datetime(rng.integers(0, 50, n), unit="D", utc=True),
+        spec.entity_key: rng.integers(0, 40, n).astype(str),
+        "x": np.arange(n, dtype=float)})
+    frame = frame.drop_duplicates([spec.event_timestamp, spec.entity_key], ignore_index=True)
+    keys = [spec.event_timestamp, spec.entity_key]
+    expected = frame.sort_values(keys, kind="stable").sample(
+        n=1_000, random_state=spec.seed).reset_index(drop=True)
+
+    shuffled = frame.sample(frac=1.0, random_state=3)  # another order, a non-range index
+    for variant in (frame, shuffled, shuffled.set_axis(np.arange(len(frame))[::-1])):
+        pd.testing.assert_frame_equal(fixed_sample(variant, spec, rows=1_000), expected)

@@ -16,6 +16,7 @@ from ml_platform.featurestore.dbt_project import (
     dbt_executable,
     prepare_manifest,
 )
+from ml_platform.pipeline.warmup import Warmup
 from ml_platform.resources import PlatformResource
 
 PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -52,4 +53,7 @@ def dbt_feature_models(context: dg.AssetExecutionContext, platform: PlatformReso
     os.environ["ML_PLATFORM_HOME"] = str(home.root)
     dbt = EmbeddedDbtCli(project_dir=PROJECT, profiles_dir=str(DBT_PROJECT_DIR),
                          dbt_executable=dbt_executable())
-    yield from dbt.cli(["build"], context=context).stream()
+    # dbt runs in a subprocess: this process warms the later steps meanwhile.
+    with Warmup(platform.tracking().probe) as warmup:
+        yield from dbt.cli(["build"], context=context).stream()
+    context.log.info(warmup.summary())

@@ -1,0 +1,62 @@
+"""Warm the run's process while a subprocess does a step's work.
+
+The dbt step waits about ten seconds for its `dbt build` subprocess, which keeps one core busy;
+the run's own process sits idle on the other. The later steps' fixed costs fit in that gap:
+importing Feast, skops (which lists every scikit-learn estimator), GitPython and matplotlib,
+and opening the MLflow tracking store (which creates its tables on a new home). ``Warmup``
+pays them on a thread started beside the subprocess and joined before the step ends, so no
+step ever races it. It changes no result: a failure here is only logged, and the step that
+needs the module or the store meets the error itself, with its own message.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+# What the steps after dbt import that the definitions do not: the feature registry (Feast and
+# the ibis backend its apply uses), model logging and the infra check (skops), the run context
+# (GitPython) and the search plots (matplotlib).
+MODULES = ("ml_platform.featurestore.feast_objects", "ibis", "skops.io", "git",
+           "mlflow.sklearn", "ml_platform.core.plots")
+
+
+class Warmup:
+    """``with Warmup(tracking.probe): ...`` imports ``MODULES`` and runs the given calls on a
+    thread while the block runs, and waits for the thread when the block ends."""
+
+    def __init__(self, *calls: Callable[[], object], modules: tuple[str, ...] = MODULES
+                 ) -> None:
+        self.calls, self.modules = calls, modules
+        self.seconds = 0.0
+        self.failed: list[str] = []
+        self._thread = threading.Thread(target=self._work, name="warmup", daemon=True)
+
+    def _work(self) -> None:
+        started = time.perf_counter()
+        work = [(m, lambda m=m: importlib.import_module(m)) for m in self.modules]
+        work += [(getattr(c, "__qualname__", repr(c)), c) for c in self.calls]
+        for name, fn in work:
+            try:
+                fn()
+            except Exception as exc:  # the step that needs it reports the real error
+                self.failed.append(f"{name}: {type(exc).__name__}: {exc}")
+                log.debug("warm-up of %s failed", name, exc_info=True)
+        self.seconds = time.perf_counter() - started
+
+    def __enter__(self) -> Warmup:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.join()
+
+    def summary(self) -> str:
+        failed = f"; not warmed: {'; '.join(self.failed)}" if self.failed else ""
+        return (f"warmed {len(self.modules)} modules and {len(self.calls)} stores in "
+                f"{self.seconds:.1f} s beside the subprocess{failed}")
