@@ -6,7 +6,8 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,26 @@ def write_parquet(df: pd.DataFrame, target: Path) -> Path:
     with atomic_path(target) as tmp:
         df.to_parquet(tmp, index=False)
     return target
+
+
+def write_parquet_hashed(df: pd.DataFrame, directory: Path, name: Callable[[str], str]
+                         ) -> tuple[Path, str]:
+    """Write ``df`` as parquet and take its ``frame_hash`` at the same time: the parquet
+    encoder releases the GIL, so the hash runs beside it. The file, named ``name(hash)``
+    under ``directory``, appears only once both have succeeded."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".parquet-", suffix=".tmp")
+    os.close(fd)
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="write-parquet") as pool:
+            written = pool.submit(df.to_parquet, tmp, index=False)
+            version = frame_hash(df)
+            written.result()
+        target = directory / name(version)
+        os.replace(tmp, target)
+        return target, version
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def write_json(data: Any, target: Path) -> Path:

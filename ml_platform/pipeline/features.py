@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass
 
 from ml_platform.core.features import apply_custom, compute_features, point_in_time_join
-from ml_platform.core.io import frame_hash, write_parquet
+from ml_platform.core.io import write_parquet_hashed
 from ml_platform.featurestore.dbt_project import read_model
 from ml_platform.featurestore.definitions import ServiceDef, feature_service, features_table
 from ml_platform.home import PlatformHome
@@ -30,8 +30,9 @@ def build_features(spec: PipelineSpec, home: PlatformHome) -> TableInfo:
         frame = apply_custom(spec, read_model(spec, home))
     else:
         frame = compute_features(spec, home.pipeline_dir(spec.name) / "validated.parquet")
-    path = write_parquet(frame, features_table(spec, home))
-    return TableInfo(str(path), len(frame), frame_hash(frame), list(frame.columns))
+    table = features_table(spec, home)
+    path, version = write_parquet_hashed(frame, table.parent, lambda _: table.name)
+    return TableInfo(str(path), len(frame), version, list(frame.columns))
 
 
 def training_set_version(content_hash: str, service: ServiceDef) -> str:
@@ -47,7 +48,8 @@ def build_training_set(spec: PipelineSpec, home: PlatformHome) -> TableInfo:
     view = service.view
     frame = point_in_time_join(validated, view.source_path, view.entity_key, view.timestamp,
                                view.feature_names, [spec.label], view.ttl_seconds)
-    version = training_set_version(frame_hash(frame), service)
-    path = write_parquet(frame, home.pipeline_dir(spec.name) / "training_sets" /
-                         f"{version}.parquet")
+    path, content = write_parquet_hashed(
+        frame, home.pipeline_dir(spec.name) / "training_sets",
+        lambda h: f"{training_set_version(h, service)}.parquet")
+    version = training_set_version(content, service)
     return TableInfo(str(path), len(frame), version, list(frame.columns), service.name)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ml_platform.contracts import ContractResult, RuleResult, check_contract, load_for_spec
 from ml_platform.contracts.report import write_report
-from ml_platform.core.io import frame_hash, write_parquet
+from ml_platform.core.io import write_parquet, write_parquet_hashed
 from ml_platform.home import PlatformHome
 from ml_platform.spec import PipelineSpec
 
@@ -83,8 +83,7 @@ def publish(spec: PipelineSpec, home: PlatformHome, valid: pd.DataFrame) -> tupl
     """Atomically replace the pipeline's validated batch."""
     out = valid.drop(columns=["_source_file"], errors="ignore").sort_values(
         [spec.event_timestamp, spec.entity_key], kind="stable", ignore_index=True)
-    version = frame_hash(out)
-    return write_parquet(out, home.pipeline_dir(spec.name) / "validated.parquet"), version
+    return write_parquet_hashed(out, home.pipeline_dir(spec.name), lambda _: "validated.parquet")
 
 
 def write_quarantine(spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame,
