@@ -220,7 +220,8 @@ def _evaluate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking, candid
     mlflow.set_tracking_uri(tracking.tracking_uri)
     mlflow.set_registry_uri(tracking.tracking_uri)
     # The fresh-process check loads the artifact on the other core while we score here.
-    with infra.start(spec, candidate.model_uri, tracking.tracking_uri, holdout) as check:
+    artifact = infra.local_artifact(tracking.client, candidate.model_uri)
+    with infra.start(spec, artifact, tracking.tracking_uri, holdout) as check:
         try:
             model = mlflow.sklearn.load_model(candidate.model_uri)
         except Exception as exc:  # judged below: the fresh process fails to load it too

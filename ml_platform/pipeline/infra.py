@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pandas as pd
 
@@ -73,6 +74,25 @@ class InfraCheck:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def local_artifact(client: Any, model_uri: str) -> str:
+    """The directory of a logged model (``models:/m-...``) whose artifacts this machine holds,
+    else ``model_uri``. The fresh process then loads those files as a server given the path
+    would, without opening the tracking store first (2.4 s of its time on SQLite)."""
+    model_id = model_uri.removeprefix("models:/")
+    if model_id == model_uri or not model_id.startswith("m-") or "/" in model_id:
+        return model_uri
+    try:
+        location = client.get_logged_model(model_id).artifact_location
+    except Exception:  # the fresh process resolves the URI itself and reports what fails
+        return model_uri
+    if urlparse(location).scheme not in ("", "file"):
+        return model_uri
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    path = Path(local_file_uri_to_path(location))
+    return str(path) if (path / "MLmodel").exists() else model_uri
 
 
 def start(spec: PipelineSpec, model_uri: str, tracking_uri: str, holdout: pd.DataFrame

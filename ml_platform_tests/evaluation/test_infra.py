@@ -95,3 +95,25 @@ def test_budget_gate_reports_latency_and_memory_over_budget() -> None:
     assert "latency" in gate.message and "peak memory 99999 MB" in gate.message
     ok = infra.budget_gate(spec, {**result, "batch_latency_ms": 1.0, "peak_rss_mb": 10})
     assert ok.passed and "fresh process" in ok.message
+
+
+def test_a_logged_model_is_checked_from_its_local_artifact_directory(
+        home: PlatformHome, tmp_path: Path) -> None:
+    import mlflow
+
+    from ml_platform.core.tracking import Tracking
+
+    spec = small_spec()
+    frame = _frame(spec)
+    model = training.fit(spec, frame)
+    tracking = Tracking(home.tracking_uri, artifact_root=home.artifact_root)
+    mlflow.set_tracking_uri(home.tracking_uri)
+    with mlflow.start_run(experiment_id=tracking.experiment_id(spec.name)):
+        info = mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle",
+                                        pip_requirements=["scikit-learn"])
+    client = tracking.client
+    path = Path(infra.local_artifact(client, info.model_uri))
+    assert (path / "MLmodel").exists() and path.is_relative_to(home.root)
+    # Other URIs, and logged models the store does not know, are left to the fresh process.
+    for uri in ("runs:/abc/model", "models:/loan_default/1", "models:/m-unknown", str(path)):
+        assert infra.local_artifact(client, uri) == uri
