@@ -5,6 +5,7 @@ to the report directory and logged to the candidate's MLflow run."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -245,30 +246,43 @@ def _evaluate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking, candid
 def _judge(spec: PipelineSpec, tracking: Tracking, candidate: Candidate, model: Any,
            holdout: pd.DataFrame, training_set: Path, report_dir: Path) -> EvaluationReport:
     """Score the candidate, the baselines and the champion on the holdout and judge every
-    gate but the infra ones; diagnostics and plots go to ``report_dir``."""
+    gate but the infra ones; diagnostics and plots go to ``report_dir``.
+
+    The baselines are fitted on a thread while this one scores: the linear fit spends most of
+    its time in native code, outside the GIL."""
     y = holdout[spec.label].to_numpy()
-    scores = training.predict(spec, model, holdout)
-    metrics = holdout_metrics(spec, y, scores)
-    bases = baseline_scores(spec, _history(spec, training_set, holdout), holdout)
+    with ThreadPoolExecutor(1, thread_name_prefix="baselines") as pool:
+        fitted = pool.submit(_baselines_one_thread, spec, training_set, holdout)
+        scores = training.predict(spec, model, holdout)
+        metrics = holdout_metrics(spec, y, scores)
+        slices = slice_metrics(spec, holdout, scores)
+        champion = score_champion(spec, tracking, holdout)
+        diagnostics, plots = report_artifacts.diagnose(spec, model, holdout, scores, report_dir)
+        bases = fitted.result()
     gates = threshold_gates(spec, metrics)
     if spec.gates.beat_baseline:
         gates.append(comparison_gate(spec, DUMMY, "dummy baseline", y, scores, bases["dummy"],
                                      0.0, "better"))
         gates.append(comparison_gate(spec, LINEAR, "linear baseline", y, scores,
                                      bases["linear"], spec.gates.champion_margin, "not_worse"))
-    champion = score_champion(spec, tracking, holdout)
     if champion is not None:
         gates.append(champion_gate(spec, champion, y, scores, holdout))
     report = EvaluationReport(
-        spec.name, candidate.run_id, metrics, slice_metrics(spec, holdout, scores),
+        spec.name, candidate.run_id, metrics, slices,
         {name: holdout_metrics(spec, y, s) for name, s in bases.items()},
         None if champion is None else champion.version,
         None if champion is None or champion.scores is None
         else holdout_metrics(spec, y, champion.scores),
         gates, str(report_dir))
-    report.diagnostics, report.plots = report_artifacts.diagnose(spec, model, holdout, scores,
-                                                                 report_dir)
+    report.diagnostics, report.plots = diagnostics, plots
     return report
+
+
+def _baselines_one_thread(spec: PipelineSpec, training_set: Path, holdout: pd.DataFrame
+                          ) -> dict[str, np.ndarray]:
+    # OpenMP's thread count is per thread: a new thread starts from the default, so limit again.
+    with threadpool_limits(1):
+        return baseline_scores(spec, _history(spec, training_set, holdout), holdout)
 
 
 def _finish(spec: PipelineSpec, tracking: Tracking, candidate: Candidate,

@@ -53,7 +53,8 @@ def dbt_feature_models(context: dg.AssetExecutionContext, platform: PlatformReso
     os.environ["ML_PLATFORM_HOME"] = str(home.root)
     dbt = EmbeddedDbtCli(project_dir=PROJECT, profiles_dir=str(DBT_PROJECT_DIR),
                          dbt_executable=dbt_executable())
-    # dbt runs in a subprocess: this process warms the later steps meanwhile.
+    invocation = dbt.cli(["build"], context=context)  # the dbt subprocess is running now
+    # Warm the later steps meanwhile; started only now, so it never delays dbt's start.
     with Warmup(platform.tracking().probe) as warmup:
-        yield from dbt.cli(["build"], context=context).stream()
+        yield from invocation.stream()
     context.log.info(warmup.summary())
