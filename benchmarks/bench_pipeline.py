@@ -231,9 +231,9 @@ def run() -> str:
         best = min(r["platform"] for r in runs) / min(r["plain"]["all"] for r in runs)
         met = "meets" if ok and best <= TARGET else "MISSES"
         ratios = ", ".join(f"{r['ratio']:.2f}x" for r in runs)
+        runs_ok = "every run succeeded" if ok else "a run FAILED: a step or a gate failed"
         verdicts.append(f"- {name}: best platform run / best plain run = **{best:.2f}x** "
-                        f"({met}; {'every run succeeded' if ok else 'a run FAILED: a step or a gate failed'}); "
-                        f"pair ratios {ratios}.")
+                        f"({met}; {runs_ok}); pair ratios {ratios}.")
     return "\n".join([
         f"## Demo pipeline vs a plain script ({EVENTS:,} events)",
         "",
