@@ -13,6 +13,7 @@ import dagster as dg
 from rich.console import Console
 from rich.table import Table
 
+from ml_platform.core.tracking import user_tracking_uri_kept
 from ml_platform.home import activate_home
 from ml_platform.spec import PipelineSpec
 
@@ -75,7 +76,7 @@ def run_pipeline(spec: PipelineSpec, console: Console,
     run_id = str(uuid.uuid4())
     console.print(f"running [bold]{spec.name}[/bold] (run {run_id[:8]}) on home {home.root}")
     started = time.perf_counter()
-    with dg.DagsterInstance.get() as instance:
+    with dg.DagsterInstance.get() as instance, user_tracking_uri_kept():
         done = threading.Event()
         box: dict[str, Any] = {}
 

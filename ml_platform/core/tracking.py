@@ -4,6 +4,7 @@ model logging with explicit requirements (skips slow environment inference)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
 import time
@@ -41,6 +42,22 @@ def with_retries(fn: Callable[[], T], what: str, attempts: int = 4, base_delay: 
 
 def pip_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in MODEL_REQUIREMENTS]
+
+
+@contextmanager
+def user_tracking_uri_kept() -> Iterator[None]:
+    """Put back, on exit, the ``MLFLOW_TRACKING_URI`` the user had on entry.
+
+    ``mlflow.set_tracking_uri`` also writes that variable (for subprocesses), and the platform
+    reads it as the user's override of the home's store. Without this, the next run in the same
+    process, on another home, would track into this run's store."""
+    import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)  # None unsets the variable and MLflow's default
 
 
 class Tracking:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -149,3 +150,25 @@ def test_the_work_s_own_error_wins_over_a_tracking_error() -> None:
     with pytest.raises(ValueError, match="training broke"), BackgroundWriter() as writer:
         writer.submit(lambda: 1 / 0)
         raise ValueError("training broke")
+
+
+def test_a_run_does_not_leave_its_store_as_the_users_tracking_uri(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow writes MLFLOW_TRACKING_URI when a store is set; the next run in the process (on
+    another home) must not read it as the user's override."""
+    from ml_platform.core.tracking import user_tracking_uri_kept
+    from ml_platform.resources import PlatformResource
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with user_tracking_uri_kept():
+        mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'first-home.db'}")
+        assert "first-home" in os.environ["MLFLOW_TRACKING_URI"]
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    second = tmp_path / "second-home"
+    monkeypatch.setenv("ML_PLATFORM_HOME", str(second))
+    assert PlatformResource().tracking().tracking_uri.startswith(f"sqlite:///{second}")
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")  # the user's
+    with user_tracking_uri_kept():
+        mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'other.db'}")
+    assert os.environ["MLFLOW_TRACKING_URI"] == "http://tracking.example:5000"
