@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 # the ibis backend its apply uses), model logging and the infra check (skops), the run context
 # (GitPython) and the search plots (matplotlib).
 MODULES = ("ml_platform.featurestore.feast_objects", "ibis", "skops.io", "git",
-           "mlflow.sklearn", "ml_platform.core.plots")
+           "ml_platform.core.plots")
 
 
 class Warmup:
