@@ -13,6 +13,9 @@ $(STAMP): requirements.txt pyproject.toml
 	@echo "installing pinned dependencies into $(VENV) (first time: a few minutes) ..."
 	@$(BIN)/pip install -q --no-compile -r requirements.txt 2> $(VENV)/pip.log || (cat $(VENV)/pip.log; exit 1)
 	@$(BIN)/pip install -q --no-deps -e . 2>> $(VENV)/pip.log || (cat $(VENV)/pip.log; exit 1)
+	@# Bytecode once, on all cores: with PYTHONDONTWRITEBYTECODE set (as on CI machines) every
+	@# process would otherwise compile each imported module again (GX, Feast, MLflow: ~2x slower).
+	@$(BIN)/python -m compileall -q -j0 $(VENV)/lib > /dev/null || true
 	@touch $(STAMP)
 
 venv: $(STAMP)
