@@ -59,6 +59,11 @@ class PlatformHome:
     def reports(self) -> Path:
         return self.root / "reports"
 
+    @property
+    def dbt_dir(self) -> Path:
+        """dbt's target directories (one per invocation) and this home's parse cache."""
+        return self.root / "dbt"
+
     def pipeline_dir(self, pipeline: str) -> Path:
         """Per-pipeline data: validated batches, features, training sets, quarantine."""
         return self.warehouse / pipeline

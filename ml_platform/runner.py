@@ -15,6 +15,7 @@ from rich.table import Table
 
 from ml_platform.core.tracking import user_tracking_uri_kept
 from ml_platform.home import activate_home
+from ml_platform.pipeline import sidecar, validate
 from ml_platform.spec import PipelineSpec
 
 _STEP_EVENTS = {dg.DagsterEventType.STEP_START: "started",
@@ -71,6 +72,9 @@ def run_pipeline(spec: PipelineSpec, console: Console,
                  definitions: dg.Definitions | None = None) -> bool:
     quiet_warnings()
     home = activate_home()
+    # Started first: it imports the validation libraries on the other core while this process
+    # loads the definitions (see ml_platform/pipeline/sidecar.py).
+    sidecar.ensure(validate.WARM_MODULES, validate.WARM_CALLS)
     defs = definitions or load_definitions()
     job = defs.resolve_job_def(f"{spec.name}_training_job")
     run_id = str(uuid.uuid4())

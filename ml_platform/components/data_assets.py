@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 
 from ml_platform.contracts import RuleResult
-from ml_platform.pipeline import raw, validate
+from ml_platform.pipeline import raw, sidecar, validate
 from ml_platform.resources import PlatformResource
 from ml_platform.spec import PipelineSpec
 
@@ -72,8 +72,8 @@ def data_assets(spec: PipelineSpec, key: dict[str, dg.AssetKey], common: dict[st
         """The raw batch after the data contract: published only if every blocking rule holds
         (rows broken by quarantine-policy rules go to the quarantine table), so a bad batch
         never replaces the last good one."""
-        frame = raw.read(spec, raw.RawSnapshot(**snap))
-        outcome = validate.validate_batch(spec, platform.platform_home(), frame)
+        outcome = sidecar.call(validate.validate_snapshot, spec, platform.platform_home(),
+                               raw.RawSnapshot(**snap))
         for kind in CHECKS:
             yield _check_result(kind, outcome)
         if not outcome.passed:

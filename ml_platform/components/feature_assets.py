@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 
 from ml_platform.featurestore import registry
-from ml_platform.pipeline import features
+from ml_platform.pipeline import features, sidecar
 from ml_platform.resources import PlatformResource
 from ml_platform.spec import PipelineSpec
 
@@ -53,7 +53,7 @@ def feature_assets(spec: PipelineSpec, key: dict[str, dg.AssetKey], common: dict
     def feature_registry_asset(platform: PlatformResource) -> dg.MaterializeResult:
         """`feast apply` of this pipeline's entity, feature view and current feature service
         (`<pipeline>_v<N>`, the train/serve contract); metadata records the registry state."""
-        state = registry.apply(spec, platform.platform_home())
+        state = sidecar.call(registry.apply, spec, platform.platform_home())
         return dg.MaterializeResult(
             data_version=dg.DataVersion(state.fingerprint),
             metadata={"feast_apply": "applied" if state.applied else

@@ -70,7 +70,7 @@ def statistics(contract: Contract, frame: pd.DataFrame, usable: set[str],
 
 
 @functools.cache
-def _validation() -> Any:
+def gx_validation() -> Any:
     """An ephemeral GX context with the two-expectation suite, built once per process."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
@@ -94,7 +94,7 @@ def judge(table: pd.DataFrame) -> set[int]:
     """Rows of the statistics table that GX finds outside their bounds."""
     if table.empty:
         return set()
-    result = _validation().run(batch_parameters={"dataframe": table.reset_index(drop=True)},
+    result = gx_validation().run(batch_parameters={"dataframe": table.reset_index(drop=True)},
                                result_format={"result_format": "COMPLETE"})
     failing: set[int] = set()
     for res in result.results:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -14,6 +17,8 @@ from ml_platform.home import PROJECT_ROOT, PlatformHome
 from ml_platform.spec import PipelineSpec
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+PARSE_CACHE = "partial_parse.msgpack"
+KEPT_TARGETS = 5
 
 
 def warehouse_db(home: PlatformHome) -> Path:
@@ -70,3 +75,36 @@ def prepare_manifest(manifest: Path) -> None:
     subprocess.run([dbt_executable(), "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR),
                     "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path",
                     str(manifest.parent)], check=True, capture_output=True, timeout=300)
+
+
+def invocation_target(home: PlatformHome, name: str) -> Path:
+    """A dbt invocation's target directory under the home, holding the home's last parse.
+
+    dbt reuses a parse (about 2.5 s saved) only when the profile is unchanged, and the profile
+    names the home's warehouse, so the cache is per home. Only the newest ``KEPT_TARGETS``
+    target directories stay.
+    """
+    runs = home.dbt_dir / "runs"
+    target = runs / name
+    target.mkdir(parents=True, exist_ok=True)
+    cached = home.dbt_dir / PARSE_CACHE
+    if cached.exists():
+        shutil.copyfile(cached, target / PARSE_CACHE)
+    older = sorted((p for p in runs.iterdir() if p != target), key=lambda p: p.stat().st_mtime)
+    for old in older[:max(0, len(older) - KEPT_TARGETS + 1)]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def keep_parse(home: PlatformHome, target: Path) -> None:
+    """Make the invocation's parse the home's cache (atomically: a reader never sees half)."""
+    parsed = target / PARSE_CACHE
+    if not parsed.exists():
+        return
+    fd, tmp = tempfile.mkstemp(dir=home.dbt_dir, suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copyfile(parsed, tmp)
+        os.replace(tmp, home.dbt_dir / PARSE_CACHE)
+    finally:
+        Path(tmp).unlink(missing_ok=True)

@@ -14,6 +14,8 @@ from packaging import version
 from ml_platform.featurestore.dbt_project import (
     DBT_PROJECT_DIR,
     dbt_executable,
+    invocation_target,
+    keep_parse,
     prepare_manifest,
 )
 from ml_platform.pipeline.warmup import Warmup
@@ -53,8 +55,10 @@ def dbt_feature_models(context: dg.AssetExecutionContext, platform: PlatformReso
     os.environ["ML_PLATFORM_HOME"] = str(home.root)
     dbt = EmbeddedDbtCli(project_dir=PROJECT, profiles_dir=str(DBT_PROJECT_DIR),
                          dbt_executable=dbt_executable())
-    invocation = dbt.cli(["build"], context=context)  # the dbt subprocess is running now
+    target = invocation_target(home, context.run_id)
+    invocation = dbt.cli(["build"], context=context, target_path=target)  # dbt is running now
     # Warm the later steps meanwhile; started only now, so it never delays dbt's start.
     with Warmup(platform.tracking().probe) as warmup:
         yield from invocation.stream()
+    keep_parse(home, target)
     context.log.info(warmup.summary())
