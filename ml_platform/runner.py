@@ -14,7 +14,9 @@ from rich.console import Console
 from rich.table import Table
 
 from ml_platform.core.tracking import user_tracking_uri_kept
-from ml_platform.home import activate_home
+from ml_platform.featurestore import dbt_server
+from ml_platform.featurestore.dbt_project import DBT_PROJECT_DIR
+from ml_platform.home import PlatformHome, activate_home
 from ml_platform.pipeline import sidecar, validate
 from ml_platform.spec import PipelineSpec
 
@@ -75,6 +77,16 @@ def run_pipeline(spec: PipelineSpec, console: Console,
     # Started first: it imports the validation libraries on the other core while this process
     # loads the definitions (see ml_platform/pipeline/sidecar.py).
     sidecar.ensure(validate.WARM_MODULES, validate.WARM_CALLS)
+    if spec.features.dbt_model:  # the same for dbt (ml_platform/featurestore/dbt_server.py)
+        dbt_server.start(home.root, DBT_PROJECT_DIR)
+    try:
+        return _run(spec, console, home, definitions)
+    finally:
+        dbt_server.stop()  # unclaimed if the run failed before its dbt step
+
+
+def _run(spec: PipelineSpec, console: Console, home: PlatformHome,
+         definitions: dg.Definitions | None) -> bool:
     defs = definitions or load_definitions()
     job = defs.resolve_job_def(f"{spec.name}_training_job")
     run_id = str(uuid.uuid4())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import duckdb
 import pandas as pd
 
 from ml_platform.core.features import _q, as_utc
+from ml_platform.featurestore.dbt_server import dbt_executable
 from ml_platform.home import PROJECT_ROOT, PlatformHome
 from ml_platform.spec import PipelineSpec
 
@@ -51,12 +51,6 @@ def read_model(spec: PipelineSpec, home: PlatformHome) -> pd.DataFrame:
         raise ValueError(f"dbt model '{model}' lacks columns {missing} declared by pipeline "
                          f"'{spec.name}'")
     return as_utc(frame[needed], spec.event_timestamp)
-
-
-def dbt_executable() -> str:
-    """The dbt installed beside this Python (the venv's bin is not always on PATH)."""
-    local = Path(sys.executable).parent / "dbt"
-    return str(local) if local.exists() else "dbt"
 
 
 def manifest_is_stale(manifest: Path) -> bool:

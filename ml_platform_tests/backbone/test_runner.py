@@ -1,5 +1,5 @@
-"""`ml-platform run`'s path: the job in this process with a sidecar process beside it, progress
-and a summary; dbt keeps its parse in the home for the next run."""
+"""`ml-platform run`'s path: the job in this process with a sidecar process and a dbt server
+beside it, progress and a summary; dbt keeps its parse in the home for the next run."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ def test_run_pipeline_with_its_sidecar_registers_a_model_and_prints_the_summary(
     assert "0 failed" in out
     assert "loan_default v1 (promoted: first model; champion v1)" in out
     assert "warmed 3 modules and 1 stores" in out and "more modules in the sidecar" in out
+    assert "(dbt: the run's dbt server)" in out  # the build ran on the server started with it
     side = sidecar.active()  # stays for the next run in this process
     assert side is not None and sidecar.call(os.getpid) != os.getpid()
     side.close()

@@ -11,6 +11,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 from packaging import version
 
+from ml_platform.featurestore import dbt_server
 from ml_platform.featurestore.dbt_project import (
     DBT_PROJECT_DIR,
     dbt_executable,
@@ -53,12 +54,24 @@ def dbt_feature_models(context: dg.AssetExecutionContext, platform: PlatformReso
     home = platform.platform_home()
     # profiles.yml reads the home from the environment, which the dbt subprocess inherits.
     os.environ["ML_PLATFORM_HOME"] = str(home.root)
-    dbt = EmbeddedDbtCli(project_dir=PROJECT, profiles_dir=str(DBT_PROJECT_DIR),
-                         dbt_executable=dbt_executable())
+    # An in-process run started a dbt server that has already imported dbt and parsed the
+    # project; dagster-dbt's subprocess is then its client (see featurestore/dbt_server.py).
+    server = dbt_server.claim()
+    executable = dbt_server.client_executable() if server else None
     target = invocation_target(home, context.run_id)
-    invocation = dbt.cli(["build"], context=context, target_path=target)  # dbt is running now
-    # Warm the later steps meanwhile; started only now, so it never delays dbt's start.
-    with Warmup(platform.tracking().probe) as warmup:
-        yield from invocation.stream()
+    try:
+        if server:
+            os.environ[dbt_server.SERVER_ENV] = server.address
+        dbt = EmbeddedDbtCli(project_dir=PROJECT, profiles_dir=str(DBT_PROJECT_DIR),
+                             dbt_executable=executable or dbt_executable())
+        invocation = dbt.cli(["build"], context=context, target_path=target)  # running now
+        os.environ.pop(dbt_server.SERVER_ENV, None)
+        # Warm the later steps meanwhile; started only now, so it never delays dbt's start.
+        with Warmup(platform.tracking().probe) as warmup:
+            yield from invocation.stream()
+    finally:
+        os.environ.pop(dbt_server.SERVER_ENV, None)
+        if server:
+            server.stop()
     keep_parse(home, target)
-    context.log.info(warmup.summary())
+    context.log.info(warmup.summary() + (" (dbt: the run's dbt server)" if server else ""))
