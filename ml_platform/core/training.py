@@ -253,12 +253,17 @@ def tune(spec: PipelineSpec, split: Split, storage: str | None, study_name: str,
 def fixed_sample(frame: pd.DataFrame, spec: PipelineSpec, rows: int = 2_000) -> pd.DataFrame:
     """A small sample that depends only on the data and the seed: the reproducibility probe.
 
-    The seeded draw is over the rows in (timestamp, entity) order, so the file's row order does
-    not matter. Only the two key columns are sorted; the rows drawn are then taken whole."""
+    The rows whose (timestamp, entity) keys have the smallest seeded hashes, in key order: the
+    file's row order and index do not matter, and no sort of the whole frame is needed (that
+    sort took about 0.6 s at 1M rows, paid by the candidate and again by its check)."""
     keys = [spec.event_timestamp, spec.entity_key]
-    ordered = frame[keys].reset_index(drop=True).sort_values(keys, kind="stable")
-    drawn = ordered.sample(n=min(rows, len(ordered)), random_state=spec.seed).index
-    return frame.iloc[drawn.to_numpy()].reset_index(drop=True)
+    n = min(rows, len(frame))
+    salt = np.uint64(int(hashlib.sha256(str(spec.seed).encode()).hexdigest()[:16], 16))
+    # hash_key only salts text columns; the seed is mixed into the row hashes instead
+    hashed = pd.util.hash_array(pd.util.hash_pandas_object(frame[keys], index=False).to_numpy()
+                                ^ salt)
+    drawn = np.argpartition(hashed, n - 1)[:n] if n < len(frame) else np.arange(n)
+    return frame.iloc[drawn].sort_values(keys, kind="stable").reset_index(drop=True)
 
 
 def reproducibility_hash(spec: PipelineSpec, frame: pd.DataFrame, params: dict[str, Any]

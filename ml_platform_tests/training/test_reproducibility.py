@@ -42,8 +42,9 @@ def test_reproducibility_check_retrains_and_compares(
 
 
 def test_fixed_sample_ignores_row_order_and_index() -> None:
-    """The probe's rows depend on the data and the seed only: the same rows come back however
-    the file is ordered or indexed, as a whole-frame sort in (timestamp, entity) order gives."""
+    """The probe's rows depend on the data and the seed only: the same rows, in (timestamp,
+    entity) order, come back however the file is ordered or indexed; another seed draws
+    others."""
     import numpy as np
     import pandas as pd
 
@@ -53,15 +54,19 @@ def test_fixed_sample_ignores_row_order_and_index() -> None:
     rng = np.random.default_rng(0)
     n = 5_000
     frame = pd.DataFrame({
-        # few distinct timestamps and entities: ties are broken by the entity, then stably
         spec.event_timestamp: pd.to_datetime(rng.integers(0, 50, n), unit="D", utc=True),
         spec.entity_key: rng.integers(0, 40, n).astype(str),
         "x": np.arange(n, dtype=float)})
     frame = frame.drop_duplicates([spec.event_timestamp, spec.entity_key], ignore_index=True)
     keys = [spec.event_timestamp, spec.entity_key]
-    expected = frame.sort_values(keys, kind="stable").sample(
-        n=1_000, random_state=spec.seed).reset_index(drop=True)
+    expected = fixed_sample(frame, spec, rows=1_000)
+    assert len(expected) == 1_000 and expected["x"].is_unique
+    assert expected[keys].equals(expected[keys].sort_values(keys).reset_index(drop=True))
+    assert set(expected["x"]) <= set(frame["x"])
 
     shuffled = frame.sample(frac=1.0, random_state=3)  # another order, a non-range index
-    for variant in (frame, shuffled, shuffled.set_axis(np.arange(len(frame))[::-1])):
+    for variant in (shuffled, shuffled.set_axis(np.arange(len(frame))[::-1])):
         pd.testing.assert_frame_equal(fixed_sample(variant, spec, rows=1_000), expected)
+    other_seed = fixed_sample(frame, spec.model_copy(update={"seed": spec.seed + 1}), rows=1_000)
+    assert set(other_seed["x"]) != set(expected["x"])
+    assert len(fixed_sample(frame.head(10), spec, rows=1_000)) == 10
