@@ -65,7 +65,6 @@ def dbt_feature_models(context: dg.AssetExecutionContext, platform: PlatformReso
         dbt = EmbeddedDbtCli(project_dir=PROJECT, profiles_dir=str(DBT_PROJECT_DIR),
                              dbt_executable=executable or dbt_executable())
         invocation = dbt.cli(["build"], context=context, target_path=target)  # running now
-        os.environ.pop(dbt_server.SERVER_ENV, None)
         # Warm the later steps meanwhile; started only now, so it never delays dbt's start.
         with Warmup(platform.tracking().probe) as warmup:
             yield from invocation.stream()
