@@ -102,7 +102,7 @@ class Sidecar:
         while True:
             try:
                 ok, value = pickle.load(replies)  # type: ignore[arg-type]
-            except (EOFError, OSError, pickle.UnpicklingError):
+            except Exception:  # the end, or a reply this process cannot load: stop using it
                 break
             with self._lock:
                 future = self._pending.popleft()
@@ -113,6 +113,8 @@ class Sidecar:
         with self._lock:
             self._alive = False
             pending, self._pending = list(self._pending), deque()
+        if self._process.poll() is None:
+            self._process.kill()
         code = self._process.wait()
         for future in pending:
             future.set_exception(SidecarDied(f"the sidecar exited with code {code}"))

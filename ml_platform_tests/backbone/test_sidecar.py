@@ -73,3 +73,27 @@ def test_a_call_in_flight_when_the_sidecar_dies_fails_with_sidecar_died() -> Non
         side._process.kill()
         with pytest.raises(sidecar.SidecarDied, match="exited with code"):
             pending.result(10)
+
+
+class _LoadsOnlyInTheSidecar(Exception):
+    """An error whose reply this process cannot load (its reconstruction fails here)."""
+
+    def __reduce__(self) -> tuple:
+        return (_refuse, ())
+
+
+def _refuse() -> None:
+    raise TypeError("cannot be rebuilt here")
+
+
+def _raise_unloadable() -> None:
+    raise _LoadsOnlyInTheSidecar()
+
+
+def test_a_reply_that_cannot_be_loaded_ends_the_sidecar_and_the_call_runs_here() -> None:
+    with sidecar.running() as side:
+        future = side.submit(_raise_unloadable)
+        with pytest.raises(sidecar.SidecarDied):
+            future.result(30)
+        assert not side.alive
+        assert sidecar.call(os.getpid) == os.getpid()
