@@ -79,14 +79,19 @@ def invocation_target(home: PlatformHome, name: str) -> Path:
     target directories stay.
     """
     runs = home.dbt_dir / "runs"
-    target = runs / name
+    target = primed_target(home, runs / name)
+    older = sorted((p for p in runs.iterdir() if p != target), key=lambda p: p.stat().st_mtime)
+    for old in older[:max(0, len(older) - KEPT_TARGETS + 1)]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def primed_target(home: PlatformHome, target: Path) -> Path:
+    """``target``, created, holding a copy of the home's last parse if there is one."""
     target.mkdir(parents=True, exist_ok=True)
     cached = home.dbt_dir / PARSE_CACHE
     if cached.exists():
         shutil.copyfile(cached, target / PARSE_CACHE)
-    older = sorted((p for p in runs.iterdir() if p != target), key=lambda p: p.stat().st_mtime)
-    for old in older[:max(0, len(older) - KEPT_TARGETS + 1)]:
-        shutil.rmtree(old, ignore_errors=True)
     return target
 
 

@@ -94,14 +94,11 @@ def _parse(home_root: Path, project_dir: Path) -> object | None:
     """The project's manifest for ``home_root``, starting from the home's last parse."""
     from dbt.cli.main import dbtRunner
 
-    from ml_platform.featurestore.dbt_project import PARSE_CACHE, keep_parse
+    from ml_platform.featurestore.dbt_project import keep_parse, primed_target
     from ml_platform.home import PlatformHome
 
     home = PlatformHome(home_root)
-    target = home.dbt_dir / "server"
-    target.mkdir(parents=True, exist_ok=True)
-    if (home.dbt_dir / PARSE_CACHE).exists():
-        shutil.copyfile(home.dbt_dir / PARSE_CACHE, target / PARSE_CACHE)
+    target = primed_target(home, home.dbt_dir / "server")
     result = dbtRunner().invoke(["parse", "--quiet", "--project-dir", str(project_dir),
                                  "--profiles-dir", str(project_dir),
                                  "--target-path", str(target)])

@@ -44,18 +44,24 @@ class SidecarDied(RuntimeError):
     """The sidecar process ended before it answered."""
 
 
-def warm(modules: Sequence[str], calls: Sequence[str] = ()) -> list[str]:
-    """Import ``modules`` and run ``calls`` (``"module:function"``, no arguments); the names of
-    those that failed (the step that needs them meets the error itself)."""
+def warm(modules: Sequence[str], calls: Sequence[str | Callable[[], object]] = ()) -> list[str]:
+    """Import ``modules`` and run ``calls`` (functions, or ``"module:function"`` names, which
+    can travel to the sidecar), in order; the failures, described. A failure is only
+    reported: the step that needs the module or the call meets the error itself."""
     failed = []
-    for name in [*modules, *calls]:
+    for item in [*modules, *calls]:
+        name = item if isinstance(item, str) else getattr(item, "__qualname__", repr(item))
         try:
-            module, _, function = name.partition(":")
-            imported = importlib.import_module(module)
-            if function:
-                getattr(imported, function)()
+            if callable(item):
+                item()
+            else:
+                module, _, function = item.partition(":")
+                imported = importlib.import_module(module)
+                if function:
+                    getattr(imported, function)()
         except Exception as exc:
             failed.append(f"{name}: {type(exc).__name__}: {exc}")
+            log.debug("warm-up of %s failed", name, exc_info=True)
     return failed
 
 

@@ -13,15 +13,11 @@ with its own message.
 
 from __future__ import annotations
 
-import importlib
-import logging
 import threading
 import time
 from collections.abc import Callable
 
 from ml_platform.pipeline import sidecar
-
-log = logging.getLogger(__name__)
 
 # What the steps after dbt import that the definitions do not: model logging and the infra
 # check (skops), the run context (GitPython), the search plots (matplotlib), and the feature
@@ -45,14 +41,7 @@ class Warmup:
 
     def _work(self) -> None:
         started = time.perf_counter()
-        work = [(m, lambda m=m: importlib.import_module(m)) for m in self.modules]
-        work += [(getattr(c, "__qualname__", repr(c)), c) for c in self.calls]
-        for name, fn in work:
-            try:
-                fn()
-            except Exception as exc:  # the step that needs it reports the real error
-                self.failed.append(f"{name}: {type(exc).__name__}: {exc}")
-                log.debug("warm-up of %s failed", name, exc_info=True)
+        self.failed = sidecar.warm(self.modules, self.calls)
         self.seconds = time.perf_counter() - started
 
     def __enter__(self) -> Warmup:
