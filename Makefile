@@ -5,6 +5,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+MANIFEST := dbt_project/target/manifest.json
+# The venv's commands (dbt for dagster-dbt, dagster, ml-platform) first, as if it were activated.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: venv demo test test-fast dev mlflow bench lint clean-home
 
@@ -19,7 +22,11 @@ $(STAMP): requirements.txt pyproject.toml
 	@$(BIN)/python -m compileall -q -j0 $(VENV)/lib > /dev/null || true
 	@touch $(STAMP)
 
-venv: $(STAMP)
+# dbt's manifest (the dbt assets are built from it), parsed again whenever a dbt file changes.
+$(MANIFEST): $(STAMP) $(shell find dbt_project -path dbt_project/target -prune -o -type f -print)
+	@cd dbt_project && dbt parse --quiet --profiles-dir . > /dev/null
+
+venv: $(STAMP) $(MANIFEST)
 
 demo: venv  ## generate demo data if needed, run the demo pipeline end to end
 	$(BIN)/ml-platform demo

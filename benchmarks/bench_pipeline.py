@@ -65,8 +65,8 @@ def plain_script(files: list[str], spec: Any) -> dict[str, float]:
 
     from benchmarks.bench_validation import plain_pass
     from ml_platform.contracts import load_for_spec
-    from ml_platform.core.bootstrap import paired_bootstrap
-    from ml_platform.core.diagnostics import permutation_importance
+    from ml_platform.evaluation.bootstrap import paired_bootstrap
+    from ml_platform.evaluation.diagnostics import permutation_importance
     from ml_platform.spec import resolve_import
 
     times: dict[str, float] = {}
@@ -201,7 +201,7 @@ def pair(home: Any, spec: Any) -> dict[str, Any]:
 
 
 def run() -> str:
-    from ml_platform.core.datagen import GeneratorConfig, land
+    from ml_platform.ingest.datagen import GeneratorConfig, land
     from ml_platform.home import platform_home
     from ml_platform.spec import load_spec_file
 

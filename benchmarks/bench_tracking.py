@@ -42,9 +42,9 @@ def _spec() -> Any:
 
 
 def _training_set(home: Any, spec: Any) -> Any:
-    from ml_platform.core.datagen import GeneratorConfig, land
-    from ml_platform.core.io import frame_hash, write_parquet
-    from ml_platform.pipeline.features import TableInfo
+    from ml_platform.ingest.datagen import GeneratorConfig, land
+    from ml_platform.ingest.io import frame_hash, write_parquet
+    from ml_platform.features.tables import TableInfo
 
     files = land(GeneratorConfig(events=EVENTS, days=DAYS, seed=3), home.landing / spec.name)
     frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
@@ -55,16 +55,16 @@ def _training_set(home: Any, spec: Any) -> Any:
 
 
 def _untracked(spec: Any, home: Any, tset: Any, study_name: str) -> tuple[float, Any]:
-    from ml_platform.core import training
+    from ml_platform.training import fitting
 
     started = time.perf_counter()
     frame = pd.read_parquet(tset.path)
-    split = training.time_split(frame, spec)
-    training.pin_seeds(spec.seed)
-    study = training.tune(spec, split, f"sqlite:///{home.root / 'untracked.db'}", study_name)
-    final = training.fit(spec, pd.concat([split.train, split.validation]), study.best_params)
-    training.predict(spec, final, split.test)
-    training.reproducibility_hash(spec, frame, study.best_params)
+    split = fitting.time_split(frame, spec)
+    fitting.pin_seeds(spec.seed)
+    study = fitting.tune(spec, split, f"sqlite:///{home.root / 'untracked.db'}", study_name)
+    final = fitting.fit(spec, pd.concat([split.train, split.validation]), study.best_params)
+    fitting.predict(spec, final, split.test)
+    fitting.reproducibility_hash(spec, frame, study.best_params)
     return time.perf_counter() - started, study
 
 
@@ -100,8 +100,8 @@ class _Timer:
 def _tracked(spec: Any, home: Any, tset: Any) -> tuple[float, Any, _Timer]:
     import mlflow
 
-    from ml_platform.core.tracking import Tracking
-    from ml_platform.pipeline import train
+    from ml_platform.training.tracking import Tracking
+    from ml_platform.training import train
 
     timer = _Timer()
     tracking = Tracking(home.tracking_uri, artifact_root=home.artifact_root)
@@ -125,7 +125,7 @@ def run() -> str:
     import warnings
 
     from ml_platform.home import PlatformHome
-    from ml_platform.pipeline import train
+    from ml_platform.training import train
 
     warnings.simplefilter("ignore")
     spec = _spec()

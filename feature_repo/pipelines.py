@@ -4,7 +4,7 @@ Each pipeline contributes its entity, a feature view ``<pipeline>_fv`` over its 
 table in the platform home, and its current feature service ``<pipeline>_v<N>``.
 """
 
-from ml_platform.featurestore.repo import repo_objects
+from ml_platform.features.repo import repo_objects
 
 for _obj in repo_objects():
     globals()[f"{type(_obj).__name__}_{_obj.name}"] = _obj

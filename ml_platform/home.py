@@ -6,8 +6,9 @@ Deleting it resets everything. Its location comes from ``ML_PLATFORM_HOME``; the
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,16 +70,20 @@ class PlatformHome:
         return self.warehouse / pipeline
 
     def ensure(self) -> PlatformHome:
-        """Create the layout and the Dagster instance config (idempotent)."""
+        """Create the layout, and the Dagster instance config if the instance has none (after
+        that it is the operator's file: never overwritten)."""
         for path in (self.dagster_home, self.artifact_root, self.landing, self.warehouse,
                      self.feast_dir, self.reports):
             path.mkdir(parents=True, exist_ok=True)
         instance_yaml = self.dagster_home / "dagster.yaml"
         template = PROJECT_ROOT / "dagster.yaml"
-        if template.exists() and (
-            not instance_yaml.exists() or instance_yaml.read_bytes() != template.read_bytes()
-        ):
-            shutil.copyfile(template, instance_yaml)
+        if template.exists() and not instance_yaml.exists():
+            with tempfile.NamedTemporaryFile("wb", dir=self.dagster_home, delete=False) as tmp:
+                tmp.write(template.read_bytes())
+            # A link fails if another process wrote the file first: theirs stays, whole.
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp.name, instance_yaml)
+            os.unlink(tmp.name)
         return self
 
 
@@ -89,7 +94,10 @@ def platform_home() -> PlatformHome:
 
 
 def activate_home() -> PlatformHome:
-    """Ensure the home exists and point Dagster at the instance inside it."""
+    """For a command's own process, at its start: ensure the home exists, name it in
+    ``ML_PLATFORM_HOME`` (what the resources and dbt's profile read, here and in every process
+    Dagster starts) and point Dagster at the instance inside it."""
     home = platform_home().ensure()
+    os.environ[HOME_ENV_VAR] = str(home.root)
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
     return home

@@ -6,25 +6,26 @@ import os
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
-from ml_platform.core.tracking import Tracking
-from ml_platform.home import PlatformHome, platform_home
+from ml_platform.home import PlatformHome
 from ml_platform.registry.ledger import PromotionLedger
+from ml_platform.training.tracking import Tracking
 
 
 class PlatformResource(dg.ConfigurableResource):
     """The platform home plus the MLflow tracking/registry URI.
 
-    Empty fields fall back to ``ML_PLATFORM_HOME`` and ``MLFLOW_TRACKING_URI`` (read when a run
-    uses the resource, never at import); the embedded default is a SQLite store in the home.
+    In the project's definitions ``home`` comes from ``dg.EnvVar("ML_PLATFORM_HOME")`` (the
+    ``ml-platform`` command sets it; export it before a bare ``dagster dev``). An empty tracking
+    URI means MLflow's own ``MLFLOW_TRACKING_URI``, else the SQLite store in the home.
     """
 
-    home: str = ""
-    tracking_uri: str = ""
+    home: str = Field(description="The platform home directory (all local state).")
+    tracking_uri: str = Field(default="", description="MLflow tracking and registry URI.")
 
     def platform_home(self) -> PlatformHome:
-        home = PlatformHome(Path(self.home).resolve()) if self.home else platform_home()
-        return home.ensure()
+        return PlatformHome(Path(self.home).expanduser().resolve()).ensure()
 
     def tracking(self) -> Tracking:
         home = self.platform_home()

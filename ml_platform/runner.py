@@ -1,8 +1,16 @@
-"""Run a pipeline's job in-process on the platform home, showing progress and a summary."""
+"""`ml-platform run`: a pipeline's training job on the platform home's Dagster instance, with the
+executor the definitions declare (the one the UI and sensors use), plus progress and a summary.
+
+It is ``dagster job execute`` with a console view: the job is loaded from the code location's
+module in every step process, the run and its events are stored in the instance, and the UI
+shows it like any other run.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
+import os
 import threading
 import time
 import uuid
@@ -13,101 +21,124 @@ import dagster as dg
 from rich.console import Console
 from rich.table import Table
 
-from ml_platform.core.tracking import user_tracking_uri_kept
-from ml_platform.featurestore import dbt_server
-from ml_platform.featurestore.dbt_project import DBT_PROJECT_DIR
-from ml_platform.home import PlatformHome, activate_home
-from ml_platform.pipeline import sidecar, validate
+from ml_platform.components.ml_pipeline import PIPELINE_TAG, training_job_name
+from ml_platform.home import activate_home
 from ml_platform.spec import PipelineSpec
 
+DEFINITIONS = "ml_platform.definitions:defs"
+LAUNCH_TAG = "ml_platform/launch"
 _STEP_EVENTS = {dg.DagsterEventType.STEP_START: "started",
                 dg.DagsterEventType.STEP_SUCCESS: "done",
                 dg.DagsterEventType.STEP_FAILURE: "FAILED",
                 dg.DagsterEventType.STEP_SKIPPED: "skipped"}
+IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+               dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+               dg.DagsterRunStatus.CANCELING]
 
 
 # The summary reports failures; Dagster's console logger would print every event and traceback.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
+class PipelineBusy(RuntimeError):
+    """Another run of the pipeline is in progress."""
+
+
 def quiet_warnings() -> None:
     """Library warnings (beta APIs, schema hints) are noise in a CLI run summary."""
     warnings.simplefilter("ignore")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")  # the step processes, at this CLI's start
+    logging.getLogger("dagster").setLevel(logging.WARNING)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def load_definitions() -> dg.Definitions:
-    from ml_platform.definitions import defs
+def load_definitions(target: str = DEFINITIONS) -> dg.Definitions:
+    """``module:attribute``: a Definitions object or a function returning one."""
+    module, _, attr = target.partition(":")
+    defs = getattr(importlib.import_module(module), attr)
+    return defs if isinstance(defs, dg.Definitions) else defs()
 
-    return defs()
+
+def training_job(target: str, job_name: str) -> dg.JobDefinition:
+    """The job, rebuilt from its code location in each process Dagster starts for a step."""
+    return load_definitions(target).resolve_job_def(job_name)
 
 
-def _follow(instance: dg.DagsterInstance, run_id: str, done: threading.Event,
+def _follow(instance: dg.DagsterInstance, launch: str, done: threading.Event,
             console: Console, started: float) -> None:
     """Print step transitions as the run's events land in the instance."""
-    cursor = None
+    run_id, cursor = None, None
     while True:
         finished = done.is_set()
-        conn = instance.get_records_for_run(run_id, cursor=cursor)
-        cursor = conn.cursor
-        for record in conn.records:
-            entry = record.event_log_entry
-            event = entry.dagster_event
-            if event is None and entry.level >= logging.INFO and entry.user_message:
-                # context.log.info(...) from a step, e.g. tuning progress per trial
-                console.print(f"  [{time.perf_counter() - started:6.1f}s]         "
-                              f"[dim]{entry.step_key}: {entry.user_message}[/dim]")
-                continue
-            if event is None or event.event_type not in _STEP_EVENTS:
-                continue
-            label = _STEP_EVENTS[event.event_type]
-            colour = {"FAILED": "red", "done": "green"}.get(label, "dim")
-            console.print(f"  [{time.perf_counter() - started:6.1f}s] "
-                          f"[{colour}]{label:>7}[/{colour}] {event.step_key}")
+        if run_id is None:
+            runs = instance.get_run_records(dg.RunsFilter(tags={LAUNCH_TAG: launch}), limit=1)
+            run_id = runs[0].dagster_run.run_id if runs else None
+        if run_id is not None:
+            conn = instance.get_records_for_run(run_id, cursor=cursor)
+            cursor = conn.cursor
+            for record in conn.records:
+                _print_event(record.event_log_entry, console, started)
         if finished:
             return
         done.wait(0.5)
 
 
-def run_pipeline(spec: PipelineSpec, console: Console,
-                 definitions: dg.Definitions | None = None) -> bool:
+def _print_event(entry: Any, console: Console, started: float) -> None:
+    event = entry.dagster_event
+    if event is None and entry.level >= logging.INFO and entry.user_message:
+        # context.log.info(...) from a step, e.g. tuning progress per trial
+        console.print(f"  [{time.perf_counter() - started:6.1f}s]         "
+                      f"[dim]{entry.step_key}: {entry.user_message}[/dim]")
+        return
+    if event is None or event.event_type not in _STEP_EVENTS:
+        return
+    label = _STEP_EVENTS[event.event_type]
+    colour = {"FAILED": "red", "done": "green"}.get(label, "dim")
+    console.print(f"  [{time.perf_counter() - started:6.1f}s] "
+                  f"[{colour}]{label:>7}[/{colour}] {event.step_key}")
+
+
+def refuse_if_busy(instance: dg.DagsterInstance, pipeline: str) -> None:
+    """The instance's run queue allows one run per pipeline; a direct run honours that too."""
+    busy = instance.get_run_records(
+        dg.RunsFilter(tags={PIPELINE_TAG: pipeline}, statuses=IN_PROGRESS), limit=1)
+    if busy:
+        run = busy[0].dagster_run
+        raise PipelineBusy(f"run {run.run_id} of '{pipeline}' is {run.status.value}: wait for "
+                           f"it to finish, or terminate it in the Dagster UI")
+
+
+def run_pipeline(spec: PipelineSpec, console: Console, target: str = DEFINITIONS) -> bool:
+    """Execute the pipeline's training job; False if it failed (the summary says why)."""
     quiet_warnings()
     home = activate_home()
-    # Started first: it imports the validation libraries on the other core while this process
-    # loads the definitions (see ml_platform/pipeline/sidecar.py).
-    sidecar.ensure(validate.WARM_MODULES, validate.WARM_CALLS)
-    if spec.features.dbt_model:  # the same for dbt (ml_platform/featurestore/dbt_server.py)
-        dbt_server.start(home.root, DBT_PROJECT_DIR)
-    try:
-        return _run(spec, console, home, definitions)
-    finally:
-        dbt_server.stop()  # unclaimed if the run failed before its dbt step
-
-
-def _run(spec: PipelineSpec, console: Console, home: PlatformHome,
-         definitions: dg.Definitions | None) -> bool:
-    defs = definitions or load_definitions()
-    job = defs.resolve_job_def(f"{spec.name}_training_job")
-    run_id = str(uuid.uuid4())
-    console.print(f"running [bold]{spec.name}[/bold] (run {run_id[:8]}) on home {home.root}")
+    job_name = training_job_name(spec.name)
+    launch = str(uuid.uuid4())
+    job = dg.build_reconstructable_job("ml_platform.runner", "training_job", (target, job_name))
+    console.print(f"running [bold]{spec.name}[/bold] ({job_name}) on home {home.root}")
     started = time.perf_counter()
-    with dg.DagsterInstance.get() as instance, user_tracking_uri_kept():
+    with dg.DagsterInstance.get() as instance:
+        try:
+            refuse_if_busy(instance, spec.name)
+        except PipelineBusy as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            return False
         done = threading.Event()
-        # The job runs on this (the main) thread and the progress printer beside it: the
-        # estimators' OpenMP fits measured about 10% slower when called from another thread.
         follower = threading.Thread(target=_follow, name="progress",
-                                    args=(instance, run_id, done, console, started))
+                                    args=(instance, launch, done, console, started))
         follower.start()
         try:
-            result = job.execute_in_process(instance=instance, run_id=run_id, run_config=QUIET,
-                                            raise_on_error=False,
-                                            tags={"launched_by": "ml-platform"})
+            with dg.execute_job(job, instance=instance, run_config=QUIET,
+                                tags={"launched_by": "ml-platform", LAUNCH_TAG: launch},
+                                raise_on_error=False) as result:
+                done.set()
+                follower.join()
+                print_summary(spec, instance, result, console, time.perf_counter() - started)
+                return result.success
         finally:
             done.set()
             follower.join()
-        print_summary(spec, instance, result, console, time.perf_counter() - started)
-        return result.success
 
 
 def _latest_metadata(instance: dg.DagsterInstance, key: str, run_id: str) -> dict[str, Any]:

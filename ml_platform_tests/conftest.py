@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ml_platform.core.datagen import GeneratorConfig, land
+from ml_platform.ingest.datagen import GeneratorConfig, land
 from ml_platform.home import PROJECT_ROOT, PlatformHome
 from ml_platform.spec import PipelineSpec, load_spec_file
 

@@ -57,7 +57,7 @@ def generate(
     seed: int = 7,
 ) -> None:
     """Land the demo's daily loan-application files in the platform home."""
-    from ml_platform.core.datagen import GeneratorConfig, land
+    from ml_platform.ingest.datagen import GeneratorConfig, land
 
     home = activate_home()
     cfg = GeneratorConfig(events=events, days=days, seed=seed, drift=drift)

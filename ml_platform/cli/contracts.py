@@ -14,7 +14,7 @@ from ml_platform.cli.app import _spec, app, console
 def _load(spec, data: Path | None):  # noqa: ANN001, ANN202 - PipelineSpec -> (DataFrame, str)
     """Rows from ``--data`` or, without it, from the pipeline's landed files."""
     from ml_platform.home import activate_home
-    from ml_platform.pipeline import raw
+    from ml_platform.ingest import raw
 
     try:
         if data is not None:
@@ -39,7 +39,7 @@ def infer_contract(
     """Derive a draft data contract from reference data and write it for review."""
     from ml_platform.contracts import dump_contract
     from ml_platform.contracts.infer import infer_contract as infer
-    from ml_platform.core.io import write_text
+    from ml_platform.ingest.io import write_text
 
     spec = _spec(pipeline)
     target = output or spec.contract_path() or Path(spec.spec_dir or ".") / "contract.yaml"
@@ -69,7 +69,7 @@ def validate(
 
     from ml_platform.contracts import ContractError
     from ml_platform.home import activate_home
-    from ml_platform.pipeline.validate import check_only
+    from ml_platform.contracts.validate import check_only
 
     spec = _spec(pipeline)
     frame, source = _load(spec, data)

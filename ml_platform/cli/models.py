@@ -20,7 +20,7 @@ app.add_typer(models_app, name="models")
 
 
 def _ledger() -> PromotionLedger:
-    from ml_platform.core.tracking import Tracking
+    from ml_platform.training.tracking import Tracking
     from ml_platform.home import activate_home
     from ml_platform.registry.ledger import PromotionLedger
 

@@ -27,9 +27,9 @@ def tune(
     """Tune a pipeline's model with N worker processes sharing one Optuna study."""
     from rich.table import Table
 
-    from ml_platform.core.tracking import TrackingUnavailable
+    from ml_platform.training.tracking import TrackingUnavailable
     from ml_platform.home import activate_home
-    from ml_platform.pipeline import tuning
+    from ml_platform.training import tuning
     from ml_platform.resources import PlatformResource
     from ml_platform.runner import quiet_warnings
 
@@ -45,7 +45,7 @@ def tune(
     console.print(f"tuning [bold]{pipeline}[/bold] on training set {tset.data_version} "
                   f"({tset.rows} rows): {budget} trials over {workers} workers")
     try:
-        result = tuning.tune_parallel(spec, home, PlatformResource().tracking(), tset, workers,
+        result = tuning.tune_parallel(spec, home, PlatformResource(home=str(home.root)).tracking(), tset, workers,
                                       budget, storage=storage, study_name=study, timeout=timeout)
     except TrackingUnavailable as exc:
         console.print(f"[red]error:[/red] {exc}")

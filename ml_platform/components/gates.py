@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from ml_platform.pipeline.evaluate import CHAMPION_GATE, EvaluationReport, gate_names
+from ml_platform.evaluation.evaluate import CHAMPION_GATE, EvaluationReport, gate_names
 from ml_platform.spec import PipelineSpec
 
 _DESCRIPTIONS = {

@@ -1,21 +1,26 @@
-"""The ML pipeline Component: one ``defs.yaml`` spec becomes one asset graph."""
+"""The ML pipeline Component: one ``defs.yaml`` spec becomes one asset graph, its jobs and its
+sensor. The spec model is the Component's own model, so `dg check yaml` validates spec files."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import dagster as dg
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from ml_platform.components.assets import pipeline_assets
-from ml_platform.components.feature_assets import online_key
+from ml_platform.components.common import Stage
+from ml_platform.components.features import online_key
 from ml_platform.components.sensors import new_data_sensor
-from ml_platform.spec import PipelineSpec, parse_spec
+from ml_platform.spec import PipelineSpec, SpecError, parse_spec
+
+# Runs carrying this tag are limited to one per value (dagster.yaml, concurrency.runs): one run
+# of a pipeline at a time, however it was launched.
+PIPELINE_TAG = "ml_platform/pipeline"
 
 
-class _Attributes(BaseModel):
-    # The spec is validated by PipelineSpec in `load`, which names the file and key on error.
-    model_config = ConfigDict(extra="allow")
+def training_job_name(pipeline: str) -> str:
+    return f"{pipeline}_training_job"
 
 
 class MLPipelineComponent(dg.Component):
@@ -26,29 +31,32 @@ class MLPipelineComponent(dg.Component):
 
     @classmethod
     def get_model_cls(cls) -> type[BaseModel]:
-        return _Attributes
+        return PipelineSpec
 
     @classmethod
     def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext
              ) -> MLPipelineComponent:
-        data = attributes.model_dump() if attributes is not None else {}
         path = Path(context.path)
         spec_dir = path if path.is_dir() else path.parent
+        if not isinstance(attributes, PipelineSpec):
+            raise SpecError(f"{spec_dir / 'defs.yaml'}: 'attributes' must be a pipeline spec")
+        data = attributes.model_dump(exclude_unset=True)
         return cls(parse_spec(data, str(spec_dir / "defs.yaml"), spec_dir=spec_dir))
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        assets = pipeline_assets(self.spec)
-        job = dg.define_asset_job(f"{self.spec.name}_training_job",
-                                  # upstream(): a dbt feature model the spec reads is part
-                                  # of the run too. The online store is not: serving
-                                  # freshness has its own job and automation condition.
-                                  selection=dg.AssetSelection.groups(self.spec.name).upstream()
-                                  - dg.AssetSelection.assets(online_key(self.spec)),
-                                  description=f"Raw data to registered model for "
-                                  f"'{self.spec.name}'.")
+        spec, stage = self.spec, Stage(self.spec)
+        tags = {PIPELINE_TAG: spec.name}
+        job = dg.define_asset_job(
+            training_job_name(spec.name),
+            # upstream(): a dbt feature model the spec reads is part of the run too. The online
+            # store is not: serving freshness has its own job and automation condition. The
+            # observable source of landed files is observed, not materialized.
+            selection=dg.AssetSelection.groups(spec.name).upstream().materializable()
+            - dg.AssetSelection.assets(online_key(stage)),
+            tags=tags, description=f"Raw data to registered model for '{spec.name}'.")
         online_job = dg.define_asset_job(
-            f"{self.spec.name}_online_job", selection=dg.AssetSelection.assets(
-                online_key(self.spec)),
-            description=f"Load the newest features of '{self.spec.name}' into the online store.")
-        return dg.Definitions(assets=assets, jobs=[job, online_job],
-                              sensors=[new_data_sensor(self.spec, job)])
+            f"{spec.name}_online_job", selection=dg.AssetSelection.assets(online_key(stage)),
+            tags=tags,
+            description=f"Load the newest features of '{spec.name}' into the online store.")
+        return dg.Definitions(assets=pipeline_assets(spec), jobs=[job, online_job],
+                              sensors=[new_data_sensor(stage, job)])

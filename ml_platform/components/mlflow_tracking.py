@@ -22,7 +22,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from ml_platform.core.tracking import Tracking
+from ml_platform.training.tracking import Tracking
 
 DAGSTER_UI_ENV = "DAGSTER_WEBSERVER_URL"
 

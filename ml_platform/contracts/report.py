@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ml_platform.contracts.engine import ContractResult
 from ml_platform.contracts.results import RuleResult
-from ml_platform.core.io import write_text
+from ml_platform.ingest.io import write_text
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;width:100%}td,th{border:1px solid #ddd;padding:4px 8px;

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ml_platform.core.tracking import Tracking
+from ml_platform.training.tracking import Tracking
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 OFFLINE_GATES = "offline_gates"

@@ -3,7 +3,7 @@
 import pytest
 from mlflow.tracking import MlflowClient
 
-from ml_platform.core.versioning import code_version
+from ml_platform.ingest.versioning import code_version
 from ml_platform.home import PlatformHome
 from ml_platform_tests.conftest import materialize, small_spec
 

@@ -11,9 +11,11 @@ import pytest
 from rich.console import Console
 
 from ml_platform.components.ml_pipeline import MLPipelineComponent
-from ml_platform.featurestore.dbt_project import PARSE_CACHE
+from ml_platform.features.dbt_project import PARSE_CACHE
 from ml_platform.home import PlatformHome
-from ml_platform.pipeline import raw, sidecar, validate
+from ml_platform.ingest import raw
+from ml_platform.pipeline import sidecar
+from ml_platform.contracts import validate
 from ml_platform_tests.conftest import small_spec
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml_platform.core.datagen import GeneratorConfig, land
-from ml_platform.pipeline import raw
+from ml_platform.ingest.datagen import GeneratorConfig, land
+from ml_platform.ingest import raw
 from ml_platform_tests.conftest import SMALL
 
 

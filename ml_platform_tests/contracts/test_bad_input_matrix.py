@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from ml_platform.home import PlatformHome
-from ml_platform.pipeline.validate import validate_batch
+from ml_platform.contracts.validate import validate_batch
 from ml_platform_tests.conftest import small_spec
 
 Defect = Callable[[pd.DataFrame], pd.DataFrame]

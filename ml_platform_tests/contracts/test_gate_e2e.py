@@ -11,8 +11,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from ml_platform.core.datagen import GeneratorConfig, land
-from ml_platform.core.io import file_hash, write_parquet
+from ml_platform.ingest.datagen import GeneratorConfig, land
+from ml_platform.ingest.io import file_hash, write_parquet
 from ml_platform.home import PlatformHome
 from ml_platform_tests.conftest import SMALL, materialize, small_spec
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml_platform.pipeline import raw
+from ml_platform.ingest import raw
 
 Maker = Callable[[Path, Path], Path]
 

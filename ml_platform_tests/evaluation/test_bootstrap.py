@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ml_platform.core.bootstrap import _score_groups, _weighted_auc, paired_bootstrap
+from ml_platform.evaluation.bootstrap import _score_groups, _weighted_auc, paired_bootstrap
 
 
 def test_weighted_auc_matches_sklearn_with_ties_and_weights() -> None:

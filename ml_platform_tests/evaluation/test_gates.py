@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from ml_platform.components.gates import gate_results
-from ml_platform.pipeline import evaluate
-from ml_platform.pipeline.gate import Gate
+from ml_platform.evaluation import evaluate
+from ml_platform.evaluation.gate import Gate
 from ml_platform_tests.conftest import small_spec
 
 SPEC = small_spec()

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from mlflow.models import infer_signature
 
-from ml_platform.core import training
+from ml_platform.training import fitting
 from ml_platform.home import PlatformHome
-from ml_platform.pipeline import infra
+from ml_platform.evaluation import infra
 from ml_platform.spec import PipelineSpec
 from ml_platform_tests.conftest import small_spec
 
@@ -30,8 +30,8 @@ def _save(spec: PipelineSpec, frame: pd.DataFrame, path: Path, drop: str | None 
     """A real sklearn artifact; ``drop`` leaves one column out of its signature."""
     import mlflow
 
-    model = training.fit(spec, frame)
-    x = training.features_of(frame.head(5), spec)
+    model = fitting.fit(spec, frame)
+    x = fitting.features_of(frame.head(5), spec)
     mlflow.sklearn.save_model(model, str(path), serialization_format="cloudpickle",
                               signature=infer_signature(x.drop(columns=[drop] if drop else []),
                                                         np.zeros(5)),
@@ -101,11 +101,11 @@ def test_a_logged_model_is_checked_from_its_local_artifact_directory(
         home: PlatformHome, tmp_path: Path) -> None:
     import mlflow
 
-    from ml_platform.core.tracking import Tracking
+    from ml_platform.training.tracking import Tracking
 
     spec = small_spec()
     frame = _frame(spec)
-    model = training.fit(spec, frame)
+    model = fitting.fit(spec, frame)
     tracking = Tracking(home.tracking_uri, artifact_root=home.artifact_root)
     mlflow.set_tracking_uri(home.tracking_uri)
     with mlflow.start_run(experiment_id=tracking.experiment_id(spec.name)):

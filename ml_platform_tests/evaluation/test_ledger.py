@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ml_platform.cli import app
-from ml_platform.core.tracking import Tracking
+from ml_platform.training.tracking import Tracking
 from ml_platform.home import PlatformHome
 from ml_platform.registry.ledger import (
     CHALLENGER,

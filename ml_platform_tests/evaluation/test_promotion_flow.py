@@ -15,11 +15,13 @@ from typer.testing import CliRunner
 
 from ml_platform.cli import app
 from ml_platform.components.gates import gate_results
-from ml_platform.core import training
-from ml_platform.core.tracking import Tracking
+from ml_platform.training import fitting
+from ml_platform.training.tracking import Tracking
 from ml_platform.home import PlatformHome
-from ml_platform.pipeline import evaluate, register, train
-from ml_platform.pipeline.features import TableInfo
+from ml_platform.evaluation import evaluate
+from ml_platform.registry import register
+from ml_platform.training import train
+from ml_platform.features.tables import TableInfo
 from ml_platform.registry.ledger import CHALLENGER, CHAMPION, PromotionLedger
 from ml_platform.spec import PipelineSpec
 from ml_platform_tests.conftest import materialize, small_spec
@@ -46,7 +48,7 @@ def _shuffled_training_set(spec: PipelineSpec, tset: TableInfo, path: Path) -> T
     """Labels shuffled before the holdout window only: the holdout keeps the true labels,
     so the champion is judged fairly on the same rows."""
     frame = pd.read_parquet(tset.path)
-    start = pd.Timestamp(training.time_split(frame, spec).test_window["start"])
+    start = pd.Timestamp(fitting.time_split(frame, spec).test_window["start"])
     before = frame[spec.event_timestamp] < start
     labels = frame.loc[before, spec.label].to_numpy()
     frame.loc[before, spec.label] = np.random.default_rng(0).permutation(labels)

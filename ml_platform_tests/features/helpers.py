@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml_platform.featurestore.definitions import features_table
+from ml_platform.features.definitions import features_table
 from ml_platform.home import PlatformHome
 from ml_platform.spec import PipelineSpec, parse_spec
 

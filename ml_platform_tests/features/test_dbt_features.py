@@ -53,7 +53,7 @@ def test_dbt_model_and_declared_sql_give_the_same_features(
         demo_spec: PipelineSpec, home: PlatformHome, landed: list[Path]) -> None:
     from ml_platform.components.assets import pipeline_assets
     from ml_platform.components.mlflow_tracking import MlflowTrackingResource
-    from ml_platform.core.features import compute_features
+    from ml_platform.features.sql import compute_features
     from ml_platform.resources import PlatformResource
 
     spec = _with_dbt(demo_spec)

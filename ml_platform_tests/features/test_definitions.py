@@ -7,7 +7,7 @@ import os
 import pytest
 import yaml
 
-from ml_platform.featurestore.definitions import feature_service, fingerprint, view_def
+from ml_platform.features.definitions import feature_service, fingerprint, view_def
 from ml_platform.home import PROJECT_ROOT, PlatformHome
 from ml_platform.spec import SpecError
 from ml_platform_tests.features.helpers import history, tiny_spec, write_features
@@ -64,7 +64,7 @@ def test_bad_ttl_is_a_spec_error() -> None:
 
 
 def test_feature_store_yaml_matches_the_programmatic_config(home: PlatformHome) -> None:
-    from ml_platform.featurestore.feast_objects import repo_config
+    from ml_platform.features.feast_objects import repo_config
 
     text = (PROJECT_ROOT / "feature_repo" / "feature_store.yaml").read_text()
     expanded = yaml.safe_load(os.path.expandvars(text))

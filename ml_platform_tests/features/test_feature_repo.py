@@ -30,7 +30,7 @@ def test_feast_apply_against_the_platform_home(home: PlatformHome,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from feast.repo_operations import apply_total
 
-    from ml_platform.featurestore.feast_objects import feature_store, repo_config
+    from ml_platform.features.feast_objects import feature_store, repo_config
 
     # What `feast -c feature_repo apply` does, in-process: it chdirs and imports from the repo.
     monkeypatch.chdir(REPO)

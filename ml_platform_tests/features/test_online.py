@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from ml_platform.featurestore import online, registry
-from ml_platform.featurestore.definitions import feature_service
+from ml_platform.features import online
+from ml_platform.features import registry
+from ml_platform.features.definitions import feature_service
 from ml_platform.home import PlatformHome
 from ml_platform_tests.features.helpers import T0, history, tiny_spec, write_features
 
@@ -16,7 +17,7 @@ NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def _online(home: PlatformHome, users: list[int]) -> pd.DataFrame:
-    from ml_platform.featurestore.feast_objects import feature_store
+    from ml_platform.features.feast_objects import feature_store
 
     spec = tiny_spec()
     store = feature_store(home)
@@ -67,7 +68,7 @@ def test_future_end_and_empty_window_are_refused(home: PlatformHome) -> None:
 
 
 def test_skew_check_catches_an_online_value_that_differs(home: PlatformHome) -> None:
-    from ml_platform.featurestore.feast_objects import feature_store
+    from ml_platform.features.feast_objects import feature_store
 
     spec = tiny_spec()
     frame = history(days=3, users=5)
@@ -112,7 +113,7 @@ def test_a_new_feature_contract_reloads_every_entity(home: PlatformHome) -> None
 
 def test_apply_is_skipped_only_while_objects_and_registry_are_unchanged(
         home: PlatformHome, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ml_platform.featurestore import feast_objects
+    from ml_platform.features import feast_objects
 
     spec = tiny_spec()
     write_features(spec, home, history(days=3, users=4))

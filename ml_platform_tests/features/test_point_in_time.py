@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml_platform.core.features import point_in_time_join
+from ml_platform.features.sql import point_in_time_join
 
 KEY, TS = "customer_id", "event_time"
 T0 = pd.Timestamp("2026-03-01 12:00", tz="UTC")

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ml_platform.core.datagen import GeneratorConfig, land
-from ml_platform.core.io import frame_hash, write_parquet
-from ml_platform.core.tracking import Tracking
+from ml_platform.ingest.datagen import GeneratorConfig, land
+from ml_platform.ingest.io import frame_hash, write_parquet
+from ml_platform.training.tracking import Tracking
 from ml_platform.home import PlatformHome
-from ml_platform.pipeline.features import TableInfo
+from ml_platform.features.tables import TableInfo
 from ml_platform.spec import PipelineSpec
 from ml_platform_tests.conftest import small_spec
 

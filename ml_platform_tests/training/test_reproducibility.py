@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from ml_platform.core.tracking import Tracking
+from ml_platform.training.tracking import Tracking
 from ml_platform.home import PlatformHome
-from ml_platform.pipeline import train
-from ml_platform.pipeline.features import TableInfo
+from ml_platform.training import train
+from ml_platform.features.tables import TableInfo
 from ml_platform_tests.training.conftest import training_spec
 
 
@@ -48,7 +48,7 @@ def test_fixed_sample_ignores_row_order_and_index() -> None:
     import numpy as np
     import pandas as pd
 
-    from ml_platform.core.training import fixed_sample
+    from ml_platform.training.fitting import fixed_sample
 
     spec = training_spec()
     rng = np.random.default_rng(0)

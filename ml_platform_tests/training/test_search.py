@@ -5,13 +5,13 @@ from __future__ import annotations
 import optuna
 import pandas as pd
 
-from ml_platform.core import training
-from ml_platform.pipeline.features import TableInfo
+from ml_platform.training import fitting
+from ml_platform.features.tables import TableInfo
 from ml_platform_tests.training.conftest import training_spec
 
 
-def _split(training_set: TableInfo) -> training.Split:
-    return training.time_split(pd.read_parquet(training_set.path), training_spec())
+def _split(training_set: TableInfo) -> fitting.Split:
+    return fitting.time_split(pd.read_parquet(training_set.path), training_spec())
 
 
 def test_split_is_by_time_and_the_test_window_is_hashed(training_set: TableInfo) -> None:
@@ -25,21 +25,21 @@ def test_split_is_by_time_and_the_test_window_is_hashed(training_set: TableInfo)
 
 def test_warm_startable_estimator_reports_stages_to_the_pruner(training_set: TableInfo) -> None:
     spec, split = training_spec(max_iter=12), _split(training_set)
-    study = training.make_study(spec, None, "staged")
+    study = fitting.make_study(spec, None, "staged")
     trial = study.ask()
-    value = training.staged_score(spec, training.prepare(spec, split), {"learning_rate": 0.1},
+    value = fitting.staged_score(spec, fitting.prepare(spec, split), {"learning_rate": 0.1},
                                   trial)
     # Three stages (25/50/100 % of max_iter); the last is the full model, so a trial that is
     # not pruned scores exactly like a plain fit.
     assert len(study._storage.get_trial(trial._trial_id).intermediate_values) == 3
-    plain = training.fit(spec, split.train, {"learning_rate": 0.1})
-    assert value == training.score(spec.primary_metric, split.validation["defaulted"].to_numpy(),
-                                   training.predict(spec, plain, split.validation))
+    plain = fitting.fit(spec, split.train, {"learning_rate": 0.1})
+    assert value == fitting.score(spec.primary_metric, split.validation["defaulted"].to_numpy(),
+                                   fitting.predict(spec, plain, split.validation))
 
 
 def test_median_pruner_stops_a_trial_worse_than_the_others(training_set: TableInfo) -> None:
     spec, split = training_spec(max_iter=12), _split(training_set)
-    study = training.make_study(spec, None, "pruning")
+    study = fitting.make_study(spec, None, "pruning")
     good = {"learning_rate": 0.3, "max_leaf_nodes": 31, "l2_regularization": 0.0}
     for _ in range(3):
         study.enqueue_trial(good)
@@ -52,9 +52,9 @@ def test_median_pruner_stops_a_trial_worse_than_the_others(training_set: TableIn
                  update={"low": 2})}
     spec = spec.model_copy(update={"model": spec.model.model_copy(
         update={"search_space": space})})
-    data = training.prepare(spec, split)
-    study.optimize(lambda t: training.staged_score(
-        spec, data, training.suggest(t, spec.model.search_space), t), n_trials=4)
+    data = fitting.prepare(spec, split)
+    study.optimize(lambda t: fitting.staged_score(
+        spec, data, fitting.suggest(t, spec.model.search_space), t), n_trials=4)
     states = [t.state for t in study.trials]
     assert states[:3] == [optuna.trial.TrialState.COMPLETE] * 3
     assert states[3] == optuna.trial.TrialState.PRUNED
@@ -64,5 +64,5 @@ def test_time_budget_ends_the_search_before_the_trial_budget(training_set: Table
     spec = training_spec(n_trials=500)
     spec = spec.model_copy(update={"model": spec.model.model_copy(
         update={"timeout_seconds": 2.0})})
-    study = training.tune(spec, _split(training_set), None, "timed")
+    study = fitting.tune(spec, _split(training_set), None, "timed")
     assert 1 <= len(study.trials) < 500

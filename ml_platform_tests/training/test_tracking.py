@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from ml_platform.core.tracking import BackgroundWriter, Tracking, TrackingUnavailable
-from ml_platform.core.versioning import code_version
+from ml_platform.training.tracking import BackgroundWriter, Tracking, TrackingUnavailable
+from ml_platform.ingest.versioning import code_version
 from ml_platform.home import PlatformHome
-from ml_platform.pipeline import train
-from ml_platform.pipeline.features import TableInfo
+from ml_platform.training import train
+from ml_platform.features.tables import TableInfo
 from ml_platform_tests.conftest import materialize, small_spec
 from ml_platform_tests.training.conftest import training_spec
 
@@ -156,7 +156,7 @@ def test_a_run_does_not_leave_its_store_as_the_users_tracking_uri(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """MLflow writes MLFLOW_TRACKING_URI when a store is set; the next run in the process (on
     another home) must not read it as the user's override."""
-    from ml_platform.core.tracking import user_tracking_uri_kept
+    from ml_platform.training.tracking import user_tracking_uri_kept
     from ml_platform.resources import PlatformResource
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

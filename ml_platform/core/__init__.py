@@ -1,1 +1,0 @@
-"""Framework-free model-side code: no Dagster imports here."""

@@ -1,0 +1,2 @@
+"""Evaluation: holdout metrics, baselines, the champion re-scored, gates, infra checks, model
+cards (no Dagster)."""

@@ -1,0 +1,70 @@
+"""Diagnostics and plots of an evaluation, written under the report directory, and their
+logging to the candidate's MLflow run (so the run holds its own evaluation evidence)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml_platform.evaluation import diagnostics
+from ml_platform.training import fitting
+from ml_platform.ingest.io import atomic_path
+from ml_platform.training.tracking import Tracking
+from ml_platform.spec import PipelineSpec
+
+THRESHOLD = 0.5  # the threshold the F1 / precision / recall metrics use
+
+
+def _write_png(data: bytes, path: Path) -> str:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return str(path)
+
+
+def diagnose(spec: PipelineSpec, model: Any, holdout: pd.DataFrame, scores: np.ndarray,
+             report_dir: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """Calibration, confusion matrix (classification) or residuals (regression), and
+    permutation importance, as data and as PNG files."""
+    from ml_platform.training import plots  # matplotlib: not at definitions load
+
+    y, plot_dir = holdout[spec.label].to_numpy(), report_dir / "plots"
+    found: dict[str, Any] = {}
+    pngs: dict[str, str] = {}
+    if spec.is_classification:
+        cal = diagnostics.calibration(y, scores)
+        matrix = diagnostics.confusion(y, scores, THRESHOLD)
+        found |= {"calibration": cal.to_dict(), "confusion_matrix": matrix,
+                  "threshold": THRESHOLD}
+        pngs["calibration"] = _write_png(plots.calibration_png(cal, "calibration (holdout)"),
+                                         plot_dir / "calibration.png")
+        pngs["confusion_matrix"] = _write_png(
+            plots.confusion_png(matrix, THRESHOLD, "confusion matrix (holdout)"),
+            plot_dir / "confusion_matrix.png")
+    else:
+        pngs["residuals"] = _write_png(plots.residuals_png(y, scores, "residuals (holdout)"),
+                                       plot_dir / "residuals.png")
+    importance = diagnostics.permutation_importance(
+        lambda x: fitting.predict(spec, model, x), fitting.features_of(holdout, spec), y,
+        spec.primary_metric, seed=spec.seed)
+    found["permutation_importance"] = importance
+    pngs["permutation_importance"] = _write_png(
+        plots.importance_png(importance, spec.primary_metric, "permutation importance"),
+        plot_dir / "permutation_importance.png")
+    return found, pngs
+
+
+def log_to_mlflow(tracking: Tracking, run_id: str, report_dir: Path,
+                  metrics: dict[str, float], passed: bool) -> None:
+    """Evaluation metrics, the gate verdict, the report, card and plots on the candidate run."""
+    from mlflow.entities import Metric, RunTag
+
+    now = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
+    finite = {k: v for k, v in metrics.items() if np.isfinite(v)}
+    tracking.call(lambda: tracking.client.log_batch(
+        run_id, metrics=[Metric(f"eval_{k}", v, now, 0) for k, v in finite.items()],
+        tags=[RunTag("gates_passed", str(passed).lower())]), f"log evaluation of run {run_id}")
+    tracking.call(lambda: tracking.client.log_artifacts(run_id, str(report_dir), "evaluation"),
+                  f"log evaluation artifacts of run {run_id}")

@@ -1,0 +1,93 @@
+"""Training/serving skew: the online vector of sampled entities must equal the offline
+point-in-time vector (the same join the training set uses) as of the online watermark."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml_platform.features.sql import _q, point_in_time_join, utc_source
+from ml_platform.ingest.io import duckdb_session
+from ml_platform.features.definitions import ServiceDef
+from ml_platform.features.online import read_online
+from ml_platform.home import PlatformHome
+
+
+@dataclass(frozen=True)
+class SkewReport:
+    service: str
+    as_of: datetime
+    checked: int
+    mismatches: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.checked > 0 and not self.mismatches
+
+
+def sample_entities(service: ServiceDef, as_of: datetime, n: int, seed: int) -> list[Any]:
+    view = service.view
+    with duckdb_session() as con:
+        keys = con.execute(
+            f"SELECT DISTINCT {_q(view.entity_key)} AS k FROM "
+            f"{utc_source(view.source_path, view.timestamp)} WHERE {_q(view.timestamp)} <= ? "
+            f"ORDER BY k", [as_of]).df()["k"].tolist()
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(len(keys), size=min(n, len(keys)), replace=False) if keys else []
+    return [keys[i] for i in sorted(picked)]
+
+
+def offline_vectors(service: ServiceDef, keys: list[Any], as_of: datetime) -> pd.DataFrame:
+    """The training-set join for entity rows stamped ``as_of``."""
+    view = service.view
+    rows = pd.DataFrame({view.entity_key: keys,
+                         view.timestamp: pd.Timestamp(as_of).tz_convert("UTC")})
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "entities.parquet"
+        rows.to_parquet(path, index=False)
+        return point_in_time_join(path, view.source_path, view.entity_key, view.timestamp,
+                                  view.feature_names, [], view.ttl_seconds)
+
+
+def same_value(a: Any, b: Any, tolerance: float) -> bool:
+    a_missing = a is None or (isinstance(a, float) and math.isnan(a)) or a is pd.NA
+    b_missing = b is None or (isinstance(b, float) and math.isnan(b)) or b is pd.NA
+    if a_missing or b_missing:
+        return a_missing and b_missing
+    if isinstance(a, int | float | np.number) and isinstance(b, int | float | np.number):
+        return math.isclose(float(a), float(b), rel_tol=tolerance, abs_tol=tolerance)
+    return bool(a == b)
+
+
+def compare(service: ServiceDef, offline: pd.DataFrame, online: pd.DataFrame,
+            tolerance: float) -> list[dict[str, Any]]:
+    key = service.view.entity_key
+    on = online.set_index(key)
+    mismatches = []
+    for row in offline.to_dict("records"):
+        for name in service.view.feature_names:
+            served = on.at[row[key], name] if row[key] in on.index else None
+            if not same_value(row[name], served, tolerance):
+                mismatches.append({"entity": row[key], "feature": name,
+                                   "offline": row[name], "online": served})
+    return mismatches
+
+
+def skew_report(service: ServiceDef, home: PlatformHome, as_of: datetime, sample: int = 50,
+                seed: int = 0, tolerance: float = 1e-9) -> SkewReport:
+    from ml_platform.features.feast_objects import feature_store
+
+    keys = sample_entities(service, as_of, sample, seed)
+    if not keys:
+        return SkewReport(service.name, as_of, 0)
+    offline = offline_vectors(service, keys, as_of)
+    online = read_online(feature_store(home), service, keys, as_of)
+    return SkewReport(service.name, as_of, len(keys), compare(service, offline, online,
+                                                               tolerance))

@@ -1,0 +1,100 @@
+"""Feature computation and point-in-time training sets, in DuckDB SQL generated from the spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ml_platform.ingest.io import duckdb_session
+from ml_platform.spec import PipelineSpec, resolve_import
+
+_AGG_SQL = {"count": "COUNT(*)", "sum": "SUM({c})", "mean": "AVG({c})", "min": "MIN({c})",
+            "max": "MAX({c})", "std": "STDDEV_SAMP({c})"}
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def utc_source(path: Path | str, ts: str) -> str:
+    """A parquet file as a relation whose event time is TIMESTAMPTZ (naive values are UTC)."""
+    return (f"(SELECT * REPLACE (CAST({_q(ts)} AS TIMESTAMPTZ) AS {_q(ts)}) "
+            f"FROM read_parquet('{path}'))")
+
+
+def as_utc(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """DuckDB may hand back naive timestamps for TIMESTAMPTZ_NS; they are UTC."""
+    col = frame[column]
+    frame[column] = col.dt.tz_localize("UTC") if col.dt.tz is None else col.dt.tz_convert("UTC")
+    return frame
+
+
+def feature_sql(spec: PipelineSpec, source_sql: str) -> str:
+    """SELECT computing every declared feature per (entity, event time) over ``source_sql``."""
+    key, ts = _q(spec.entity_key), _q(spec.event_timestamp)
+    cols = [key, ts] + [_q(c) for c in spec.features.numeric + spec.features.categorical]
+    windows = {}
+    for agg in spec.features.aggregates:
+        win = f"w_{agg.window}"
+        windows[win] = (f"(PARTITION BY {key} ORDER BY {ts} "
+                        f"RANGE BETWEEN {agg.window_sql} PRECEDING AND CURRENT ROW)")
+        expr = _AGG_SQL[agg.agg].format(c=_q(agg.column or ""))
+        cast = "BIGINT" if agg.agg == "count" else "DOUBLE"
+        cols.append(f"CAST({expr} OVER {win} AS {cast}) AS {_q(agg.name)}")
+    window_clause = ""
+    if windows:
+        window_clause = " WINDOW " + ", ".join(f"{n} AS {d}" for n, d in windows.items())
+    return f"SELECT {', '.join(cols)} FROM ({source_sql}) AS src{window_clause}"
+
+
+def compute_features(spec: PipelineSpec, validated: Path) -> pd.DataFrame:
+    """Compute the feature table from the validated batch and return it (sorted by key, time)."""
+    sql = feature_sql(spec, f"SELECT * FROM {utc_source(validated, spec.event_timestamp)}")
+    with duckdb_session() as con:
+        frame = con.execute(
+            f"{sql} ORDER BY {_q(spec.entity_key)}, {_q(spec.event_timestamp)}").df()
+    return apply_custom(spec, as_utc(frame, spec.event_timestamp))
+
+
+def apply_custom(spec: PipelineSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    """Run the spec's custom feature functions (DataFrame -> DataFrame) in order."""
+    for path in spec.features.custom:
+        frame = resolve_import(path)(frame)
+    missing = set(spec.features.custom_outputs) - set(frame.columns)
+    if missing:
+        raise ValueError(f"custom feature functions did not produce {sorted(missing)}")
+    return frame
+
+
+def point_in_time_sql(labels_sql: str, features_sql: str, key: str, ts: str,
+                      features: list[str], carry: list[str], ttl_seconds: int | None) -> str:
+    """SELECT joining each label row to its entity's latest feature row at or before its time.
+
+    ``labels_sql`` and ``features_sql`` are relations whose ``ts`` is TIMESTAMPTZ. A feature row
+    stamped after the label time can never match (ASOF ``>=``); with ``ttl_seconds`` a row older
+    than the TTL at label time counts as missing. ``carry`` are label-side columns kept as is.
+    """
+    k, t = _q(key), _q(ts)
+    fresh = f"f.{t} >= l.{t} - INTERVAL {int(ttl_seconds)} SECOND" if ttl_seconds else None
+    cols = [f"CASE WHEN {fresh} THEN f.{_q(c)} END AS {_q(c)}" if fresh else f"f.{_q(c)}"
+            for c in features]
+    label_cols = ", ".join(_q(c) for c in [key, ts, *carry])
+    feature_cols = ", ".join(_q(c) for c in [key, ts, *features])
+    return (f"SELECT l.{k}, l.{t}, {', '.join(cols)}"
+            + "".join(f", l.{_q(c)}" for c in carry)
+            + f" FROM (SELECT {label_cols} FROM {labels_sql}) l "
+            f"ASOF LEFT JOIN (SELECT {feature_cols} FROM {features_sql}) f "
+            f"ON l.{k} = f.{k} AND l.{t} >= f.{t}")
+
+
+def point_in_time_join(labels: Path | str, features: Path | str, key: str, ts: str,
+                       feature_columns: list[str], carry: list[str],
+                       ttl_seconds: int | None = None) -> pd.DataFrame:
+    """Label rows (parquet) joined point-in-time to feature rows (parquet), ordered by time and
+    key so the same rows always give the same frame (and content hash)."""
+    sql = point_in_time_sql(utc_source(labels, ts), utc_source(features, ts), key, ts,
+                            feature_columns, carry, ttl_seconds)
+    with duckdb_session() as con:
+        frame = con.execute(f"{sql} ORDER BY {_q(ts)}, {_q(key)}").df()
+    return as_utc(frame, ts)

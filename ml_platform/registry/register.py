@@ -1,0 +1,137 @@
+"""The registration stage: a candidate that passed every gate becomes a registered version with
+lineage tags, its model card as description and the ``challenger`` alias; the promotion ledger
+then decides on ``champion``. A failed candidate is only recorded in the ledger (``reject``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+from ml_platform.training.tracking import Tracking
+from ml_platform.evaluation.evaluate import CHAMPION_GATE, EvaluationReport
+from ml_platform.training.train import Candidate
+from ml_platform.registry.ledger import (
+    GATES_TAG,
+    OFFLINE_GATES,
+    Decision,
+    PromotionLedger,
+    PromotionRefused,
+)
+from ml_platform.spec import PipelineSpec
+
+
+@dataclass(frozen=True)
+class Registration:
+    model_name: str
+    version: str
+    promoted: bool
+    champion_version: str | None
+    decision: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def gate_evidence(report: EvaluationReport) -> dict[str, Any]:
+    return {"run_id": report.run_id, "metrics": report.metrics,
+            "champion_version": report.champion_version,
+            "gates": {g.name: {"passed": g.passed, "message": g.message} for g in report.gates},
+            "report": report.report_dir}
+
+
+def gate_summary(report: EvaluationReport) -> str:
+    failed = report.failed_gates
+    if not failed:
+        return f"all {len(report.gates)} gates passed"
+    return "failed: " + "; ".join(f"{g.name} ({g.message})" for g in failed)[:1500]
+
+
+def pipeline_actor(tags: dict[str, str]) -> str:
+    return f"pipeline:{tags.get('dagster_run_id', 'direct-call')}"
+
+
+def record_rejection(spec: PipelineSpec, ledger: PromotionLedger, report: EvaluationReport,
+                     actor: str) -> Decision:
+    """A candidate that failed its gates: evidence and a ``reject`` decision, no version."""
+    evidence = ledger.add_evidence(spec.name, None, OFFLINE_GATES, False, gate_summary(report),
+                                   gate_evidence(report), run_id=report.run_id, actor=actor)
+    names = ", ".join(g.name for g in report.failed_gates)
+    return ledger.record(spec.name, "reject", None, f"run {report.run_id} failed: {names}",
+                         [evidence], actor=actor)
+
+
+def _version_tags(spec: PipelineSpec, tracking: Tracking, candidate: Candidate,
+                  report: EvaluationReport, tags: dict[str, str]) -> dict[str, str]:
+    run_tags = tracking.client.get_run(candidate.run_id).data.tags
+    metric = spec.primary_metric
+    return {**tags, GATES_TAG: "true", "mlflow_run_id": candidate.run_id,
+            "data_version": candidate.data_version,
+            "code_version": run_tags.get("code_version", "unknown"),
+            "feature_service": run_tags.get("feature_service", "none"),
+            "holdout_hash": str(candidate.holdout.get("hash")),
+            "primary_metric": metric, metric: f"{report.metrics[metric]:.6f}",
+            "compared_with_champion": report.champion_version or "none"}
+
+
+def _register_version(spec: PipelineSpec, tracking: Tracking, candidate: Candidate,
+                      report: EvaluationReport, tags: dict[str, str]) -> str:
+    # No retry wrapper: a retried register after a lost reply would create a second version.
+    mv = mlflow.register_model(candidate.model_uri, spec.name,
+                               tags=_version_tags(spec, tracking, candidate, report, tags))
+    version = str(mv.version)
+    if report.model_card and Path(report.model_card).exists():
+        card = Path(report.model_card).read_text()
+        tracking.call(lambda: tracking.client.update_model_version(spec.name, version, card),
+                      f"describe version {version} of '{spec.name}'")
+    return version
+
+
+def _promotion_reason(spec: PipelineSpec, report: EvaluationReport) -> str | None:
+    """Why the pipeline may promote on its own, or None when the challenger should wait."""
+    if report.champion_version is None:
+        return "first model of the pipeline passed its gates"
+    gate = report.gate(CHAMPION_GATE)
+    if not spec.gates.auto_promote or gate is None:
+        return None
+    # Strictly better: an identical retrain (diff 0) stays challenger instead of churning the
+    # champion alias on every run.
+    diff = gate.evidence.get("overall", {}).get("diff", float("nan"))
+    return (f"scored better than champion v{report.champion_version}: {gate.message}"
+            if diff > 0 else None)
+
+
+def register(spec: PipelineSpec, tracking: Tracking, ledger: PromotionLedger,
+             candidate: Candidate, report: EvaluationReport, tags: dict[str, str]
+             ) -> Registration:
+    if not report.passed:  # the asset graph never gets here; guard direct callers too
+        raise ValueError(f"candidate {candidate.run_id} failed its gates "
+                         f"({gate_summary(report)}); it is not registered")
+    mlflow.set_tracking_uri(tracking.tracking_uri)
+    mlflow.set_registry_uri(tracking.tracking_uri)
+    actor = pipeline_actor(tags)
+    version = _register_version(spec, tracking, candidate, report, tags)
+    evidence = ledger.add_evidence(spec.name, version, OFFLINE_GATES, True, gate_summary(report),
+                                   gate_evidence(report), run_id=candidate.run_id, actor=actor)
+    ledger.register_challenger(spec.name, version, [evidence], actor=actor)
+    reason = _promotion_reason(spec, report)
+    if reason is None:
+        held = "challenger does not score above the champion" if spec.gates.auto_promote \
+            else "auto_promote is off"
+        ledger.record(spec.name, "hold", version, held, [evidence], actor=actor)
+        return Registration(spec.name, version, False, ledger.champion(spec.name),
+                            f"registered as challenger ({held})")
+    try:
+        # Compare-and-set: only replace the champion this candidate was compared with.
+        ledger.promote(spec.name, version, reason, actor=actor,
+                       expect_champion=report.champion_version)
+    except PromotionRefused as exc:
+        ledger.record(spec.name, "hold", version, f"not promoted: {exc}", [evidence],
+                      actor=actor)
+        return Registration(spec.name, version, False, ledger.champion(spec.name),
+                            f"registered as challenger ({exc})")
+    label = "first model" if report.champion_version is None else \
+        f"over v{report.champion_version}"
+    return Registration(spec.name, version, True, version, f"promoted: {label}")

@@ -1,0 +1,1 @@
+"""Training: the time split, tuning, fitting and tracking of a candidate model (no Dagster)."""
