@@ -201,8 +201,8 @@ def pair(home: Any, spec: Any) -> dict[str, Any]:
 
 
 def run() -> str:
-    from ml_platform.ingest.datagen import GeneratorConfig, land
     from ml_platform.home import platform_home
+    from ml_platform.ingest.datagen import GeneratorConfig, land
     from ml_platform.spec import load_spec_file
 
     spec_file = Path(__file__).resolve().parent.parent / "ml_platform/defs/pipelines/loan_default"

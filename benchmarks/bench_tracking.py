@@ -42,9 +42,9 @@ def _spec() -> Any:
 
 
 def _training_set(home: Any, spec: Any) -> Any:
+    from ml_platform.features.tables import TableInfo
     from ml_platform.ingest.datagen import GeneratorConfig, land
     from ml_platform.ingest.io import frame_hash, write_parquet
-    from ml_platform.features.tables import TableInfo
 
     files = land(GeneratorConfig(events=EVENTS, days=DAYS, seed=3), home.landing / spec.name)
     frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
@@ -100,8 +100,8 @@ class _Timer:
 def _tracked(spec: Any, home: Any, tset: Any) -> tuple[float, Any, _Timer]:
     import mlflow
 
-    from ml_platform.training.tracking import Tracking
     from ml_platform.training import train
+    from ml_platform.training.tracking import Tracking
 
     timer = _Timer()
     tracking = Tracking(home.tracking_uri, artifact_root=home.artifact_root)

@@ -11,9 +11,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from ml_platform.features.definitions import FieldDef, ServiceDef, ViewDef
 from ml_platform.features.sql import point_in_time_join
 from ml_platform.ingest.io import frame_hash, write_parquet
-from ml_platform.features.definitions import FieldDef, ServiceDef, ViewDef
 
 ENTITY_ROWS = 1_000_000
 FEATURE_ROWS = 10_000_000

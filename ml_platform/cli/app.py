@@ -1,4 +1,4 @@
-"""`ml-platform`: run declared pipelines in-process on the platform home, from the shell."""
+"""`ml-platform`: run and inspect declared pipelines on the platform home, from the shell."""
 
 from __future__ import annotations
 
@@ -67,12 +67,18 @@ def generate(
 
 
 @app.command()
-def run(pipeline: str) -> None:
-    """Materialize a pipeline's whole asset graph in-process and print a summary."""
+def run(
+    pipeline: str,
+    definitions: Annotated[str, typer.Option(
+        help="The code location, as module:attribute (Definitions or a function returning "
+        "them).")] = "ml_platform.definitions:defs",
+) -> None:
+    """Run a pipeline's training job on the platform home's Dagster instance, with the
+    executor the UI uses, and print progress and a summary."""
     from ml_platform.runner import run_pipeline
 
     spec = _spec(pipeline)
-    ok = run_pipeline(spec, console)
+    ok = run_pipeline(spec, console, target=definitions)
     raise typer.Exit(0 if ok else 1)
 
 
@@ -84,7 +90,7 @@ def demo(
     home = activate_home()
     if not any((home.landing / "loan_default").glob("applications_*.parquet")):
         generate(events=events, days=120, new_days=None, drift=0.0, seed=7)
-    run("loan_default")
+    run("loan_default", definitions="ml_platform.definitions:defs")
 
 
 @app.command()

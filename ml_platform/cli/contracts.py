@@ -68,8 +68,8 @@ def validate(
     from rich.table import Table
 
     from ml_platform.contracts import ContractError
-    from ml_platform.home import activate_home
     from ml_platform.contracts.validate import check_only
+    from ml_platform.home import activate_home
 
     spec = _spec(pipeline)
     frame, source = _load(spec, data)

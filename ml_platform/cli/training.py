@@ -27,11 +27,11 @@ def tune(
     """Tune a pipeline's model with N worker processes sharing one Optuna study."""
     from rich.table import Table
 
-    from ml_platform.training.tracking import TrackingUnavailable
     from ml_platform.home import activate_home
-    from ml_platform.training import tuning
     from ml_platform.resources import PlatformResource
     from ml_platform.runner import quiet_warnings
+    from ml_platform.training import tuning
+    from ml_platform.training.tracking import TrackingUnavailable
 
     quiet_warnings()
     spec = _spec(pipeline)

@@ -49,15 +49,17 @@ def ingest_assets(stage: Stage) -> list[Any]:
                                      description=description)
                    for name, description in CHECKS.values()]
 
-    @dg.observable_source_asset(key=key["raw"], group_name=spec.name, owners=stage.owners,
-                                tags=stage.tags, description=(
-                                    "Landed source files matched by the spec's source path. "
-                                    "Observed by names, sizes and modification times; the "
-                                    "content is hashed once, by validation."))
-    def raw_files(platform: PlatformResource) -> dg.ObserveResult:
+    landed = dg.AssetSpec(
+        key["raw"], group_name=spec.name, owners=stage.owners, tags=stage.tags,
+        kinds={spec.source.file_format}, description=(
+            "Landed source files matched by the spec's source path. Observed by names, sizes "
+            "and modification times; the content is hashed once, by validation."))
+
+    @dg.multi_observable_source_asset(specs=[landed], name=f"{spec.name}_raw")
+    def raw_files(platform: PlatformResource) -> Iterator[dg.ObserveResult]:
         version, files, size = raw.listing_version(spec, platform.platform_home())
-        return dg.ObserveResult(data_version=dg.DataVersion(version),
-                                metadata={"files": files, "bytes": size})
+        yield dg.ObserveResult(asset_key=key["raw"], data_version=dg.DataVersion(version),
+                               metadata={"files": files, "bytes": size})
 
     @dg.asset(deps=[key["raw"]],
               kinds={"pandas", "pandera", "great_expectations"}, check_specs=check_specs,

@@ -16,9 +16,9 @@ import pandas as pd
 
 from ml_platform.contracts import ContractResult, RuleResult, check_contract, load_for_spec
 from ml_platform.contracts.report import write_report
-from ml_platform.ingest.io import write_parquet, write_parquet_hashed
 from ml_platform.home import PlatformHome
 from ml_platform.ingest import raw
+from ml_platform.ingest.io import write_parquet, write_parquet_hashed
 from ml_platform.spec import PipelineSpec
 
 __all__ = ["RuleResult", "ValidationOutcome", "validate_batch", "validate_snapshot", "check_only"]

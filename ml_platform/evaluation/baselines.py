@@ -12,8 +12,8 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from ml_platform.training.fitting import features_of
 from ml_platform.spec import PipelineSpec
+from ml_platform.training.fitting import features_of
 
 
 def _linear(spec: PipelineSpec) -> Pipeline:

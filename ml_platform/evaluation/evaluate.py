@@ -16,18 +16,17 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from ml_platform.training import fitting
+from ml_platform.evaluation import infra, report_artifacts
 from ml_platform.evaluation.baselines import baseline_scores
 from ml_platform.evaluation.bootstrap import PairedComparison, paired_bootstrap
-from ml_platform.ingest.io import write_json, write_text
-from ml_platform.training.tracking import Tracking
-from ml_platform.home import PlatformHome
-from ml_platform.evaluation import infra
-from ml_platform.evaluation import report_artifacts
 from ml_platform.evaluation.gate import Gate
-from ml_platform.training.train import Candidate, holdout_metrics, holdout_of
+from ml_platform.home import PlatformHome
+from ml_platform.ingest.io import write_json, write_text
 from ml_platform.registry.ledger import CHAMPION
 from ml_platform.spec import PipelineSpec
+from ml_platform.training import fitting
+from ml_platform.training.tracking import Tracking
+from ml_platform.training.train import Candidate, holdout_metrics, holdout_of
 
 DUMMY, LINEAR, CHAMPION_GATE = ("beats_dummy_baseline", "not_worse_than_linear_baseline",
                                 "not_worse_than_champion")

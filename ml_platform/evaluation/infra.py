@@ -15,9 +15,9 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from ml_platform.training import fitting
 from ml_platform.evaluation.gate import Gate
 from ml_platform.spec import PipelineSpec
+from ml_platform.training import fitting
 
 INFRA, SIGNATURE = "infra_valid", "signature_matches_features"
 GATES = (INFRA, SIGNATURE)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ml_platform.training.train import Candidate
 from ml_platform.spec import PipelineSpec
+from ml_platform.training.train import Candidate
 
 if TYPE_CHECKING:
     from ml_platform.evaluation.evaluate import EvaluationReport

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 
 from ml_platform.evaluation import diagnostics
-from ml_platform.training import fitting
 from ml_platform.ingest.io import atomic_path
-from ml_platform.training.tracking import Tracking
 from ml_platform.spec import PipelineSpec
+from ml_platform.training import fitting
+from ml_platform.training.tracking import Tracking
 
 THRESHOLD = 0.5  # the threshold the F1 / precision / recall metrics use
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml_platform.ingest.io import write_json
 from ml_platform.home import PlatformHome
+from ml_platform.ingest.io import write_json
 from ml_platform.spec import PipelineSpec
 
 FEAST_PROJECT = "ml_platform"

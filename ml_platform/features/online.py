@@ -19,10 +19,10 @@ from typing import Any
 
 import pandas as pd
 
-from ml_platform.features.sql import _q, utc_source
-from ml_platform.ingest.io import duckdb_session, write_json
 from ml_platform.features.definitions import ServiceDef, ViewDef
+from ml_platform.features.sql import _q, utc_source
 from ml_platform.home import PlatformHome
+from ml_platform.ingest.io import duckdb_session, write_json
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 READ_BATCH = 5_000  # entity keys per online read: stays under SQLite's variable limit

@@ -8,11 +8,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ml_platform.ingest.io import write_json
 from ml_platform.features.definitions import ServiceDef, feature_service, registry_file
 from ml_platform.features.online import MaterializeResult
 from ml_platform.features.skew import SkewReport
 from ml_platform.home import PlatformHome
+from ml_platform.ingest.io import write_json
 from ml_platform.spec import PipelineSpec
 
 

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml_platform.features.sql import _q, point_in_time_join, utc_source
-from ml_platform.ingest.io import duckdb_session
 from ml_platform.features.definitions import ServiceDef
 from ml_platform.features.online import read_online
+from ml_platform.features.sql import _q, point_in_time_join, utc_source
 from ml_platform.home import PlatformHome
+from ml_platform.ingest.io import duckdb_session
 
 
 @dataclass(frozen=True)

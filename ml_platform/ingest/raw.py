@@ -15,8 +15,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ml_platform.ingest.io import duckdb_session, file_hash
 from ml_platform.home import PROJECT_ROOT, PlatformHome
+from ml_platform.ingest.io import duckdb_session, file_hash
 from ml_platform.spec import PipelineSpec
 
 DELIMITERS = (";", "\t", "|")

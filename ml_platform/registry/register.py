@@ -10,9 +10,7 @@ from typing import Any
 
 import mlflow
 
-from ml_platform.training.tracking import Tracking
 from ml_platform.evaluation.evaluate import CHAMPION_GATE, EvaluationReport
-from ml_platform.training.train import Candidate
 from ml_platform.registry.ledger import (
     GATES_TAG,
     OFFLINE_GATES,
@@ -21,6 +19,8 @@ from ml_platform.registry.ledger import (
     PromotionRefused,
 )
 from ml_platform.spec import PipelineSpec
+from ml_platform.training.tracking import Tracking
+from ml_platform.training.train import Candidate
 
 
 @dataclass(frozen=True)

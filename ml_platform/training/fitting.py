@@ -21,8 +21,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.utils.class_weight import compute_sample_weight
 
-from ml_platform.training.metrics import higher_is_better, score
 from ml_platform.spec import ParamSpace, PipelineSpec, resolve_import
+from ml_platform.training.metrics import higher_is_better, score
 
 
 @dataclass(frozen=True)

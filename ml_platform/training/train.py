@@ -26,15 +26,14 @@ from mlflow.data.pandas_dataset import PandasDataset
 from mlflow.models import infer_signature
 from mlflow.types import Schema
 
-from ml_platform.training import fitting
+from ml_platform.features.tables import TableInfo
+from ml_platform.home import PlatformHome
 from ml_platform.ingest.io import write_parquet
+from ml_platform.ingest.versioning import code_version
+from ml_platform.spec import PipelineSpec
+from ml_platform.training import fitting, tuning
 from ml_platform.training.metrics import classification_metrics, regression_metrics
 from ml_platform.training.tracking import BackgroundWriter, Tracking, pip_requirements
-from ml_platform.ingest.versioning import code_version
-from ml_platform.home import PlatformHome
-from ml_platform.training import tuning
-from ml_platform.features.tables import TableInfo
-from ml_platform.spec import PipelineSpec
 
 # (experiment_id, run_name, tags) -> a context manager yielding the active run's id.
 RunOpener = Callable[[str, str, dict[str, str]], AbstractContextManager[str]]

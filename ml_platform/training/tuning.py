@@ -22,12 +22,12 @@ import optuna
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from ml_platform.features.tables import TableInfo
+from ml_platform.home import PlatformHome
+from ml_platform.ingest.versioning import code_version
+from ml_platform.spec import PipelineSpec
 from ml_platform.training import fitting
 from ml_platform.training.tracking import Tracking
-from ml_platform.ingest.versioning import code_version
-from ml_platform.home import PlatformHome
-from ml_platform.features.tables import TableInfo
-from ml_platform.spec import PipelineSpec
 
 STORAGE_ENV = "ML_PLATFORM_OPTUNA_STORAGE"
 PARENT_RUN_ATTR = "mlflow_parent_run_id"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml_platform.ingest.datagen import GeneratorConfig, land
 from ml_platform.ingest import raw
-from ml_platform_tests.conftest import SMALL
+from ml_platform.ingest.datagen import GeneratorConfig, land
+from ml_platform_tests.helpers import SMALL
 
 
 def read_landed(files: list[Path]) -> pd.DataFrame:

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from ml_platform.home import PlatformHome
 from ml_platform.contracts.validate import validate_batch
-from ml_platform_tests.conftest import small_spec
+from ml_platform.home import PlatformHome
+from ml_platform_tests.helpers import small_spec
 
 Defect = Callable[[pd.DataFrame], pd.DataFrame]
 EVERY = 50  # every 50th row gets the defect (2%)

@@ -11,10 +11,10 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from ml_platform.home import PlatformHome
 from ml_platform.ingest.datagen import GeneratorConfig, land
 from ml_platform.ingest.io import file_hash, write_parquet
-from ml_platform.home import PlatformHome
-from ml_platform_tests.conftest import SMALL, materialize, small_spec
+from ml_platform_tests.helpers import SMALL, materialize, small_spec
 
 pytestmark = pytest.mark.slow
 DOWNSTREAM = ("features", "training_set", "candidate_model", "evaluation_report",

@@ -19,7 +19,7 @@ from ml_platform.contracts import (
     load_for_spec,
 )
 from ml_platform.contracts.infer import infer_contract
-from ml_platform_tests.conftest import small_spec
+from ml_platform_tests.helpers import small_spec
 
 runner = CliRunner()
 

@@ -8,7 +8,7 @@ import pandas as pd
 from ml_platform.components.gates import gate_results
 from ml_platform.evaluation import evaluate
 from ml_platform.evaluation.gate import Gate
-from ml_platform_tests.conftest import small_spec
+from ml_platform_tests.helpers import small_spec
 
 SPEC = small_spec()
 

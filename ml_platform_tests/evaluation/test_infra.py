@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from mlflow.models import infer_signature
 
-from ml_platform.training import fitting
-from ml_platform.home import PlatformHome
 from ml_platform.evaluation import infra
+from ml_platform.home import PlatformHome
 from ml_platform.spec import PipelineSpec
-from ml_platform_tests.conftest import small_spec
+from ml_platform.training import fitting
+from ml_platform_tests.helpers import small_spec
 
 
 def _frame(spec: PipelineSpec, rows: int = 300) -> pd.DataFrame:

@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from ml_platform.features import online
-from ml_platform.features import registry
+from ml_platform.features import online, registry
 from ml_platform.features.definitions import feature_service
 from ml_platform.home import PlatformHome
 from ml_platform_tests.features.helpers import T0, history, tiny_spec, write_features

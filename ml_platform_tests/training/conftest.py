@@ -6,24 +6,15 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from ml_platform.features.tables import TableInfo
+from ml_platform.home import PlatformHome
 from ml_platform.ingest.datagen import GeneratorConfig, land
 from ml_platform.ingest.io import frame_hash, write_parquet
-from ml_platform.training.tracking import Tracking
-from ml_platform.home import PlatformHome
-from ml_platform.features.tables import TableInfo
 from ml_platform.spec import PipelineSpec
-from ml_platform_tests.conftest import small_spec
+from ml_platform.training.tracking import Tracking
+from ml_platform_tests.training.helpers import training_spec
 
 DATA = GeneratorConfig(events=3_000, days=30, seed=11)
-
-
-def training_spec(n_trials: int = 2, seed: int = 42, max_iter: int = 10) -> PipelineSpec:
-    """The demo spec without windowed aggregates (their columns come from the feature stage)."""
-    spec = small_spec(n_trials=n_trials, seed=seed)
-    model = spec.model.model_copy(update={"params": {"max_iter": max_iter,
-                                                     "early_stopping": False}})
-    return spec.model_copy(update={"features": spec.features.model_copy(
-        update={"aggregates": []}), "model": model})
 
 
 @pytest.fixture

@@ -8,12 +8,11 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from ml_platform.training.tracking import Tracking
-from ml_platform.home import PlatformHome
-from ml_platform.training import train
-from ml_platform.training import tuning
 from ml_platform.features.tables import TableInfo
-from ml_platform_tests.training.conftest import training_spec
+from ml_platform.home import PlatformHome
+from ml_platform.training import train, tuning
+from ml_platform.training.tracking import Tracking
+from ml_platform_tests.training.helpers import training_spec
 
 POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 

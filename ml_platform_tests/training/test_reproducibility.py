@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from ml_platform.training.tracking import Tracking
+from ml_platform.features.tables import TableInfo
 from ml_platform.home import PlatformHome
 from ml_platform.training import train
-from ml_platform.features.tables import TableInfo
-from ml_platform_tests.training.conftest import training_spec
+from ml_platform.training.tracking import Tracking
+from ml_platform_tests.training.helpers import training_spec
 
 
 def test_two_trainings_on_the_same_inputs_are_identical(

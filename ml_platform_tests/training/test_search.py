@@ -5,9 +5,9 @@ from __future__ import annotations
 import optuna
 import pandas as pd
 
-from ml_platform.training import fitting
 from ml_platform.features.tables import TableInfo
-from ml_platform_tests.training.conftest import training_spec
+from ml_platform.training import fitting
+from ml_platform_tests.training.helpers import training_spec
 
 
 def _split(training_set: TableInfo) -> fitting.Split:

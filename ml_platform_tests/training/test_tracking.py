@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from ml_platform.training.tracking import BackgroundWriter, Tracking, TrackingUnavailable
-from ml_platform.ingest.versioning import code_version
-from ml_platform.home import PlatformHome
-from ml_platform.training import train
 from ml_platform.features.tables import TableInfo
-from ml_platform_tests.conftest import materialize, small_spec
-from ml_platform_tests.training.conftest import training_spec
+from ml_platform.home import PlatformHome
+from ml_platform.ingest.versioning import code_version
+from ml_platform.training import train
+from ml_platform.training.tracking import BackgroundWriter, Tracking, TrackingUnavailable
+from ml_platform_tests.helpers import materialize, small_spec
+from ml_platform_tests.training.helpers import training_spec
 
 DAGSTER_TAGS = {"dagster_run_id": "r-123", "dagster_asset_key": "loan_default_candidate_model",
                 "dagster_partition": "2026-03-01"}
@@ -156,8 +156,8 @@ def test_a_run_does_not_leave_its_store_as_the_users_tracking_uri(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """MLflow writes MLFLOW_TRACKING_URI when a store is set; the next run in the process (on
     another home) must not read it as the user's override."""
-    from ml_platform.training.tracking import user_tracking_uri_kept
     from ml_platform.resources import PlatformResource
+    from ml_platform.training.tracking import user_tracking_uri_kept
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     with user_tracking_uri_kept():

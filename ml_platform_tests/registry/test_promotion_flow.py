@@ -15,16 +15,15 @@ from typer.testing import CliRunner
 
 from ml_platform.cli import app
 from ml_platform.components.gates import gate_results
-from ml_platform.training import fitting
-from ml_platform.training.tracking import Tracking
-from ml_platform.home import PlatformHome
 from ml_platform.evaluation import evaluate
-from ml_platform.registry import register
-from ml_platform.training import train
 from ml_platform.features.tables import TableInfo
+from ml_platform.home import PlatformHome
+from ml_platform.registry import register
 from ml_platform.registry.ledger import CHALLENGER, CHAMPION, PromotionLedger
 from ml_platform.spec import PipelineSpec
-from ml_platform_tests.conftest import materialize, small_spec
+from ml_platform.training import fitting, train
+from ml_platform.training.tracking import Tracking
+from ml_platform_tests.helpers import materialize, small_spec
 
 NAME = "loan_default"
 

@@ -12,7 +12,6 @@ import pytest
 from typer.testing import CliRunner
 
 from ml_platform.cli import app
-from ml_platform.training.tracking import Tracking
 from ml_platform.home import PlatformHome
 from ml_platform.registry.ledger import (
     CHALLENGER,
@@ -21,6 +20,7 @@ from ml_platform.registry.ledger import (
     PromotionLedger,
     PromotionRefused,
 )
+from ml_platform.training.tracking import Tracking
 
 MODEL = "loan_default"  # a declared pipeline, so the CLI accepts it
 

@@ -10,7 +10,7 @@ import pytest
 
 from ml_platform.home import PlatformHome
 from ml_platform.spec import PipelineSpec
-from ml_platform_tests.conftest import materialize
+from ml_platform_tests.helpers import materialize
 
 SELECTION = ("key:loan_default_raw or key:loan_default_validated or key:loan_default_features "
              "or key:loan_default_feature_registry or key:loan_default_training_set "

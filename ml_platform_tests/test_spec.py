@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from ml_platform.spec import COMPONENT_TYPE, SpecError, load_all_specs, load_spec_file
-from ml_platform_tests.conftest import DEMO_SPEC
+from ml_platform_tests.helpers import DEMO_SPEC
 
 
 def _write(tmp_path: Path, mutate) -> Path:  # noqa: ANN001 - a callable editing the dict

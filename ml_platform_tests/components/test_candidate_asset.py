@@ -6,7 +6,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from ml_platform.home import PlatformHome
-from ml_platform_tests.conftest import materialize, small_spec
+from ml_platform_tests.helpers import materialize, small_spec
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ml_platform.components.assets import STAGES
+from ml_platform.components.common import STAGES
 from ml_platform.home import PROJECT_ROOT, PlatformHome
 
 
