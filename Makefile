@@ -31,7 +31,7 @@ venv: $(STAMP) $(MANIFEST)
 demo: venv  ## generate demo data if needed, run the demo pipeline end to end
 	$(BIN)/ml-platform demo
 
-test: venv  ## the whole test suite, slow end-to-end tests included
+test: venv lint  ## the static checks, then the whole test suite (slow end-to-end tests included)
 	$(BIN)/pytest -q
 
 test-fast: venv  ## everything but the slow end-to-end tests
@@ -46,8 +46,13 @@ mlflow: venv  ## MLflow UI on the platform home's tracking store
 bench: venv  ## run benchmarks/ and write docs/benchmarks.md
 	$(BIN)/python -m benchmarks.run
 
-lint: venv
+lint: venv  ## what the code promises: style, types, import direction, loadable definitions
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	ML_PLATFORM_HOME=$$(mktemp -d) $(BIN)/dg check yaml
+	ML_PLATFORM_HOME=$$(mktemp -d) $(BIN)/dg check defs
 
 clean-home:  ## delete all local state (the platform home)
 	rm -rf $${ML_PLATFORM_HOME:-.ml_platform}
