@@ -3,6 +3,11 @@ pipeline's graph on real local backends in a temporary home."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
 
 from ml_platform.home import PROJECT_ROOT, PlatformHome
@@ -11,6 +16,15 @@ from ml_platform.spec import PipelineSpec, load_spec_file
 
 DEMO_SPEC = PROJECT_ROOT / "ml_platform" / "defs" / "pipelines" / "loan_default" / "defs.yaml"
 SMALL = GeneratorConfig(events=6_000, days=40, seed=11)
+# A code location with the demo at test size (ml_platform_tests/cli/small_defs.py).
+SMALL_DEFS = "ml_platform_tests.cli.small_defs:defs"
+
+
+def ml_platform(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """The installed command in a fresh process, on the test's home (its environment)."""
+    cli = str(Path(sys.executable).parent / "ml-platform")
+    return subprocess.run([cli, *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "COLUMNS": "200"})
 
 
 def small_spec(n_trials: int = 2, dbt: bool = False, **updates: object) -> PipelineSpec:

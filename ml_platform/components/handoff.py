@@ -18,18 +18,38 @@ HANDOFF = "handoff"
 SCAN = 100  # materializations looked through for this run's (more only with >100 runs at once)
 
 
-def handoff(instance: dg.DagsterInstance, key: dg.AssetKey, run_id: str | None) -> dict[str, Any]:
-    """The hand-off document of ``key`` materialized in ``run_id``, else its newest one."""
+def handoff(instance: dg.DagsterInstance, key: dg.AssetKey, run_id: str | None,
+            fallback: bool = False) -> dict[str, Any]:
+    """The hand-off document of ``key`` as materialized in ``run_id``; its newest one when
+    ``run_id`` is None (an upstream outside the run), or when ``fallback`` allows it."""
     records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key),
                                               limit=SCAN).records
-    with_doc = [r for r in records if r.asset_materialization is not None
-                and HANDOFF in r.asset_materialization.metadata]
-    own = [r for r in with_doc if r.run_id == run_id]
-    chosen = (own or with_doc or [None])[0]
-    if chosen is None or chosen.asset_materialization is None:
-        raise dg.Failure(f"'{key.to_user_string()}' has not been materialized yet: "
-                         f"materialize it (or its whole pipeline) first")
-    return dict(chosen.asset_materialization.metadata[HANDOFF].value)  # type: ignore[arg-type]
+    usable = [r for r in records if r.asset_materialization is not None
+              and HANDOFF in r.asset_materialization.metadata]
+    own = [r for r in usable if r.run_id == run_id]
+    newest = usable if run_id is None or fallback else []
+    chosen = (own or newest or [None])[0]
+    if chosen is None:
+        where = f" in run {run_id}" if run_id and not fallback else ""
+        raise dg.Failure(f"'{key.to_user_string()}' has no materialization{where} to hand "
+                         f"over: materialize it (or its whole pipeline) first")
+    materialization = chosen.asset_materialization
+    assert materialization is not None
+    return dict(materialization.metadata[HANDOFF].value)  # type: ignore[arg-type]
+
+
+def producing_run(context: dg.InputContext) -> str | None:
+    """The run whose step produced the input: this run, or the parent run of a re-execution.
+    None for an upstream asset that is not part of the run (its newest materialization)."""
+    upstream = context.upstream_output
+    if upstream is None:
+        return None
+    try:
+        run_id = upstream.run_id
+    except dg.DagsterInvariantViolationError:
+        return None
+    # For an upstream outside the run Dagster builds a context whose run id names no run.
+    return run_id if context.instance.has_run(run_id) else None
 
 
 class HandoffIOManager(dg.ConfigurableIOManager):
@@ -40,6 +60,4 @@ class HandoffIOManager(dg.ConfigurableIOManager):
             context.add_output_metadata({HANDOFF: dg.MetadataValue.json(obj)})
 
     def load_input(self, context: dg.InputContext) -> dict[str, Any]:
-        upstream = context.upstream_output
-        return handoff(context.instance, context.asset_key,
-                       upstream.run_id if upstream is not None else None)
+        return handoff(context.instance, context.asset_key, producing_run(context))

@@ -40,7 +40,8 @@ def batch_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
     for key in context.assets_def.dependency_keys:
         name = key.to_user_string()
         if name.endswith(VALIDATED_SUFFIX) and key not in context.assets_def.keys:
-            batch = handoff(context.instance, key, context.run.run_id)
+            # This run's batch if the run validated one, else the newest (dbt run on its own).
+            batch = handoff(context.instance, key, context.run.run_id, fallback=True)
             out[validated_var(name.removesuffix(VALIDATED_SUFFIX))] = batch["path"]
     return out
 
