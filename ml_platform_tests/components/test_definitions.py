@@ -15,7 +15,7 @@ from ml_platform.home import PROJECT_ROOT, PlatformHome
 def _defs() -> dg.Definitions:
     from ml_platform.definitions import defs
 
-    return defs()
+    return defs
 
 
 def test_demo_pipeline_graph_is_complete() -> None:

@@ -4,6 +4,7 @@ it with ``ML_PLATFORM_UPDATE_SNAPSHOTS=1 pytest ml_platform_tests/components``."
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from pathlib import Path
@@ -44,10 +45,11 @@ def snapshot(defs: dg.Definitions) -> dict[str, Any]:
 def test_definitions_match_the_snapshot() -> None:
     from ml_platform.definitions import defs
 
-    current = snapshot(defs())
+    current = snapshot(defs)
     if os.environ.get("ML_PLATFORM_UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
         SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
-    expected = json.loads(SNAPSHOT.read_text())
-    assert current == expected, (
-        "the definitions changed; review the difference and accept it with "
-        "ML_PLATFORM_UPDATE_SNAPSHOTS=1 if it is intended")
+    expected = SNAPSHOT.read_text().splitlines()
+    now = json.dumps(current, indent=2, sort_keys=True).splitlines()
+    diff = "\n".join(difflib.unified_diff(expected, now, "snapshot", "definitions", lineterm=""))
+    assert not diff, (f"the definitions changed; if intended, accept with "
+                      f"ML_PLATFORM_UPDATE_SNAPSHOTS=1:\n{diff}")
