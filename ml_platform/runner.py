@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import socket
 import threading
 import time
 import uuid
@@ -18,6 +19,7 @@ import warnings
 from typing import Any
 
 import dagster as dg
+import psutil
 from rich.console import Console
 from rich.table import Table
 
@@ -27,6 +29,7 @@ from ml_platform.spec import PipelineSpec
 
 DEFINITIONS = "ml_platform.definitions:defs"
 LAUNCH_TAG = "ml_platform/launch"
+PID_TAG, HOST_TAG = "ml_platform/pid", "ml_platform/host"
 _STEP_EVENTS = {dg.DagsterEventType.STEP_START: "started",
                 dg.DagsterEventType.STEP_SUCCESS: "done",
                 dg.DagsterEventType.STEP_FAILURE: "FAILED",
@@ -99,14 +102,25 @@ def _print_event(entry: Any, console: Console, started: float) -> None:
                   f"[{colour}]{label:>7}[/{colour}] {event.step_key}")
 
 
+def orphaned(run: dg.DagsterRun) -> bool:
+    """A run of `ml-platform run` on this host whose process is gone (killed): Dagster's run
+    monitoring only watches runs that a run launcher started."""
+    pid, host = run.tags.get(PID_TAG), run.tags.get(HOST_TAG)
+    return pid is not None and host == socket.gethostname() and not psutil.pid_exists(int(pid))
+
+
 def refuse_if_busy(instance: dg.DagsterInstance, pipeline: str) -> None:
-    """The instance's run queue allows one run per pipeline; a direct run honours that too."""
+    """The instance's run queue allows one run per pipeline; a direct run honours that too. A
+    run left in progress by a killed `ml-platform run` is marked failed instead."""
     busy = instance.get_run_records(
-        dg.RunsFilter(tags={PIPELINE_TAG: pipeline}, statuses=IN_PROGRESS), limit=1)
-    if busy:
-        run = busy[0].dagster_run
-        raise PipelineBusy(f"run {run.run_id} of '{pipeline}' is {run.status.value}: wait for "
-                           f"it to finish, or terminate it in the Dagster UI")
+        dg.RunsFilter(tags={PIPELINE_TAG: pipeline}, statuses=IN_PROGRESS), limit=20)
+    for record in busy:
+        run = record.dagster_run
+        if not orphaned(run):
+            raise PipelineBusy(f"run {run.run_id} of '{pipeline}' is {run.status.value}: wait "
+                               f"for it to finish, or terminate it in the Dagster UI")
+        instance.report_run_failed(run, f"the `ml-platform run` process {run.tags[PID_TAG]} "
+                                   f"that executed this run is gone (killed?); marked failed")
 
 
 def run_pipeline(spec: PipelineSpec, console: Console, target: str = DEFINITIONS) -> bool:
@@ -130,7 +144,8 @@ def run_pipeline(spec: PipelineSpec, console: Console, target: str = DEFINITIONS
         follower.start()
         try:
             with dg.execute_job(job, instance=instance, run_config=QUIET,
-                                tags={"launched_by": "ml-platform", LAUNCH_TAG: launch},
+                                tags={"launched_by": "ml-platform", LAUNCH_TAG: launch,
+                                      PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
                                 raise_on_error=False) as result:
                 done.set()
                 follower.join()
