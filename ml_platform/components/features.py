@@ -36,7 +36,8 @@ def feature_assets(stage: Stage) -> list[dg.AssetsDefinition]:
     online = online_key(stage)
     skew_check = dg.AssetCheckSpec(
         "online_matches_offline", asset=online,
-        description="Sampled entities' online vectors equal their offline point-in-time vectors.")
+        description="Sampled entities' online vectors (Feast online store, TTL applied) equal "
+                    "Feast's offline point-in-time rows for the same entity and time.")
     # A spec naming a dbt model reads it; the dbt asset (ml_platform/defs/dbt) sits upstream.
     upstream = [dg.AssetKey(spec.features.dbt_model)] if spec.features.dbt_model else []
 
@@ -72,15 +73,16 @@ def feature_assets(stage: Stage) -> list[dg.AssetsDefinition]:
 
     @dg.asset(ins={"validated": dg.AssetIn(key["validated"]),
                    "features": dg.AssetIn(key["features"])},
-              deps=[registry_key(stage)], kinds={"duckdb", "parquet"},
+              deps=[registry_key(stage)], kinds={"feast", "duckdb", "parquet"},
               **stage.common("training_set"))
     def training_set(platform: PlatformResource, validated: dict, features: dict
                      ) -> dg.Output[dict]:
-        """This run's validated rows at their label time, each feature as of that time (TTL
-        respected) through the feature service's definitions; the data version hashes the rows
-        and the feature service."""
+        """This run's validated rows at their label time, each feature as of that time, from
+        Feast's `get_historical_features` with the feature service `<pipeline>_v<N>` (Feast's
+        point-in-time and TTL rules), read while the Feast source holds this run's feature
+        table; the data version hashes the rows and the feature service."""
         info = tables.build_training_set(spec, platform.platform_home(),
-                                         Path(validated["path"]), Path(features["path"]))
+                                         Path(validated["path"]), tables.TableInfo(**features))
         return dg.Output(info.to_dict(), data_version=dg.DataVersion(info.data_version),
                          metadata={"rows": info.rows, "data_version": info.data_version,
                                    "feature_service": info.feature_service,
@@ -93,8 +95,9 @@ def feature_assets(stage: Stage) -> list[dg.AssetsDefinition]:
               group_name=spec.name, owners=stage.owners, tags=stage.tags,
               code_version=stage.code_version)
     def online_features(platform: PlatformResource, config: OnlineWindow) -> Iterator[Any]:
-        """Latest feature vector per entity in the online store, loaded incrementally from the
-        last watermark; an older window never overwrites newer online values."""
+        """Latest feature vector per entity in the online store, loaded with Feast's
+        `materialize` incrementally from the last watermark; an older window never overwrites
+        newer online values."""
         home = platform.platform_home()
         result = registry.materialize(spec, home, _when(config.start), _when(config.end))
         report = registry.skew(spec, home, result.watermark)
@@ -102,7 +105,7 @@ def feature_assets(stage: Stage) -> list[dg.AssetsDefinition]:
             "window_start": result.start.isoformat(), "window_end": result.end.isoformat(),
             "watermark": result.watermark.isoformat(),
             "entities_in_window": result.entities_in_window, "written": result.written,
-            "skipped_not_newer": result.skipped_not_newer})
+            "skipped_not_newer": result.skipped_not_newer, "loaded_via": result.via})
         yield dg.AssetCheckResult(
             check_name="online_matches_offline", passed=report.passed,
             metadata={"entities_checked": report.checked, "mismatches": len(report.mismatches),

@@ -1,4 +1,5 @@
-"""Features: the declared SQL and dbt feature tables, the training set, and the Feast feature
-store (objects generated from pipeline specs, versioned feature services, guarded online
-loads). ``definitions`` is cheap to import; only ``feast_objects``, ``online`` and ``skew``
-import Feast (about 3.5 s), inside their functions. No Dagster here."""
+"""Features: the declared SQL and dbt feature tables, the Feast feature store (objects generated
+from pipeline specs, versioned feature services, guarded online loads) and the training set
+retrieved through it. ``definitions`` is cheap to import; Feast (about 3.5 s) is imported by
+``feast_objects`` and, inside their functions, by ``offline``, ``online``, ``skew`` and
+``tables.build_training_set``. No Dagster here."""

@@ -1,9 +1,9 @@
 """Feature definitions as plain data: one feature view per pipeline, one feature service per
 version of its feature set (``<pipeline>_v<N>``), the train/serve contract.
 
-Nothing here imports Feast: the training set is joined from these definitions directly in DuckDB,
-and ``feast_objects`` turns the same definitions into Feast objects for the registry and online
-store, so both sides read one source of truth.
+Nothing here imports Feast: ``feast_objects`` turns these definitions into the Feast objects
+applied to the registry, through which the training set (``offline``) and the online store
+(``online``) are read, so both sides read one source of truth.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class ServiceDef:
 
 
 def features_table(spec: PipelineSpec, home: PlatformHome) -> Path:
-    """The offline feature table: the Feast source and the training set's feature side."""
+    """The Feast source: every run's feature table is published here (``source.publish``)."""
     return home.pipeline_dir(spec.name) / "features.parquet"
 
 

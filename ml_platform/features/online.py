@@ -1,9 +1,15 @@
-"""Online materialization that never lets an older window overwrite newer online values.
+"""Online materialization with Feast's public APIs, never letting an older window overwrite
+newer online values; online reads with the feature view's TTL applied.
 
-Feast's SQLite (and Postgres) online stores upsert unconditionally, so re-running an old window
-after a newer one would roll serving back in time. Here the latest row per entity in the window
-is computed in DuckDB, compared with the event time already online, and only rows at least as
-new are written. Runs for one pipeline are serialized by a lock file.
+Feast's SQLite (and Postgres) online stores upsert unconditionally: ``store.materialize`` of an
+old window after a newer one would roll serving back in time. A window starting at or after
+the end of everything loaded so far cannot hold a row older than what is online, so it goes
+to ``store.materialize`` as is (Feast writes it and records the interval). A window reaching
+back (a backfill, a reload after a contract change) is first compared with the event times
+the online store holds for its entities: if none is newer than the window's row, it still
+goes to ``store.materialize``; otherwise only rows at least as new are written, with
+``store.write_to_online_store``. Loads of one feature view are serialized by a lock file and
+hold the source against publishers (``source.reading``) while they read it.
 """
 
 from __future__ import annotations
@@ -13,19 +19,21 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ml_platform.features import source
 from ml_platform.features.definitions import ServiceDef, ViewDef
 from ml_platform.features.sql import _q, utc_source
 from ml_platform.home import PlatformHome
 from ml_platform.ingest.io import duckdb_session, write_json
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-READ_BATCH = 5_000  # entity keys per online read: stays under SQLite's variable limit
+READ_BATCH = 5_000  # entity keys per online read
+TS_SUFFIX = "__ts"  # as Feast's OnlineResponse.to_df(include_event_timestamps=True) names them
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,7 @@ class MaterializeResult:
     written: int
     skipped_not_newer: int
     watermark: datetime
+    via: str  # "feast materialize" or "guarded write" (see the module docstring)
 
 
 def utc(value: datetime) -> datetime:
@@ -56,45 +65,57 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def latest_in_window(view: ViewDef, start: datetime, end: datetime) -> pd.DataFrame:
-    """Per entity, its newest feature row with start < event time <= end."""
+    """Per entity, its newest feature row with start <= event time <= end: the rows Feast's
+    ``materialize(start, end)`` writes (its window includes both ends)."""
     k, t = _q(view.entity_key), _q(view.timestamp)
     cols = ", ".join(_q(c) for c in [view.entity_key, view.timestamp, *view.feature_names])
     with duckdb_session() as con:
         frame = con.execute(
             f"SELECT {cols} FROM {utc_source(view.source_path, view.timestamp)} "
-            f"WHERE {t} > ? AND {t} <= ? "
+            f"WHERE {t} >= ? AND {t} <= ? "
             f"QUALIFY row_number() OVER (PARTITION BY {k} ORDER BY {t} DESC) = 1",
             [start, end]).df()
     frame[view.timestamp] = pd.to_datetime(frame[view.timestamp], utc=True)
     return frame
 
 
-def _entity_keys(view: ViewDef, values: list[Any]) -> list[Any]:
-    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-    from feast.protos.feast.types.Value_pb2 import Value
+def _event_time(ts: Any, status: int, not_found: int) -> datetime | None:
+    # The response's protobuf keeps nanoseconds; to_df(include_event_timestamps=True) only
+    # whole seconds, too coarse to order two rows within a second.
+    if status == not_found:
+        return None
+    return EPOCH + timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
 
-    field = {"int64": "int64_val", "string": "string_val"}[view.entity_dtype]
-    return [EntityKey(join_keys=[view.entity_key], entity_values=[Value(**{field: v})])
-            for v in values]
 
+def online_rows(store: Any, features: Any, view: ViewDef, keys: list[Any]) -> pd.DataFrame:
+    """Online values of ``features`` (a feature service or feature references) for ``keys``,
+    in key order, each feature with its event time in ``<feature>__ts`` (None: no row)."""
+    from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 
-def online_event_times(store: Any, fv: Any, view: ViewDef, keys: list[Any]
-                       ) -> list[datetime | None]:
-    """The event time of each entity's online row (None where it has none)."""
-    provider = store._get_provider()  # the public API does not expose online event times
-    out: list[datetime | None] = []
+    parts = []
     for i in range(0, len(keys), READ_BATCH):
-        batch = _entity_keys(view, keys[i:i + READ_BATCH])
-        for ts, _ in provider.online_read(config=store.config, table=fv, entity_keys=batch):
-            out.append(utc(ts) if ts is not None else None)
-    return out
+        response = store.get_online_features(
+            features=features, entity_rows={view.entity_key: keys[i:i + READ_BATCH]})
+        part = response.to_df()
+        for name, vector in zip(response.proto.metadata.feature_names.val,
+                                response.proto.results, strict=True):
+            if name != view.entity_key:
+                part[name + TS_SUFFIX] = pd.to_datetime(pd.Series(
+                    [_event_time(ts, st, FieldStatus.NOT_FOUND)
+                     for ts, st in zip(vector.event_timestamps, vector.statuses, strict=True)],
+                    dtype="object"), utc=True)
+        parts.append(part)
+    if not parts:
+        return pd.DataFrame({view.entity_key: []})
+    return pd.concat(parts, ignore_index=True)
 
 
-def newer_rows(frame: pd.DataFrame, view: ViewDef, online: list[datetime | None]
-               ) -> pd.DataFrame:
-    """Rows at least as new as what is online: an older window never overwrites newer values."""
-    current = pd.to_datetime(pd.Series(online, index=frame.index, dtype="object"), utc=True)
-    return frame[current.isna() | (frame[view.timestamp] >= current)]
+def online_event_times(store: Any, view: ViewDef, keys: list[Any]) -> pd.Series:
+    """The event time of each entity's online row (NaT where it has none). All features of a
+    row are written together, so one feature's time is the row's."""
+    first = view.feature_names[0]
+    rows = online_rows(store, [f"{view.name}:{first}"], view, keys)
+    return rows[first + TS_SUFFIX] if len(rows) else pd.Series([], dtype="datetime64[ns, UTC]")
 
 
 def watermark(store: Any, view_name: str) -> datetime | None:
@@ -104,13 +125,13 @@ def watermark(store: Any, view_name: str) -> datetime | None:
     return max(ends) if ends else None
 
 
-def _contract_file(home: PlatformHome, view: ViewDef) -> Path:
+def _state_file(home: PlatformHome, view: ViewDef) -> Path:
     return home.feast_dir / f"{view.name}.online.json"
 
 
-def _loaded_contract(home: PlatformHome, view: ViewDef) -> str | None:
-    path = _contract_file(home, view)
-    return json.loads(path.read_text())["fingerprint"] if path.exists() else None
+def _state(home: PlatformHome, view: ViewDef) -> dict[str, Any]:
+    path = _state_file(home, view)
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _native(frame: pd.DataFrame, view: ViewDef) -> pd.DataFrame:
@@ -121,12 +142,19 @@ def _native(frame: pd.DataFrame, view: ViewDef) -> pd.DataFrame:
     return frame
 
 
+def _loaded_until(state: dict[str, Any], mark: datetime | None) -> datetime | None:
+    """The end of everything loaded so far: no online row is stamped after it."""
+    ends = [mark] if mark else []
+    if state.get("loaded_until"):
+        ends.append(utc(datetime.fromisoformat(state["loaded_until"])))
+    return max(ends) if ends else None
+
+
 def materialize(service: ServiceDef, home: PlatformHome, end: datetime | None = None,
                 start: datetime | None = None, now: datetime | None = None
                 ) -> MaterializeResult:
-    """Load the window (start, end] into the online store: by default from the watermark to now.
-
-    Refuses an end in the future (features for it may still change) and an empty window.
+    """Load the window [start, end] into the online store: by default from the watermark to
+    now. Refuses an end in the future (features for it may still change) and an empty window.
     """
     from ml_platform.features.feast_objects import feature_store
 
@@ -136,49 +164,58 @@ def materialize(service: ServiceDef, home: PlatformHome, end: datetime | None = 
         raise ValueError(f"materialization end {end.isoformat()} is in the future "
                          f"(now {now.isoformat()}): features for it may still change")
     view = service.view
-    with _locked(home.feast_dir / f"{view.name}.lock"):
+    with _locked(home.feast_dir / f"{view.name}.lock"), source.reading(Path(view.source_path)):
         store = feature_store(home)
-        fv = store.get_feature_view(view.name, allow_registry_cache=False)
-        mark = watermark(store, view.name)
+        mark, state = watermark(store, view.name), _state(home, view)
+        loaded_until = _loaded_until(state, mark)
         # A new feature contract (e.g. an added feature) needs every entity rewritten, not
         # only those with rows since the watermark.
-        if _loaded_contract(home, view) != service.fingerprint:
-            mark = None
-        start = utc(start) if start else (mark or EPOCH)
+        default_start = mark if state.get("fingerprint") == service.fingerprint else None
+        start = utc(start) if start else (default_start or EPOCH)
         if start >= end:
             raise ValueError(f"empty materialization window: start {start.isoformat()} is not "
                              f"before end {end.isoformat()}")
         rows = latest_in_window(view, start, end)
-        keys = rows[view.entity_key].tolist()
-        fresh = newer_rows(rows, view, online_event_times(store, fv, view, keys))
-        if len(fresh):
-            store.write_to_online_store(view.name, _native(fresh.copy(), view))
-        store.registry.apply_materialization(fv, store.project, start, end)
-        write_json({"fingerprint": service.fingerprint}, _contract_file(home, view))
+        older = pd.Series(False, index=rows.index)
+        if loaded_until is not None and start < loaded_until and len(rows):
+            online = online_event_times(store, view, rows[view.entity_key].tolist())
+            newer_online = rows[view.timestamp].reset_index(drop=True) < online  # NaT: False
+            older = pd.Series(newer_online.to_numpy(), index=rows.index)
+        if not older.any():
+            store.materialize(start, end, feature_views=[view.name])
+            via = "feast materialize"
+        else:
+            fresh = rows[~older]
+            if len(fresh):
+                store.write_to_online_store(view.name, _native(fresh.copy(), view))
+            via = "guarded write"
+        until = max(end, loaded_until) if loaded_until else end
+        write_json({"fingerprint": service.fingerprint, "loaded_until": until.isoformat()},
+                   _state_file(home, view))
         new_mark = watermark(store, view.name) or end
-    return MaterializeResult(view.name, start, end, len(rows), len(fresh),
-                             len(rows) - len(fresh), new_mark)
+    skipped = int(older.sum())
+    return MaterializeResult(view.name, start, end, len(rows), len(rows) - skipped, skipped,
+                             new_mark, via)
 
 
-def read_online(store: Any, service: ServiceDef, keys: list[Any], as_of: datetime | None = None
-                ) -> pd.DataFrame:
-    """Online feature vectors through the feature service, TTL applied as of ``as_of``.
+def read_online(store: Any, service: ServiceDef, keys: list[Any], as_of: datetime | None = None,
+                event_times: bool = False) -> pd.DataFrame:
+    """Online feature vectors through the feature service, TTL applied as of ``as_of``; with
+    ``event_times`` each feature's event time too (``<feature>__ts``).
 
-    Feast's online stores return a row however old it is; training treats a row older than the
-    TTL as missing, so serving must too, or the model sees values it never saw in training.
+    Feast's online stores return a row however old it is (feast#6821); training treats a row
+    older than the TTL as missing, so serving must too, or the model sees values it never saw
+    in training. Fresh means ``event time >= as_of - ttl``, Feast's offline rule.
     """
     view = service.view
     fs = store.get_feature_service(service.name, allow_cache=False)
-    frame = store.get_online_features(
-        features=fs, entity_rows=[{view.entity_key: k} for k in keys]).to_df()
-    if not view.ttl_seconds:
-        return frame
-    as_of = utc(as_of or datetime.now(UTC))
-    fv = store.get_feature_view(view.name, allow_registry_cache=False)
-    stamps = pd.Series(online_event_times(store, fv, view, keys), index=frame.index,
-                       dtype="object")
-    stamps = pd.to_datetime(stamps, utc=True)
-    expired = stamps.isna() | (stamps < as_of - pd.Timedelta(seconds=view.ttl_seconds))
-    for name in view.feature_names:
-        frame[name] = frame[name].astype("object").where(~expired, None)
+    frame = online_rows(store, fs, view, keys)
+    if view.ttl_seconds:
+        oldest = pd.Timestamp(utc(as_of or datetime.now(UTC))) - pd.Timedelta(
+            seconds=view.ttl_seconds)
+        for name in view.feature_names:
+            expired = frame[name + TS_SUFFIX].isna() | (frame[name + TS_SUFFIX] < oldest)
+            frame[name] = frame[name].astype("object").where(~expired, None)
+    if not event_times:
+        frame = frame.drop(columns=[n + TS_SUFFIX for n in view.feature_names])
     return frame

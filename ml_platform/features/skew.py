@@ -1,10 +1,11 @@
-"""Training/serving skew: the online vector of sampled entities must equal the offline
-point-in-time vector (the same join the training set uses) as of the online watermark."""
+"""Training/serving skew: for sampled entities, what the online store serves (Feast
+``get_online_features`` through the feature service, TTL applied as of the check time) must
+equal the offline point-in-time row Feast's offline retrieval gives for the same entity and
+time (``get_historical_features``, the training set's path)."""
 
 from __future__ import annotations
 
 import math
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -13,9 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml_platform.features import source
 from ml_platform.features.definitions import ServiceDef
-from ml_platform.features.online import read_online
-from ml_platform.features.sql import _q, point_in_time_join, utc_source
+from ml_platform.features.online import TS_SUFFIX, read_online
+from ml_platform.features.sql import _q, utc_source
 from ml_platform.home import PlatformHome
 from ml_platform.ingest.io import duckdb_session
 
@@ -39,21 +41,21 @@ def sample_entities(service: ServiceDef, as_of: datetime, n: int, seed: int) -> 
             f"SELECT DISTINCT {_q(view.entity_key)} AS k FROM "
             f"{utc_source(view.source_path, view.timestamp)} WHERE {_q(view.timestamp)} <= ? "
             f"ORDER BY k", [as_of]).df()["k"].tolist()
-    rng = np.random.default_rng(seed)
-    picked = rng.choice(len(keys), size=min(n, len(keys)), replace=False) if keys else []
+    if not keys:
+        return []
+    picked = np.random.default_rng(seed).choice(len(keys), size=min(n, len(keys)), replace=False)
     return [keys[i] for i in sorted(picked)]
 
 
-def offline_vectors(service: ServiceDef, keys: list[Any], as_of: datetime) -> pd.DataFrame:
-    """The training-set join for entity rows stamped ``as_of``."""
+def offline_vectors(store: Any, service: ServiceDef, keys: list[Any], as_of: datetime
+                    ) -> pd.DataFrame:
+    """Feast's offline point-in-time rows for entity rows stamped ``as_of``."""
+    from ml_platform.features.offline import historical_features
+
     view = service.view
     rows = pd.DataFrame({view.entity_key: keys,
                          view.timestamp: pd.Timestamp(as_of).tz_convert("UTC")})
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "entities.parquet"
-        rows.to_parquet(path, index=False)
-        return point_in_time_join(path, view.source_path, view.entity_key, view.timestamp,
-                                  view.feature_names, [], view.ttl_seconds)
+    return historical_features(store, service, rows)
 
 
 def same_value(a: Any, b: Any, tolerance: float) -> bool:
@@ -66,6 +68,13 @@ def same_value(a: Any, b: Any, tolerance: float) -> bool:
     return bool(a == b)
 
 
+def _plain(value: Any) -> Any:
+    """A JSON-ready scalar (the mismatches go into the check's metadata)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def compare(service: ServiceDef, offline: pd.DataFrame, online: pd.DataFrame,
             tolerance: float) -> list[dict[str, Any]]:
     key = service.view.entity_key
@@ -75,8 +84,11 @@ def compare(service: ServiceDef, offline: pd.DataFrame, online: pd.DataFrame,
         for name in service.view.feature_names:
             served = on.at[row[key], name] if row[key] in on.index else None
             if not same_value(row[name], served, tolerance):
-                mismatches.append({"entity": row[key], "feature": name,
-                                   "offline": row[name], "online": served})
+                stamp = on.at[row[key], name + TS_SUFFIX] if row[key] in on.index else None
+                mismatches.append({"entity": _plain(row[key]), "feature": name,
+                                   "offline": _plain(row[name]), "online": _plain(served),
+                                   "online_event_time": None if pd.isna(stamp)
+                                   else pd.Timestamp(stamp).isoformat()})
     return mismatches
 
 
@@ -84,10 +96,12 @@ def skew_report(service: ServiceDef, home: PlatformHome, as_of: datetime, sample
                 seed: int = 0, tolerance: float = 1e-9) -> SkewReport:
     from ml_platform.features.feast_objects import feature_store
 
-    keys = sample_entities(service, as_of, sample, seed)
-    if not keys:
-        return SkewReport(service.name, as_of, 0)
-    offline = offline_vectors(service, keys, as_of)
-    online = read_online(feature_store(home), service, keys, as_of)
-    return SkewReport(service.name, as_of, len(keys), compare(service, offline, online,
-                                                               tolerance))
+    with source.reading(Path(service.view.source_path)):
+        keys = sample_entities(service, as_of, sample, seed)
+        if not keys:
+            return SkewReport(service.name, as_of, 0)
+        store = feature_store(home)
+        offline = offline_vectors(store, service, keys, as_of)
+        online = read_online(store, service, keys, as_of, event_times=True)
+    return SkewReport(service.name, as_of, len(keys),
+                      compare(service, offline, online, tolerance))

@@ -1,4 +1,5 @@
-"""Feature computation and point-in-time training sets, in DuckDB SQL generated from the spec."""
+"""Feature computation in DuckDB SQL generated from the spec (the training set's point-in-time
+join is Feast's: ``offline``)."""
 
 from __future__ import annotations
 
@@ -65,36 +66,3 @@ def apply_custom(spec: PipelineSpec, frame: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"custom feature functions did not produce {sorted(missing)}")
     return frame
-
-
-def point_in_time_sql(labels_sql: str, features_sql: str, key: str, ts: str,
-                      features: list[str], carry: list[str], ttl_seconds: int | None) -> str:
-    """SELECT joining each label row to its entity's latest feature row at or before its time.
-
-    ``labels_sql`` and ``features_sql`` are relations whose ``ts`` is TIMESTAMPTZ. A feature row
-    stamped after the label time can never match (ASOF ``>=``); with ``ttl_seconds`` a row older
-    than the TTL at label time counts as missing. ``carry`` are label-side columns kept as is.
-    """
-    k, t = _q(key), _q(ts)
-    fresh = f"f.{t} >= l.{t} - INTERVAL {int(ttl_seconds)} SECOND" if ttl_seconds else None
-    cols = [f"CASE WHEN {fresh} THEN f.{_q(c)} END AS {_q(c)}" if fresh else f"f.{_q(c)}"
-            for c in features]
-    label_cols = ", ".join(_q(c) for c in [key, ts, *carry])
-    feature_cols = ", ".join(_q(c) for c in [key, ts, *features])
-    return (f"SELECT l.{k}, l.{t}, {', '.join(cols)}"
-            + "".join(f", l.{_q(c)}" for c in carry)
-            + f" FROM (SELECT {label_cols} FROM {labels_sql}) l "
-            f"ASOF LEFT JOIN (SELECT {feature_cols} FROM {features_sql}) f "
-            f"ON l.{k} = f.{k} AND l.{t} >= f.{t}")
-
-
-def point_in_time_join(labels: Path | str, features: Path | str, key: str, ts: str,
-                       feature_columns: list[str], carry: list[str],
-                       ttl_seconds: int | None = None) -> pd.DataFrame:
-    """Label rows (parquet) joined point-in-time to feature rows (parquet), ordered by time and
-    key so the same rows always give the same frame (and content hash)."""
-    sql = point_in_time_sql(utc_source(labels, ts), utc_source(features, ts), key, ts,
-                            feature_columns, carry, ttl_seconds)
-    with duckdb_session() as con:
-        frame = con.execute(f"{sql} ORDER BY {_q(ts)}, {_q(key)}").df()
-    return as_utc(frame, ts)

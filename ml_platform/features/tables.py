@@ -1,25 +1,31 @@
-"""Feature and training-set stages: the feature table of one validated batch, then a
-point-in-time training set built through the pipeline's feature service definitions.
+"""Feature and training-set stages: the feature table of one validated batch, then the
+training set, retrieved by Feast through the pipeline's feature service.
 
 Every table is written once under a content-addressed name and handed downstream by path, so
 two runs of one pipeline never read each other's tables. The feature table is also published
-(atomically) as the Feast source that the online store loads from.
+(atomically) as the Feast source; the training-set step reads it through Feast only while the
+source still holds this run's table (``source.pinned``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
+from ml_platform.features import source
 from ml_platform.features.dbt_project import read_model
 from ml_platform.features.definitions import ServiceDef, feature_service, features_table
-from ml_platform.features.sql import apply_custom, compute_features, point_in_time_join
+from ml_platform.features.sql import apply_custom, compute_features
 from ml_platform.home import PlatformHome
-from ml_platform.ingest.io import atomic_path, write_parquet_hashed
+from ml_platform.ingest.io import write_parquet_hashed
 from ml_platform.spec import PipelineSpec
+
+ROW = "__ml_platform_row"  # carried through Feast to give the training set a fixed row order
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class TableInfo:
     data_version: str
     columns: list[str]
     feature_service: str = ""
+    source_stamp: str = ""  # feature tables: the Feast source as published (source.stamp)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -36,21 +43,16 @@ class TableInfo:
 
 def build_features(spec: PipelineSpec, home: PlatformHome, validated: Path) -> TableInfo:
     """The offline feature table of the ``validated`` batch: the spec's declared SQL over it, or
-    the dbt model the spec names (built from the same batch)."""
+    the dbt model the spec names (built from the same batch); published as the Feast source."""
     if spec.features.dbt_model:
         frame = apply_custom(spec, read_model(spec, home))
     else:
         frame = compute_features(spec, validated)
     directory = home.pipeline_dir(spec.name) / "features"
     path, version = write_parquet_hashed(frame, directory, lambda h: f"{h}.parquet")
-    publish_source(path, features_table(spec, home))
-    return TableInfo(str(path), len(frame), version, list(frame.columns))
-
-
-def publish_source(table: Path, source: Path) -> None:
-    """Replace the Feast source with ``table`` in one rename: a reader sees one or the other."""
-    with atomic_path(source) as tmp:
-        shutil.copyfile(table, tmp)
+    published = source.publish(path, features_table(spec, home))
+    return TableInfo(str(path), len(frame), version, list(frame.columns),
+                     source_stamp=published)
 
 
 def training_set_version(content_hash: str, service: ServiceDef) -> str:
@@ -59,13 +61,45 @@ def training_set_version(content_hash: str, service: ServiceDef) -> str:
                           ).hexdigest()[:16]
 
 
+def entity_rows(spec: PipelineSpec, validated: Path) -> pd.DataFrame:
+    """Feast's entity_df: every validated row's key, event time and label, numbered in
+    (time, key, file) order so the retrieved rows can be put back in a fixed order."""
+    frame = pd.read_parquet(validated, columns=[spec.entity_key, spec.event_timestamp,
+                                                spec.label])
+    ts = frame[spec.event_timestamp]
+    frame[spec.event_timestamp] = (ts.dt.tz_localize("UTC") if ts.dt.tz is None
+                                   else ts.dt.tz_convert("UTC"))
+    frame = frame.sort_values([spec.event_timestamp, spec.entity_key], kind="stable")
+    frame[ROW] = np.arange(len(frame), dtype=np.int64)
+    return frame.reset_index(drop=True)
+
+
+def retrieve(spec: PipelineSpec, home: PlatformHome, entities: pd.DataFrame,
+             features: TableInfo, service: ServiceDef) -> pd.DataFrame:
+    """Feast's point-in-time rows for ``entities`` through the registry's feature service,
+    read while the Feast source holds this run's feature table; in entity-row order."""
+    from ml_platform.features.feast_objects import feature_store
+    from ml_platform.features.offline import historical_features
+
+    store = feature_store(home)
+    with source.pinned(features_table(spec, home), Path(features.path), features.source_stamp,
+                       spec.name):
+        frame = historical_features(store, service, entities)
+    order = np.argsort(frame[ROW].to_numpy(), kind="stable")
+    columns = [spec.entity_key, spec.event_timestamp, *service.view.feature_names, spec.label]
+    return frame.take(order)[columns].reset_index(drop=True)
+
+
 def build_training_set(spec: PipelineSpec, home: PlatformHome, validated: Path,
-                       features: Path) -> TableInfo:
-    """Every validated row at its label time, each feature as of that time (TTL respected)."""
+                       features: TableInfo) -> TableInfo:
+    """Every validated row at its label time with each feature as of that time, retrieved by
+    Feast (``get_historical_features`` with the feature service ``<pipeline>_v<N>``)."""
     service = feature_service(spec, home)
-    view = service.view
-    frame = point_in_time_join(validated, features, view.entity_key, view.timestamp,
-                               view.feature_names, [spec.label], view.ttl_seconds)
+    entities = entity_rows(spec, validated)
+    frame = retrieve(spec, home, entities, features, service)
+    if len(frame) != len(entities):
+        raise RuntimeError(f"Feast returned {len(frame)} rows for {len(entities)} validated rows "
+                           f"of '{spec.name}' (one per validated row expected)")
     path, content = write_parquet_hashed(
         frame, home.pipeline_dir(spec.name) / "training_sets",
         lambda h: f"{training_set_version(h, service)}.parquet")

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ml_platform.features import source
 from ml_platform.features.definitions import features_table
+from ml_platform.features.tables import TableInfo
 from ml_platform.home import PlatformHome
+from ml_platform.ingest.io import write_parquet_hashed
 from ml_platform.spec import PipelineSpec, parse_spec
 
 T0 = pd.Timestamp("2026-02-01", tz="UTC")
@@ -37,6 +40,15 @@ def write_features(spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame) 
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
     return path
+
+
+def publish_features(spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame) -> TableInfo:
+    """What a run's features step hands on: its content-addressed table, published as the
+    Feast source."""
+    path, version = write_parquet_hashed(frame, home.pipeline_dir(spec.name) / "features",
+                                         lambda h: f"{h}.parquet")
+    stamp = source.publish(path, features_table(spec, home))
+    return TableInfo(str(path), len(frame), version, list(frame.columns), source_stamp=stamp)
 
 
 def history(days: int = 10, users: int = 20) -> pd.DataFrame:

@@ -12,9 +12,6 @@ import pytest
 from ml_platform.home import PlatformHome
 from ml_platform.spec import PipelineSpec
 
-UP_TO_FEATURES = ("key:loan_default_raw or key:loan_default_validated or "
-                  "group:dbt_features or key:loan_default_features")
-
 
 def _dbt_defs() -> dg.AssetsDefinition:
     from ml_platform.defs.dbt.assets import dbt_feature_models
@@ -50,20 +47,15 @@ def _with_dbt(spec: PipelineSpec) -> PipelineSpec:
 
 @pytest.mark.slow
 def test_dbt_model_and_declared_sql_give_the_same_features(
-        demo_spec: PipelineSpec, home: PlatformHome, landed: list[Path]) -> None:
-    from ml_platform.components.assets import pipeline_assets
-    from ml_platform.components.mlflow_tracking import MlflowTrackingResource
+        home: PlatformHome, landed: list[Path]) -> None:
     from ml_platform.features.sql import compute_features
-    from ml_platform.resources import PlatformResource
+    from ml_platform_tests.helpers import materialize, small_spec
 
-    spec = _with_dbt(demo_spec)
-    resources = {"platform": PlatformResource(home=str(home.root)),
-                 "mlflow": MlflowTrackingResource()}
-    result = dg.materialize([*pipeline_assets(spec), _dbt_defs()], resources=resources,
-                            selection=UP_TO_FEATURES)
+    result = materialize(small_spec(dbt=True), home, selection="*loan_default_features")
     assert result.success
     checks = result.get_asset_check_evaluations()
     assert len(checks) >= 8 and all(c.passed for c in checks)
     from_dbt = pd.read_parquet(result.output_for_node("loan_default_features")["path"])
-    declared = compute_features(demo_spec, home.pipeline_dir("loan_default") / "validated.parquet")
+    validated = result.output_for_node("loan_default_validated")["path"]
+    declared = compute_features(small_spec(), Path(validated))
     pd.testing.assert_frame_equal(from_dbt, declared, check_dtype=False)
