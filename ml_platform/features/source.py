@@ -12,7 +12,7 @@ run with a copy of the feature view and service; the training set would then no 
 from the feature service users see in `feast ui`. Why a file identity instead of re-hashing
 the content: the stamp (device, inode, size, mtime) is taken right after the atomic rename that
 published this run's table, so while it matches, the path still holds those bytes; hashing
-the 500 MB source of a 10M-row table costs about a second, a third of the retrieval.
+the 520 MB source of a 10M-row table took 0.7 s here for each check (before and after).
 """
 
 from __future__ import annotations
