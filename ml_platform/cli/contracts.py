@@ -1,14 +1,25 @@
-"""Commands for data contracts: infer a draft from reference data, validate any file."""
+"""Commands for data contracts: infer a draft from reference data, validate any file, export
+the compiled pandera schema."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ml_platform.cli.app import _spec, app, console
+
+contract_app = typer.Typer(help="Data contracts compiled for pandera and Great Expectations.",
+                           no_args_is_help=True)
+app.add_typer(contract_app, name="contract")
+
+
+class SchemaFormat(StrEnum):
+    yaml = "yaml"
+    python = "python"
 
 
 def _load(spec, data: Path | None):  # noqa: ANN001, ANN202 - PipelineSpec -> (DataFrame, str)
@@ -89,4 +100,38 @@ def validate(
     console.print(f"{verdict} {len(result.rules)} rules, {len(result.failures)} failing; "
                   f"{result.rows_in:,} rows, {result.rows_quarantined:,} would be quarantined")
     console.print(f"report: {escape(str(report))}")
+    if result.data_docs is not None:
+        console.print(f"Great Expectations Data Docs: {escape(str(result.data_docs.index))}")
+        if result.data_docs.page is not None:
+            console.print(f"  this validation: {escape(str(result.data_docs.page))}")
     raise typer.Exit(0 if result.passed else 1)
+
+
+@contract_app.command("export")
+def export(
+    pipeline: str,
+    format: Annotated[SchemaFormat, typer.Option(
+        "--format", help="yaml: pandera's to_yaml (load with DataFrameSchema.from_yaml); "
+        "python: pandera's to_script (import `schema` from it).")] = SchemaFormat.yaml,
+    output: Annotated[Path | None, typer.Option(help="File to write; default: print it.")
+                      ] = None,
+) -> None:
+    """Write the pipeline's schema rules as a pandera schema to reuse in a notebook."""
+    from ml_platform.contracts import ContractError, load_for_spec
+    from ml_platform.contracts.pandera_schema import export as export_schema
+    from ml_platform.ingest.io import write_text
+
+    spec = _spec(pipeline)
+    try:
+        text = export_schema(load_for_spec(spec), format.value)
+    except ContractError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    except ImportError as exc:  # pandera's to_script formats the script with black
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    write_text(text, output)
+    console.print(f"wrote the pandera schema of '{pipeline}' ({format.value}) to {output}")

@@ -38,9 +38,22 @@ def _check_result(kind: str, outcome: validate.ValidationOutcome) -> dg.AssetChe
         "rows_in": outcome.rows_in, "rows_quarantined": outcome.rows_quarantined}
     if outcome.report_path is not None:
         metadata["report"] = dg.MetadataValue.path(str(outcome.report_path))
+    if kind == "distribution":
+        metadata.update(_data_docs(outcome))
     return dg.AssetCheckResult(check_name=CHECKS[kind][0], passed=not failed,
                                severity=dg.AssetCheckSeverity.ERROR,
                                description=message[:1000], metadata=metadata)
+
+
+def _data_docs(outcome: validate.ValidationOutcome) -> dict[str, Any]:
+    """Links to Great Expectations' Data Docs under the home: the site and this validation."""
+    docs = outcome.data_docs
+    if docs is None:
+        return {}
+    links: dict[str, Any] = {"data_docs": dg.MetadataValue.path(str(docs.index))}
+    if docs.page is not None:
+        links["data_docs_validation"] = dg.MetadataValue.url(docs.page.as_uri())
+    return links
 
 
 def ingest_assets(stage: Stage) -> list[Any]:
@@ -78,14 +91,15 @@ def ingest_assets(stage: Stage) -> list[Any]:
                              f"{outcome.summary()}",
                              metadata={"failures": dg.MetadataValue.json(
                                  [_compact(r) for r in outcome.failures]),
-                                 "report": dg.MetadataValue.path(str(outcome.report_path))})
+                                 "report": dg.MetadataValue.path(str(outcome.report_path)),
+                                 **_data_docs(outcome)})
         metadata: dict[str, Any] = {
             "rows_in": outcome.rows_in, "rows_valid": outcome.rows_valid,
             "rows_quarantined": outcome.rows_quarantined, "data_version": outcome.data_version,
             "raw_data_version": snap.data_version, "files": len(snap.files),
             "latest_file": Path(snap.files[-1]).name,
             "path": dg.MetadataValue.path(str(outcome.validated_path)),
-            "report": dg.MetadataValue.path(str(outcome.report_path))}
+            "report": dg.MetadataValue.path(str(outcome.report_path)), **_data_docs(outcome)}
         if outcome.quarantine_path is not None:
             metadata["quarantine_table"] = dg.MetadataValue.path(str(outcome.quarantine_path))
         yield dg.Output({"path": str(outcome.validated_path), "rows": outcome.rows_valid,

@@ -1,4 +1,5 @@
-"""Data contracts: schema rules (pandera) and distribution rules (Great Expectations 1.x).
+"""Data contracts: schema rules compiled into a pandera DataFrameSchema, distribution rules
+compiled into a Great Expectations 1.x expectation suite.
 
 Framework-free: no Dagster here. ``load_for_spec`` gives the contract a pipeline is gated by
 (its committed file, or the built-in minimal one), ``check_contract`` checks a batch.

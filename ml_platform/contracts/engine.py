@@ -1,16 +1,18 @@
-"""Check a batch against its contract: schema rules (pandera), the quarantine policy, then
-distribution rules (Great Expectations) on the rows that would be published."""
+"""Check a batch against its contract: schema rules (a pandera schema), the quarantine policy,
+then distribution rules (a Great Expectations suite) on the rows that would be published."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ml_platform.contracts import distribution_rules, schema_rules
+from ml_platform.contracts.distribution_rules import DataDocs
 from ml_platform.contracts.model import Contract
-from ml_platform.contracts.results import NullMasks, RuleResult, batch_rule
+from ml_platform.contracts.results import RuleResult, batch_rule
 
 
 @dataclass
@@ -19,6 +21,8 @@ class ContractResult:
     rows_in: int
     quarantine: np.ndarray                      # True: the row goes to the quarantine table
     reasons: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))
+    data_docs: DataDocs | None = None           # Great Expectations Data Docs of this run
+    suite: str | None = None                    # the GX expectation suite that ran
 
     @property
     def failures(self) -> list[RuleResult]:
@@ -38,27 +42,25 @@ class ContractResult:
         return int(self.quarantine.sum())
 
 
-def check_contract(contract: Contract, frame: pd.DataFrame,
-                   now: pd.Timestamp | None = None) -> ContractResult:
+def check_contract(contract: Contract, frame: pd.DataFrame, now: pd.Timestamp | None = None,
+                   gx_root: Path | None = None, run_name: str = "validation"
+                   ) -> ContractResult:
+    """Check ``frame`` (indexed 0..n-1). ``gx_root``: the platform home whose ``gx/`` project
+    stores the suite, the validation results and the Data Docs (None: an ephemeral context)."""
     now = now or pd.Timestamp.now(tz="UTC")
-    shape = schema_rules.structure(contract, frame)
-    rules = list(shape.results)
+    schema = schema_rules.check(contract, frame, now)
+    rules = list(schema.results)
     nothing = np.zeros(len(frame), dtype=bool)
     if frame.empty:
-        rules.append(batch_rule("non_empty", None, False, "the batch has no rows"))
+        rules.append(batch_rule("non_empty", None, False, "the batch has no rows. Fix: land "
+                                "data (an empty file or an export that matched nothing?)"))
         return ContractResult(rules, 0, nothing)
-    nulls = NullMasks(frame)
-    rows = schema_rules.values(contract, frame, shape.usable_columns, now, nulls)
-    rules += rows.results
-    quarantine, reasons, limit = _quarantine(contract, rows.results, rows.masks, len(frame))
+    quarantine, reasons, limit = _quarantine(contract, schema.results, schema.masks, len(frame))
     rules.append(limit)
-    if quarantine.any():  # distributions of the rows that would be published
-        kept = frame.loc[~quarantine]
-        nulls = NullMasks(kept)
-    else:
-        kept = frame
-    rules += distribution_rules.check(contract, kept, shape.usable_columns, nulls)
-    return ContractResult(rules, len(frame), quarantine, reasons)
+    kept = frame.loc[~quarantine] if quarantine.any() else frame  # the rows to be published
+    dist = distribution_rules.check(contract, kept, schema.usable_columns, gx_root, run_name)
+    rules += dist.results
+    return ContractResult(rules, len(frame), quarantine, reasons, dist.data_docs, dist.suite)
 
 
 def _quarantine(contract: Contract, results: list[RuleResult], masks: dict[str, np.ndarray],
@@ -80,7 +82,8 @@ def _quarantine(contract: Contract, results: list[RuleResult], masks: dict[str, 
     limit = contract.max_quarantine_fraction
     rule = batch_rule("quarantine_limit", None, fraction <= limit,
                       f"{int(bad.sum())} of {n} rows ({fraction:.2%}) break quarantine-policy "
-                      f"rules {', '.join(broken)}, above the limit of {limit:.2%}", n)
+                      f"rules {', '.join(broken)}, above the limit of {limit:.2%}. Fix: correct "
+                      f"those rows upstream, or raise max_quarantine_fraction", n)
     if not rule.passed:
         rule.failing_rows, rule.failing_fraction = int(bad.sum()), float(fraction)
     series = pd.Series({i: "; ".join(r) for i, r in reasons.items()}, dtype=object)

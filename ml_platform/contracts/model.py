@@ -56,11 +56,14 @@ class LabelRule(_Strict):
 
 
 class CustomCheck(_Strict):
-    """``function(frame) -> bool Series`` (True = row ok) or a single bool, by import path."""
+    """A pandera check by import path: ``function(frame) -> bool Series`` (True = row ok) or a
+    single bool; with ``element_wise`` the function takes one value of ``column`` (or one row
+    when no column is named) and returns a bool."""
 
     name: str
     function: str
     column: str | None = None
+    element_wise: bool = False
     on_fail: Policy | None = None
 
     @field_validator("function")
@@ -93,7 +96,7 @@ class ColumnDistribution(_Strict):
 class DistributionRules(_Strict):
     min_rows: int | None = Field(default=None, ge=0)
     max_rows: int | None = Field(default=None, ge=0)
-    distance: Literal["psi", "js"] = "psi"
+    distance: Literal["psi", "js", "kl"] = "psi"
     columns: dict[str, ColumnDistribution] = Field(default_factory=dict)
 
 
@@ -125,6 +128,7 @@ class Contract(_Strict):
     version: int = 1
     columns: dict[str, ColumnRule]
     extra_columns: Literal["forbid", "allow"] = "forbid"
+    ordered: bool = Field(default=False, description="Columns must arrive in the declared order.")
     unique: list[str] = Field(default_factory=list, description="Key that must be unique.")
     event_timestamp: str | None = None
     max_future_seconds: float = Field(default=300, ge=0,
@@ -144,6 +148,7 @@ class Contract(_Strict):
             named.append(self.event_timestamp)
         if self.label:
             named.append(self.label.column)
+        named += [c.column for c in self.custom_checks if c.column]
         unknown = sorted(set(named) - set(self.columns))
         if unknown:
             raise ValueError(f"columns {unknown} are used by rules but not declared in 'columns'")

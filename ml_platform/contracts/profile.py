@@ -19,7 +19,8 @@ def numeric_reference(values: pd.Series, bins: int = 10) -> ReferenceColumn:
     """Equal-frequency bins of the reference; the outer edges are open (-inf, +inf)."""
     data = values.dropna().to_numpy(dtype="float64")
     data = data[np.isfinite(data)]
-    inner = np.unique(np.quantile(data, np.linspace(0, 1, bins + 1)[1:-1])) if len(data) else []
+    inner = (np.unique(np.quantile(data, np.linspace(0, 1, bins + 1)[1:-1])) if len(data)
+             else np.array([]))
     edges = [-np.inf, *[float(e) for e in inner], np.inf]
     fractions = numeric_histogram(values, edges)
     return ReferenceColumn(edges=[_edge(e) for e in edges], fractions=fractions)
@@ -69,13 +70,10 @@ def psi(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def js_distance(p: np.ndarray, q: np.ndarray) -> float:
-    """Jensen-Shannon distance (base 2, in [0, 1])."""
-    p, q = p / max(p.sum(), EPS), q / max(q.sum(), EPS)
-    m = (p + q) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kl_p = np.nansum(np.where(p > 0, p * np.log2(p / m), 0.0))
-        kl_q = np.nansum(np.where(q > 0, q * np.log2(q / m), 0.0))
-    return float(np.sqrt(max((kl_p + kl_q) / 2, 0.0)))
+    """Jensen-Shannon distance (base 2, in [0, 1]); SciPy normalises both weight vectors."""
+    from scipy.spatial.distance import jensenshannon
+
+    return float(jensenshannon(p, q, base=2))
 
 
 def distance(ref: ReferenceColumn, values: pd.Series | np.ndarray, metric: str,

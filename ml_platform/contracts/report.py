@@ -1,4 +1,5 @@
-"""A self-contained HTML report per validation (the Data Docs equivalent), linked from Dagster."""
+"""A self-contained HTML report per validation: every schema (pandera) and distribution (Great
+Expectations) rule in one table, linked from Dagster beside GX's own Data Docs."""
 
 from __future__ import annotations
 
@@ -29,13 +30,19 @@ def render(pipeline: str, source: str, result: ContractResult) -> str:
     verdict = "PASSED" if result.passed else "FAILED"
     ordered = sorted(result.rules, key=lambda r: (r.passed, r.kind, r.rule, r.column or ""))
     failed = len(result.failures)
+    docs = ""
+    if result.data_docs is not None:
+        page = result.data_docs.page or result.data_docs.index
+        docs = (f' &middot; Great Expectations Data Docs: <a href="{html.escape(page.as_uri())}">'
+                f'{html.escape(result.suite or "suite")}</a>')
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>{html.escape(pipeline)} validation {verdict}</title><style>{_STYLE}</style></head><body>
 <h1>Data contract of <code>{html.escape(pipeline)}</code>: <span class="{'pass' if result.passed
 else 'fail'}">{verdict}</span></h1>
 <p>Source: <code>{html.escape(source)}</code> &middot; checked {datetime.now(UTC):%Y-%m-%d %H:%M:%S}
 UTC &middot; {result.rows_in:,} rows in, {result.rows_in - result.rows_quarantined:,} valid,
-{result.rows_quarantined:,} quarantined &middot; {len(result.rules)} rules, {failed} failing</p>
+{result.rows_quarantined:,} quarantined &middot; {len(result.rules)} rules, {failed} failing
+{docs}</p>
 <table><tr><th>status</th><th>kind</th><th>rule</th><th>column</th><th>failing rows</th>
 <th>fraction</th><th>sample</th><th>message</th></tr>
 {''.join(_row(r) for r in ordered)}</table></body></html>"""

@@ -37,7 +37,8 @@ class RuleResult:
                 "message": self.message, "kind": self.kind, "policy": self.policy}
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A JSON-friendly form of a failing value (for samples in reports and metadata)."""
     if isinstance(value, float | np.floating) and not np.isfinite(value):
         return str(value)
     if isinstance(value, np.generic):
@@ -57,7 +58,7 @@ def row_rule(rule: str, column: str | None, ok: np.ndarray, values: pd.Series | 
         return RuleResult(rule, column, True, policy=policy)
     sample: list[Any] = []
     if values is not None:
-        sample = [_jsonable(v) for v in values.to_numpy()[np.flatnonzero(bad)[:SAMPLE_SIZE]]]
+        sample = [jsonable(v) for v in values.to_numpy()[np.flatnonzero(bad)[:SAMPLE_SIZE]]]
     fraction = n_bad / max(n, 1)
     message = f"{n_bad} of {n} rows ({fraction:.2%}) {what}"
     if sample:
@@ -69,18 +70,4 @@ def batch_rule(rule: str, column: str | None, passed: bool, message: str, rows: 
                kind: Kind = "schema", sample: list[Any] | None = None) -> RuleResult:
     """A rule about the whole batch: failing means every row is affected."""
     return RuleResult(rule, column, passed, 0 if passed else rows, 0.0 if passed else 1.0,
-                      [_jsonable(v) for v in (sample or [])], "" if passed else message, kind)
-
-
-class NullMasks:
-    """Each column's null mask, computed once per validation and shared by every rule that
-    needs it (``isna`` on a string column costs as much as the rule itself)."""
-
-    def __init__(self, frame: pd.DataFrame) -> None:
-        self.frame = frame
-        self._masks: dict[str, pd.Series] = {}
-
-    def __call__(self, column: str) -> pd.Series:
-        if column not in self._masks:
-            self._masks[column] = self.frame[column].isna()
-        return self._masks[column]
+                      [jsonable(v) for v in (sample or [])], "" if passed else message, kind)

@@ -1,25 +1,34 @@
-"""Schema rules checked with pandera: structure first, then row-level values.
+"""Schema rules: the compiled pandera schema validated lazily, its failure cases read back.
 
-Speed matters (a 1M-row batch must validate within ~2x a hand-written pandas pass), so every
-pandera check is a vectorised function that also hands its row mask back to us: pandera gives
-the verdict, and the same masks drive quarantine and the failing-row samples without a second
-pass over the data.
+``pandera_schema`` compiles the contract into a ``pa.DataFrameSchema``; here it validates the
+batch with ``lazy=True`` so that every failure is collected in ``SchemaErrors.failure_cases``.
+Each failure case names its column, check and row index: grouped by the contract rule the check
+implements, they give the failing rows (row masks for quarantine), the fraction and a sample of
+failing values for the report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ml_platform.contracts.model import ColumnRule, Contract
-from ml_platform.contracts.results import NullMasks, RuleResult, batch_rule, row_rule
-from ml_platform.spec import resolve_import
+from ml_platform.contracts.model import Contract
+from ml_platform.contracts.pandera_schema import (
+    FIXES,
+    METADATA_COLUMNS,
+    CompiledSchema,
+    Rule,
+    compile_schema,
+    dtype_of,
+)
+from ml_platform.contracts.results import SAMPLE_SIZE, RuleResult, jsonable
 
-METADATA_COLUMNS = ("_source_file",)  # added by the raw reader, never part of the contract
+__all__ = ["METADATA_COLUMNS", "SchemaCheck", "check"]
+STRUCTURE = {"column_in_dataframe": "column_present", "column_in_schema": "no_extra_column",
+             "column_ordered": "column_order"}
 
 
 @dataclass
@@ -29,218 +38,209 @@ class SchemaCheck:
     usable_columns: set[str] = field(default_factory=set)       # present with the right type
 
 
-def _dtype_ok(rule: ColumnRule, s: pd.Series) -> bool:
-    t = pd.api.types
-    kind = rule.dtype
-    if kind is None:
-        return True
-    if kind == "int":
-        return (t.is_integer_dtype(s) and not t.is_bool_dtype(s)) or _integral_floats(s)
-    if kind == "float":
-        return (t.is_float_dtype(s) or t.is_integer_dtype(s)) and not t.is_bool_dtype(s)
-    if kind == "bool":
-        return t.is_bool_dtype(s)
-    if kind == "string":
-        return t.is_object_dtype(s) or t.is_string_dtype(s) or isinstance(
-            s.dtype, pd.CategoricalDtype)
-    return t.is_datetime64_any_dtype(s)
-
-
-def _integral_floats(s: pd.Series) -> bool:
-    """Readers turn an int column with nulls into floats; whole numbers keep it an int column,
-    so the nulls are reported by the null rule instead of a confusing type error."""
-    if not pd.api.types.is_float_dtype(s):
-        return False
-    data = s.to_numpy(dtype="float64", na_value=np.nan)
-    data = data[~np.isnan(data)]
-    return bool(np.all(np.isfinite(data)) and np.all(data == np.round(data)))
-
-
-def _tz_ok(rule: ColumnRule, s: pd.Series) -> bool:
-    if rule.dtype != "datetime" or rule.timezone_aware is None:
-        return True
-    return (getattr(s.dtype, "tz", None) is not None) == rule.timezone_aware
-
-
-def _dtype_failure(name: str, rule: ColumnRule, s: pd.Series) -> RuleResult:
-    bad = np.ones(len(s), dtype=bool)
-    if rule.dtype in ("int", "float") and pd.api.types.is_object_dtype(s):
-        # name the values that are not numbers: "string in a numeric column"
-        bad = (pd.to_numeric(s, errors="coerce").isna() & s.notna()).to_numpy()
-    result = row_rule("dtype", name, ~bad, s, f"are not {rule.dtype} (column dtype {s.dtype})")
-    if result.passed:  # e.g. an int column that arrived as float: the type itself is wrong
-        result = batch_rule("dtype", name, False,
-                            f"expected {rule.dtype}, got dtype {s.dtype}", len(s))
-    return result
-
-
-def structure(contract: Contract, frame: pd.DataFrame) -> SchemaCheck:
-    """Columns present, no unexpected ones, dtypes and timezones, with pandera."""
-    import pandera.pandas as pa
+def check(contract: Contract, frame: pd.DataFrame, now: pd.Timestamp | None = None
+          ) -> SchemaCheck:
+    """Validate ``frame`` (indexed 0..n-1) against the contract's pandera schema."""
     from pandera.errors import SchemaErrors
 
-    def col(name: str, rule: ColumnRule) -> pa.Column:
-        return pa.Column(None, nullable=True, checks=[
-            pa.Check(lambda s, r=rule: _dtype_ok(r, s), name="dtype", ignore_na=False),
-            pa.Check(lambda s, r=rule: _tz_ok(r, s), name="timezone", ignore_na=False)])
-
-    columns = {n: col(n, r) for n, r in contract.columns.items()}
-    columns.update({m: pa.Column(None, required=False) for m in METADATA_COLUMNS})
-    schema = pa.DataFrameSchema(columns, strict=contract.extra_columns == "forbid")
+    compiled = compile_schema(contract, now)
+    schema, text_times = compiled.schema, _not_datetimes(contract, frame)
+    if text_times:
+        # pandera looks for the failure cases of a wrong dtype by converting every value on
+        # its own: pd.to_datetime per value, minutes for a large batch of timestamps as text.
+        # The dtype of such a column is checked here instead (one failure for the column).
+        schema = schema.update_columns({name: {"dtype": None} for name in text_times})
     try:
-        schema.validate(frame, lazy=True, inplace=True)
-        cases = pd.DataFrame(columns=["check", "column", "failure_case"])
+        schema.validate(_timestamps_in_ns_utc(contract, frame), lazy=True, inplace=True)
+        cases = pd.DataFrame(columns=["schema_context", "column", "check", "check_number",
+                                      "failure_case", "index"])
     except SchemaErrors as exc:
         cases = exc.failure_cases
-    return _structure_results(contract, frame, cases)
+    except Exception as exc:  # noqa: BLE001 - pandera itself failed: the gate fails closed
+        message = (f"pandera could not validate the batch: {exc!r}. Fix: report it with the "
+                   "batch; the rules above this one were not evaluated")
+        return SchemaCheck([RuleResult("schema", None, False, len(frame), 1.0, [], message)])
+    if text_times:
+        cases = pd.concat([cases, pd.DataFrame({
+            "schema_context": "Column", "column": text_times,
+            "check": [f"dtype('{dtype_of(contract.columns[n])[0]}')" for n in text_times],
+            "check_number": None, "failure_case": [str(frame[n].dtype) for n in text_times],
+            "index": None})], ignore_index=True)
+    return _Reader(contract, compiled, frame).read(cases)
 
 
-def _structure_results(contract: Contract, frame: pd.DataFrame, cases: pd.DataFrame
-                       ) -> SchemaCheck:
-    results: list[RuleResult] = []
-    failed: set[str] = set()
-    n = len(frame)
-    for case in cases.itertuples():
-        check, column = str(case.check), case.column
-        if check == "column_in_dataframe":
-            name = str(case.failure_case)
-            results.append(batch_rule("column_present", name, False,
-                                      f"required column '{name}' is missing", n))
-            failed.add(name)
-        elif check == "column_in_schema":
-            name = str(case.failure_case)
-            results.append(batch_rule("no_extra_column", name, False,
-                                      f"column '{name}' is not in the contract", n))
-        elif check == "dtype":
-            results.append(_dtype_failure(column, contract.columns[column], frame[column]))
-            failed.add(column)
-        elif check == "timezone":
-            want = "timezone-aware" if contract.columns[column].timezone_aware else "tz-naive"
-            results.append(batch_rule("timezone", column, False,
-                                      f"expected {want} timestamps, got dtype "
-                                      f"{frame[column].dtype}", n))
-            failed.add(column)
-    usable = {c for c in contract.columns if c in frame.columns and c not in failed}
-    return SchemaCheck(results, usable_columns=usable)
+def _not_datetimes(contract: Contract, frame: pd.DataFrame) -> list[str]:
+    """Columns the contract declares as timestamps (with a known kind) that arrived as another
+    type."""
+    return [name for name, rule in contract.columns.items()
+            if rule.dtype == "datetime" and rule.timezone_aware is not None
+            and name in frame.columns and not pd.api.types.is_datetime64_any_dtype(frame[name])]
 
 
-def _column_checks(contract: Contract, name: str, rule: ColumnRule, now: pd.Timestamp,
-                   nulls: NullMasks) -> list[tuple[str, str, Callable[[pd.Series], pd.Series]]]:
-    """(rule, description, ok-mask function) for one column's row-level rules."""
-    checks: list[tuple[str, str, Callable[[pd.Series], pd.Series]]] = []
-    isna = (lambda s: nulls(s.name)) if name in nulls.frame.columns else (lambda s: s.isna())
-    if not rule.nullable:
-        checks.append(("not_null", "are null", lambda s: ~isna(s)))
-    if rule.dtype == "float":
-        checks.append(("finite", "are +/-inf",
-                       lambda s: pd.Series(~np.isinf(s.to_numpy()), index=s.index)))
-    if rule.min is not None or rule.max is not None:
-        lo, hi = rule.min, rule.max
-        checks.append(("in_range", f"are outside [{lo}, {hi}]",
-                       lambda s: (s.between(-np.inf if lo is None else lo,
-                                            np.inf if hi is None else hi) | isna(s))))
-    if rule.allowed is not None:
-        allowed = list(rule.allowed)
-        checks.append(("allowed_values", f"are not in the allowed categories {allowed[:10]}",
-                       lambda s: s.isin(allowed) | isna(s)))
-    if name == contract.event_timestamp:
-        checks.append(("not_future", "are in the future",
-                       lambda s: _not_future(s, now, contract.max_future_seconds) | isna(s)))
-    if contract.label and name == contract.label.column and contract.label.values is not None:
-        values = list(contract.label.values)
-        checks.append(("label_domain", f"are outside the label domain {values}",
-                       lambda s: s.isin(values) | isna(s)))
-    return checks
-
-
-def _not_future(s: pd.Series, now: pd.Timestamp, skew: float) -> pd.Series:
-    limit = now + pd.Timedelta(seconds=skew)
-    if getattr(s.dtype, "tz", None) is None:
-        limit = limit.tz_convert("UTC").tz_localize(None)  # naive values are taken as UTC
-    return s <= limit  # NaT compares False: the caller ORs the null mask
-
-
-def values(contract: Contract, frame: pd.DataFrame, usable: set[str],
-           now: pd.Timestamp, nulls: NullMasks | None = None) -> SchemaCheck:
-    """Row-level rules with pandera, capturing each check's mask."""
-    import pandera.pandas as pa
-    from pandera.errors import SchemaErrors
-
-    nulls = nulls or NullMasks(frame)
-    masks: dict[str, np.ndarray] = {}
-    descriptions: dict[str, tuple[str, str | None, str, str]] = {}
-
-    def capture(rule: str, column: str | None, what: str, fn: Callable[[Any], Any],
-                policy: str | None = None) -> pa.Check:
-        label = f"{rule}({column})" if column else rule
-        descriptions[label] = (rule, column, what, policy or contract.policy(column))
-
-        def check(data: Any) -> Any:
-            ok = fn(data)
-            masks[label] = np.asarray(ok, dtype=bool)
-            return ok
-        # ignore_na=False: our masks handle nulls, and pandera skips a dropna copy per check
-        return pa.Check(check, name=label, ignore_na=False)
-
-    columns = {}
-    for name in sorted(usable):
-        rule = contract.columns[name]
-        checks = [capture(r, name, what, fn)
-                  for r, what, fn in _column_checks(contract, name, rule, now, nulls)]
-        if checks:
-            columns[name] = pa.Column(None, checks=checks, nullable=True)
-    frame_checks = _frame_checks(contract, usable, capture)
-    schema = pa.DataFrameSchema(columns, checks=frame_checks, strict=False)
-    verdict: dict[str, str] = {}  # failing check -> pandera's first failure case
-    try:
-        schema.validate(frame, lazy=True, inplace=True)
-    except SchemaErrors as exc:
-        for check, case in zip(exc.failure_cases["check"], exc.failure_cases["failure_case"],
-                               strict=True):
-            verdict.setdefault(str(check), str(case))
-    results = []
-    for label, (rule, column, what, policy) in descriptions.items():
-        ok = masks.get(label)
-        if ok is None:  # the check raised: pandera reports the exception as its failure case
-            results.append(batch_rule(rule, column, False,
-                                      f"the check raised {verdict.get(label, 'an error')}",
-                                      len(frame)))
+def _timestamps_in_ns_utc(contract: Contract, frame: pd.DataFrame) -> pd.DataFrame:
+    """A shallow copy for pandera (its coercion to Int64 / float64 replaces columns of the copy
+    only: the published batch keeps the dtypes it was read with), with tz-aware timestamps in
+    UTC nanoseconds. The schema declares ``datetime64[ns, UTC]``; readers deliver other units
+    (DuckDB's CSV reader: microseconds) or zones, and the publisher converts to UTC anyway."""
+    out = frame.copy(deep=False)
+    for name, rule in contract.columns.items():
+        if rule.dtype != "datetime" or name not in out.columns:
             continue
-        if ok.ndim == 0:  # a batch-level check
-            results.append(batch_rule(rule, column, label not in verdict, what, len(frame)))
+        s = out[name]
+        if not pd.api.types.is_datetime64_any_dtype(s):
             continue
-        shown = frame[column] if column in frame.columns else None
-        result = row_rule(rule, column, ok, shown, what, policy)
-        if not result.passed and shown is None and column:  # a multi-column key: show rows
-            key = [c for c in column.split(",") if c in frame.columns]
-            rows = frame.loc[~ok, key].head(5)
-            result.sample = [str(tuple(r)) for r in rows.itertuples(index=False)]
-            result.message += f"; e.g. {result.sample}"
-        results.append(result)
-    return SchemaCheck(results, masks={k: v for k, v in masks.items() if v.ndim == 1},
-                       usable_columns=usable)
+        if s.dt.tz is not None and str(s.dt.tz) != "UTC" and rule.timezone_aware:
+            s = s.dt.tz_convert("UTC")
+        if getattr(s.dtype, "unit", "ns") != "ns":
+            s = s.dt.as_unit("ns")
+        if s is not out[name]:
+            out[name] = s
+    return out
 
 
-def _frame_checks(contract: Contract, usable: set[str],
-                  capture: Callable[..., Any]) -> list[Any]:
-    checks = []
-    if contract.unique and set(contract.unique) <= usable:
-        key = list(contract.unique)
-        checks.append(capture("unique_key", ",".join(key),
-                              f"share their ({', '.join(key)}) with another row",
-                              lambda df: ~df.duplicated(key, keep=False)))
-    label = contract.label
-    if label and label.min_classes > 1 and label.column in usable:
-        checks.append(capture("label_classes", label.column,
-                              f"the label has fewer than {label.min_classes} classes",
-                              lambda df: bool(df[label.column].nunique() >= label.min_classes)))
-    for custom in contract.custom_checks:
-        fn = resolve_import(custom.function)
-        checks.append(capture(custom.name, custom.column, f"fail {custom.function}",
-                              lambda df, f=fn: _custom(f, df), custom.on_fail))
-    return checks
+def _message(count: int, n: int, column: str | None, what: str, sample: list[Any],
+             fix: str) -> str:
+    where = f" of '{column}'" if column and "," not in column else ""
+    text = f"{count} of {n} rows ({count / max(n, 1):.2%}){where} {what}"
+    return text + (f"; e.g. {sample}" if sample else "") + (f". Fix: {fix}" if fix else "")
 
 
-def _custom(fn: Callable[[pd.DataFrame], Any], frame: pd.DataFrame) -> Any:
-    out = fn(frame)
-    return out if isinstance(out, pd.Series | np.ndarray) else bool(out)
+class _Reader:
+    """Turns pandera's failure cases into one RuleResult per contract rule."""
+
+    def __init__(self, contract: Contract, compiled: CompiledSchema, frame: pd.DataFrame) -> None:
+        self.contract, self.compiled, self.frame = contract, compiled, frame
+        self.n = len(frame)
+        self.results: list[RuleResult] = []
+        self.masks: dict[str, np.ndarray] = {}
+        self.unusable: set[str] = set()
+
+    def read(self, cases: pd.DataFrame) -> SchemaCheck:
+        context = cases["schema_context"].astype(str)
+        check = cases["check"].astype(str)
+        structural = check.isin(list(STRUCTURE))
+        typed = check.str.startswith(("dtype(", "coerce_dtype("))
+        self._structure(cases[structural])
+        self._dtypes(cases[typed])
+        rest = cases[~structural & ~typed]
+        failing = self._group(rest, context[~structural & ~typed])
+        for rule in self.compiled.value_rules:
+            if self._applies(rule):
+                self.results.append(self._result(rule, failing.get(rule)))
+        usable = {c for c in self.contract.columns if c in self.frame.columns} - self.unusable
+        return SchemaCheck(self.results, self.masks, usable)
+
+    def _applies(self, rule: Rule) -> bool:
+        """Rules on a missing or mistyped column are not evaluated (the dtype failure says
+        why): their checks ran on the wrong type, or not at all."""
+        return not set((rule.column or "").split(",")) & self.unusable
+
+    def _structure(self, cases: pd.DataFrame) -> None:
+        for check, name in zip(cases["check"].astype(str), cases["failure_case"], strict=True):
+            rule = STRUCTURE[check]
+            if rule == "column_present":
+                self.unusable.add(str(name))
+                what = f"required column '{name}' is missing"
+            elif rule == "no_extra_column":
+                what = f"column '{name}' is not in the contract"
+            else:
+                what = f"columns are not in the contract's order: {name}"
+            column = None if rule == "column_order" else str(name)
+            self.results.append(RuleResult(rule, column, False, self.n, 1.0, [],
+                                           f"{what}. Fix: {FIXES[rule]}"))
+
+    def _dtypes(self, cases: pd.DataFrame) -> None:
+        for column, group in cases.groupby("column", sort=False):
+            name = str(column)
+            self.unusable.add(name)
+            spec = self.contract.columns.get(name)
+            got = self.frame[name].dtype if name in self.frame.columns else "?"
+            rows = _positions(group["index"])
+            if len(rows) and len(rows) < self.n:  # values that cannot be read as the type
+                sample = [jsonable(v) for v in _ordered_sample(group)]
+                what = f"are not {spec.dtype if spec else 'of the declared type'} " \
+                       f"(column dtype {got})"
+                self.results.append(RuleResult(
+                    "dtype", name, False, len(rows), len(rows) / max(self.n, 1), sample,
+                    _message(len(rows), self.n, name, what, sample, FIXES["dtype"])))
+                continue
+            rule, want = self._type_rule(name, got)
+            self.results.append(RuleResult(rule, name, False, self.n, 1.0, [str(got)],
+                                           f"column '{name}': expected {want}, got dtype {got}. "
+                                           f"Fix: {FIXES[rule]}"))
+
+    def _type_rule(self, name: str, got: Any) -> tuple[str, str]:
+        spec = self.contract.columns[name]
+        if (spec.dtype == "datetime" and spec.timezone_aware is not None
+                and pd.api.types.is_datetime64_any_dtype(got)):
+            tz = getattr(got, "tz", None)
+            if (tz is not None) != spec.timezone_aware or (tz is not None and str(tz) != "UTC"):
+                return "timezone", ("timezone-aware UTC timestamps" if spec.timezone_aware
+                                    else "tz-naive timestamps")
+        return "dtype", f"{spec.dtype} ({dtype_of(spec)[0] or 'any datetime'})"
+
+    def _group(self, cases: pd.DataFrame, context: pd.Series) -> dict[Rule, pd.DataFrame]:
+        """Failure cases by the contract rule whose check produced them."""
+        compiled = self.compiled
+        out: dict[Rule, list[pd.DataFrame]] = {}
+        table = context == "DataFrameSchema"
+        numbers = pd.to_numeric(cases["check_number"], errors="coerce")
+        keys = pd.DataFrame({"table": table, "column": cases["column"].astype(str),
+                             "check": cases["check"].astype(str), "number": numbers})
+        for (is_table, column, check, number), group in cases.groupby(
+                [keys["table"], keys["column"], keys["check"], keys["number"]], sort=False,
+                dropna=False):
+            rule: Rule | None
+            if check == "not_nullable":
+                rule = compiled.not_null.get(column)
+            elif check == "multiple_fields_uniqueness":
+                rule = compiled.unique
+            elif pd.isna(number):
+                rule = None
+            elif is_table:
+                rule = compiled.frame_checks.get(int(number))
+            else:
+                rule = compiled.column_checks.get((column, int(number)))
+            if rule is None:
+                rule = Rule("schema", None, f"failed pandera check {check} ({column})")
+            out.setdefault(rule, []).append(group)
+        return {rule: pd.concat(groups) for rule, groups in out.items()}
+
+    def _result(self, rule: Rule, cases: pd.DataFrame | None) -> RuleResult:
+        if cases is None or cases.empty:
+            return RuleResult(rule.rule, rule.column, True, policy=rule.policy)
+        rows = _positions(cases["index"])
+        if not len(rows):  # a batch-level check, or a check that raised
+            case = str(cases["failure_case"].iloc[0])
+            what = rule.what if case in ("False", "false") else f"the check raised {case}"
+            return RuleResult(rule.rule, rule.column, False, self.n, 1.0, [],
+                              f"{what}. Fix: {rule.fix}" if rule.fix else what)
+        ok = np.ones(self.n, dtype=bool)
+        ok[rows] = False
+        self.masks[rule.label] = ok
+        sample = self._sample(rule, rows, cases)
+        return RuleResult(rule.rule, rule.column, False, len(rows), len(rows) / max(self.n, 1),
+                          sample, _message(len(rows), self.n, rule.column, rule.what, sample,
+                                           rule.fix), policy=rule.policy)
+
+    def _sample(self, rule: Rule, rows: np.ndarray, cases: pd.DataFrame) -> list[Any]:
+        column = rule.column or ""
+        if "," in column:  # a key: show the key of the first failing rows
+            key = [c for c in column.split(",") if c in self.frame.columns]
+            shown = self.frame.iloc[rows[:SAMPLE_SIZE]][key]
+            return [str(tuple(jsonable(v) for v in r)) for r in shown.itertuples(index=False)]
+        if column in self.frame.columns:  # the values as landed (before any coercion)
+            return [jsonable(v) for v in self.frame[column].to_numpy()[rows[:SAMPLE_SIZE]]]
+        return [jsonable(v) for v in _ordered_sample(cases)]
+
+
+def _positions(index: pd.Series) -> np.ndarray:
+    """Distinct row positions of failure cases (the frame is indexed 0..n-1), sorted."""
+    values = pd.to_numeric(index, errors="coerce").dropna()
+    return np.unique(values.to_numpy(dtype=np.int64))
+
+
+def _ordered_sample(cases: pd.DataFrame) -> list[Any]:
+    order = pd.to_numeric(cases["index"], errors="coerce").fillna(-1).to_numpy()
+    values = cases["failure_case"].to_numpy()[np.argsort(order, kind="stable")]
+    return list(values[:SAMPLE_SIZE])

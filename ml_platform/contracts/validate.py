@@ -3,7 +3,8 @@
 The rules come from ``ml_platform.contracts``; this module applies the outcome: rows broken
 only by quarantine-policy rules go to a quarantine table with their reasons, the rest is
 published atomically, and a failing batch publishes nothing (the last good batch stays).
-Every validation writes an HTML report.
+Every validation writes an HTML report of all rules, and Great Expectations builds its Data Docs
+under ``<home>/gx/``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ml_platform.contracts import ContractResult, RuleResult, check_contract, load_for_spec
+from ml_platform.contracts.distribution_rules import DataDocs
 from ml_platform.contracts.report import write_report
 from ml_platform.home import PlatformHome
 from ml_platform.ingest import raw
@@ -36,6 +38,7 @@ class ValidationOutcome:
     report_path: Path | None = None
     quarantine_path: Path | None = None
     quarantined: list[RuleResult] = field(default_factory=list)
+    data_docs: DataDocs | None = None
 
     @property
     def failures(self) -> list[RuleResult]:
@@ -103,7 +106,8 @@ def write_quarantine(spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame
 def check_only(spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame, source: str
                ) -> tuple[ContractResult, Path]:
     """Check a batch against the pipeline's committed contract and write the report."""
-    result = check_contract(load_for_spec(spec), positional(frame))
+    result = check_contract(load_for_spec(spec), positional(frame), gx_root=home.root,
+                            run_name=spec.name)
     tag = "passed" if result.passed else "failed"
     return result, write_report(home.reports, spec.name, source, result, tag)
 
@@ -114,7 +118,8 @@ def validate_batch(spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame,
     result, report = check_only(spec, home, frame, source)
     outcome = ValidationOutcome(result.rules, len(frame), len(frame) - result.rows_quarantined,
                                 result.rows_quarantined, report_path=report,
-                                quarantined=result.quarantined_rules)
+                                quarantined=result.quarantined_rules,
+                                data_docs=result.data_docs)
     if not outcome.passed:
         return outcome
     valid = frame.loc[~result.quarantine] if result.rows_quarantined else frame

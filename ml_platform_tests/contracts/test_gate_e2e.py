@@ -57,7 +57,10 @@ def test_bad_batch_records_checks_and_stops(landed: list[Path], home: PlatformHo
     assert failure["column"] == "credit_score" and failure["sample"][0] == 9999
     assert failure["failing_rows"] > 0 and 0 < failure["failing_fraction"] < 1
     assert Path(schema.metadata["report"].value).is_file()
-    assert _evaluation(instance, "distributions_within_bounds") is not None
+    dist = _evaluation(instance, "distributions_within_bounds")
+    assert Path(dist.metadata["data_docs"].value).name == "index.html"
+    assert Path(dist.metadata["data_docs"].value).is_file()
+    assert dist.metadata["data_docs_validation"].value.startswith("file://")
 
 
 def test_failed_batch_keeps_the_last_good_one(landed: list[Path], home: PlatformHome) -> None:
@@ -65,18 +68,21 @@ def test_failed_batch_keeps_the_last_good_one(landed: list[Path], home: Platform
     first = materialize(small_spec(), home, instance,
                         selection="*loan_default_validated")
     assert first.success
-    validated = home.pipeline_dir("loan_default") / "validated.parquet"
+    key = dg.AssetKey("loan_default_validated")
+    meta = instance.get_latest_materialization_event(key).asset_materialization.metadata
+    validated = Path(meta["path"].value)
     good = file_hash(validated)
-    meta = instance.get_latest_materialization_event(
-        dg.AssetKey("loan_default_validated")).asset_materialization.metadata
     assert meta["rows_in"].value == meta["rows_valid"].value > 0
     assert meta["rows_quarantined"].value == 0
     assert all(_evaluation(instance, c).passed for c in CHECKS)
+    assert Path(meta["data_docs"].value).is_file()  # GX Data Docs index under the home
 
     _land_bad_day(home, purpose="crypto")
     second = materialize(small_spec(), home, instance)
     assert not second.success
     assert file_hash(validated) == good
+    latest = instance.get_latest_materialization_event(key).asset_materialization.metadata
+    assert latest["path"].value == str(validated)  # no new batch published
     assert not _evaluation(instance, "schema_rules_hold").passed
 
 

@@ -83,6 +83,7 @@ def test_cli_validate_exit_codes(clean_files: list[Path], tmp_path: Path) -> Non
     ok = runner.invoke(app, ["validate", "loan_default", "--data", str(good)])
     assert ok.exit_code == 0, ok.output
     assert "PASSED" in ok.output and "report:" in ok.output
+    assert "Great Expectations Data Docs:" in ok.output and "index.html" in ok.output
     failed = runner.invoke(app, ["validate", "loan_default", "--data", str(bad)])
     assert failed.exit_code == 1, failed.output
     for name in ("in_range", "credit_score", "allowed_values", "region", "unique_key"):
