@@ -48,24 +48,6 @@ def jsonable(value: Any) -> Any:
     return value if isinstance(value, int | float | str | bool) or value is None else str(value)
 
 
-def row_rule(rule: str, column: str | None, ok: np.ndarray, values: pd.Series | None,
-             what: str, policy: str = "fail") -> RuleResult:
-    """A row-level rule from its mask (True = row passes); the sample shows failing values."""
-    n = len(ok)
-    bad = ~ok
-    n_bad = int(bad.sum())
-    if n_bad == 0:
-        return RuleResult(rule, column, True, policy=policy)
-    sample: list[Any] = []
-    if values is not None:
-        sample = [jsonable(v) for v in values.to_numpy()[np.flatnonzero(bad)[:SAMPLE_SIZE]]]
-    fraction = n_bad / max(n, 1)
-    message = f"{n_bad} of {n} rows ({fraction:.2%}) {what}"
-    if sample:
-        message += f"; e.g. {sample}"
-    return RuleResult(rule, column, False, n_bad, fraction, sample, message, policy=policy)
-
-
 def batch_rule(rule: str, column: str | None, passed: bool, message: str, rows: int = 0,
                kind: Kind = "schema", sample: list[Any] | None = None) -> RuleResult:
     """A rule about the whole batch: failing means every row is affected."""
