@@ -267,7 +267,7 @@ def _timed(fn: Callable[[], object]) -> float:
 IMPORTS = {
     "import pandera.pandas": "import pandera.pandas",
     "import great_expectations": "import great_expectations",
-    "import ml_platform.contracts (what the CLI loads before a command)":
+    "import ml_platform.contracts (pandera and GX load at the first validation)":
         "import ml_platform.contracts",
 }
 COLD = """
