@@ -158,11 +158,13 @@ def dagster_dev(home: PlatformHome, tmp_path: Path) -> Iterator[DagsterDev]:
         f"      working_directory: {PROJECT_ROOT}\n      location_name: {LOCATION}\n")
     port, log = free_port(), tmp_path / "dagster_dev.log"
     assert os.environ["DAGSTER_HOME"] == str(home.dagster_home)
+    # The venv's commands first, as `make dev` has them (dagster-dbt's parse on load runs `dbt`).
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-h", "127.0.0.1",
              "-p", str(port)], cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ})
+            stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, "PATH": path})
     dev = DagsterDev(f"http://127.0.0.1:{port}", log)
     try:
         wait_until_loaded(dev, proc)
