@@ -25,6 +25,7 @@ def tune(
         "candidate-model asset adopts when it is finished.")] = None,
 ) -> None:
     """Tune a pipeline's model with N worker processes sharing one Optuna study."""
+    from mlflow.exceptions import MlflowException
     from rich.table import Table
 
     from ml_platform.home import activate_home
@@ -45,10 +46,12 @@ def tune(
     console.print(f"tuning [bold]{pipeline}[/bold] on training set {tset.data_version} "
                   f"({tset.rows} rows): {budget} trials over {workers} workers")
     try:
-        result = tuning.tune_parallel(spec, home, PlatformResource(home=str(home.root)).tracking(), tset, workers,
-                                      budget, storage=storage, study_name=study, timeout=timeout)
-    except TrackingUnavailable as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        tracking = PlatformResource(home=str(home.root)).tracking()
+        result = tuning.tune_parallel(spec, home, tracking, tset, workers, budget,
+                                      storage=storage, study_name=study, timeout=timeout)
+    except (TrackingUnavailable, MlflowException) as exc:
+        # unreachable after retries, or a deterministic error of the store: shown as it is
+        console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
         raise typer.Exit(1) from None
     table = Table("trial", "state", f"val {spec.primary_metric}", "params")
     for t in result.trials:

@@ -1,5 +1,7 @@
-"""Model diagnostics on a holdout, as plain data: calibration, confusion matrix, permutation
-importance. Rendering lives in ``plots``; nothing here imports a plotting library."""
+"""Model diagnostics on a holdout, as plain data: calibration (scikit-learn's
+``calibration_curve`` plus the expected calibration error), confusion matrix, permutation
+importance (``sklearn.inspection``). Rendering lives in ``training.plots``; nothing here imports
+a plotting library."""
 
 from __future__ import annotations
 
@@ -38,26 +40,56 @@ def confusion(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> list[
     return confusion_matrix(y, (proba >= threshold).astype(int), labels=[0, 1]).tolist()
 
 
-def permutation_importance(predict: Callable[[pd.DataFrame], np.ndarray], x: pd.DataFrame,
-                           y: np.ndarray, metric: str, repeats: int = 3, seed: int = 0,
-                           max_rows: int = 5_000) -> dict[str, dict[str, float]]:
-    """Drop in ``metric`` when one raw input column is shuffled (positive = the model uses it).
+class _Scored:
+    """A scoring function given where a fitted model is expected: sklearn only asks for
+    ``fit``. For callers that pass ``lambda x: model.predict_proba(x)[:, 1]``."""
 
-    Shuffles the raw columns the artifact receives, so it reads in the user's feature names
-    whatever the preprocessing does inside the pipeline.
+    def __init__(self, fn: Callable[[pd.DataFrame], np.ndarray]) -> None:
+        self.fn = fn
+
+    def fit(self, *_: Any) -> _Scored:
+        return self
+
+
+def _default_scores(model: Any, x: pd.DataFrame) -> np.ndarray:
+    return model.predict_proba(x)[:, 1] if hasattr(model, "predict_proba") else model.predict(x)
+
+
+def permutation_importance(model: Any, x: pd.DataFrame, y: np.ndarray, metric: str,
+                           scores: Callable[[Any, pd.DataFrame], np.ndarray] | None = None,
+                           repeats: int = 3, seed: int = 0, max_rows: int = 5_000
+                           ) -> dict[str, dict[str, float]]:
+    """``sklearn.inspection.permutation_importance`` of ``metric``: how much it drops when one
+    raw input column is shuffled (positive = the model uses it), mean and standard deviation
+    over ``repeats`` shuffles, most important first.
+
+    ``model`` is the whole fitted artifact and ``x`` its raw input, so the importances read in
+    the user's feature names whatever the preprocessing does inside the pipeline. ``scores``
+    turns (model, x) into what ``metric`` scores; by default P(class 1) from ``predict_proba``
+    if the model has it, else ``predict``.
+
+    A holdout larger than ``max_rows`` is subsampled once (seeded) before the call, and the
+    baseline and every shuffle are scored on those rows. sklearn's own ``max_samples`` is not
+    used: it scores the baseline on all of ``x`` and the shuffles on the subsample, so every
+    importance carries the same sampling error (an unused column got -0.008 to +0.003 ROC AUC
+    at 5,000 of 40,000 rows; ``test_an_unused_column_gets_no_importance``).
     """
-    rng = np.random.default_rng(seed)
-    if len(x) > max_rows:  # a seeded subsample bounds the cost on large holdouts
-        keep = rng.choice(len(x), max_rows, replace=False)
-        x, y = x.iloc[keep].reset_index(drop=True), y[keep]
+    from sklearn.inspection import permutation_importance as sk_permutation_importance
+
     sign = 1.0 if higher_is_better(metric) else -1.0
-    base = score(metric, y, predict(x))
-    out: dict[str, dict[str, float]] = {}
-    for col in x.columns:
-        drops = []
-        for _ in range(repeats):
-            shuffled = x.copy()
-            shuffled[col] = x[col].to_numpy()[rng.permutation(len(x))]
-            drops.append(sign * (base - score(metric, y, predict(shuffled))))
-        out[col] = {"mean": float(np.mean(drops)), "std": float(np.std(drops))}
+    if not hasattr(model, "fit") and callable(model):  # a bare scoring function (bench_pipeline)
+        model, scores = _Scored(model), lambda scored, frame: scored.fn(frame)
+    scores = scores or _default_scores
+
+    def scorer(estimator: Any, frame: pd.DataFrame, target: np.ndarray) -> float:
+        return sign * score(metric, target, scores(estimator, frame))  # greater is better
+
+    y = np.asarray(y)
+    if len(x) > max_rows:
+        keep = np.random.default_rng(seed).choice(len(x), max_rows, replace=False)
+        x, y = x.iloc[keep].reset_index(drop=True), y[keep]
+    found = sk_permutation_importance(model, x, y, scoring=scorer, n_repeats=repeats,
+                                      random_state=seed)
+    out = {col: {"mean": float(mean), "std": float(std)} for col, mean, std
+           in zip(x.columns, found.importances_mean, found.importances_std, strict=True)}
     return dict(sorted(out.items(), key=lambda kv: -kv[1]["mean"]))

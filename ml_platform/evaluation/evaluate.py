@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
@@ -189,7 +188,7 @@ def score_champion(spec: PipelineSpec, tracking: Tracking, holdout: pd.DataFrame
         return None
     version = str(current.version)
     try:
-        model = mlflow.sklearn.load_model(f"models:/{spec.name}/{version}")
+        model = tracking.load_sklearn_model(f"models:/{spec.name}/{version}")
         return Champion(version, fitting.predict(spec, model, holdout), None)
     except Exception as exc:  # a champion on other features or a lost artifact: say so
         return Champion(version, None, f"{type(exc).__name__}: {exc}"[:500])
@@ -227,13 +226,11 @@ def _evaluate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking, candid
               training_set: Path, lineage: dict[str, Any] | None) -> EvaluationReport:
     holdout = holdout_of(candidate)
     report_dir = home.reports / spec.name / candidate.run_id
-    mlflow.set_tracking_uri(tracking.tracking_uri)
-    mlflow.set_registry_uri(tracking.tracking_uri)
     # The fresh-process check loads the artifact on the other core while we score here.
     artifact = infra.local_artifact(tracking.client, candidate.model_uri)
     with infra.start(spec, artifact, tracking.tracking_uri, holdout) as check:
         try:
-            model = mlflow.sklearn.load_model(candidate.model_uri)
+            model = tracking.load_sklearn_model(candidate.model_uri)
         except Exception as exc:  # judged below: the fresh process fails to load it too
             model, load_error = None, f"{type(exc).__name__}: {exc}"[:500]
         report = (None if model is None else

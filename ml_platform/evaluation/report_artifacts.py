@@ -27,7 +27,7 @@ def _write_png(data: bytes, path: Path) -> str:
 def diagnose(spec: PipelineSpec, model: Any, holdout: pd.DataFrame, scores: np.ndarray,
              report_dir: Path) -> tuple[dict[str, Any], dict[str, str]]:
     """Calibration, confusion matrix (classification) or residuals (regression), and
-    permutation importance, as data and as PNG files."""
+    permutation importance, as data and as PNG files drawn by scikit-learn's displays."""
     from ml_platform.training import plots  # matplotlib: not at definitions load
 
     y, plot_dir = holdout[spec.label].to_numpy(), report_dir / "plots"
@@ -38,17 +38,19 @@ def diagnose(spec: PipelineSpec, model: Any, holdout: pd.DataFrame, scores: np.n
         matrix = diagnostics.confusion(y, scores, THRESHOLD)
         found |= {"calibration": cal.to_dict(), "confusion_matrix": matrix,
                   "threshold": THRESHOLD}
-        pngs["calibration"] = _write_png(plots.calibration_png(cal, "calibration (holdout)"),
-                                         plot_dir / "calibration.png")
+        pngs["calibration"] = _write_png(
+            plots.calibration_png(cal, scores, "calibration (holdout)"),
+            plot_dir / "calibration.png")
         pngs["confusion_matrix"] = _write_png(
             plots.confusion_png(matrix, THRESHOLD, "confusion matrix (holdout)"),
             plot_dir / "confusion_matrix.png")
     else:
-        pngs["residuals"] = _write_png(plots.residuals_png(y, scores, "residuals (holdout)"),
-                                       plot_dir / "residuals.png")
+        pngs["residuals"] = _write_png(
+            plots.residuals_png(y, scores, "residuals (holdout)", seed=spec.seed),
+            plot_dir / "residuals.png")
     importance = diagnostics.permutation_importance(
-        lambda x: fitting.predict(spec, model, x), fitting.features_of(holdout, spec), y,
-        spec.primary_metric, seed=spec.seed)
+        model, fitting.features_of(holdout, spec), y, spec.primary_metric,
+        scores=lambda fitted, x: fitting.predict(spec, fitted, x), seed=spec.seed)
     found["permutation_importance"] = importance
     pngs["permutation_importance"] = _write_png(
         plots.importance_png(importance, spec.primary_metric, "permutation importance"),

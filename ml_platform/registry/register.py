@@ -8,8 +8,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import mlflow
-
 from ml_platform.evaluation.evaluate import CHAMPION_GATE, EvaluationReport
 from ml_platform.registry.ledger import (
     GATES_TAG,
@@ -78,9 +76,24 @@ def _version_tags(spec: PipelineSpec, tracking: Tracking, candidate: Candidate,
 
 def _register_version(spec: PipelineSpec, tracking: Tracking, candidate: Candidate,
                       report: EvaluationReport, tags: dict[str, str]) -> str:
-    # No retry wrapper: a retried register after a lost reply would create a second version.
-    mv = mlflow.register_model(candidate.model_uri, spec.name,
-                               tags=_version_tags(spec, tracking, candidate, report, tags))
+    from mlflow.exceptions import MlflowException
+
+    try:
+        tracking.call(lambda: tracking.client.create_registered_model(spec.name),
+                      f"create registered model '{spec.name}'")
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    model_id = (candidate.model_uri.removeprefix("models:/")
+                if candidate.model_uri.startswith("models:/m-") else None)
+    # The storage location, not models:/<id>, as the source: given a models:/ source, MLflow's
+    # SQL registry store looks the logged model up through a new MlflowClient() on the global
+    # tracking URI (a TODO in its code), i.e. possibly another store.
+    source = tracking.artifact_location(candidate.model_uri)
+    # No retry wrapper: a retried create after a lost reply would create a second version.
+    mv = tracking.client.create_model_version(
+        spec.name, source, run_id=candidate.run_id,
+        tags=_version_tags(spec, tracking, candidate, report, tags), model_id=model_id)
     version = str(mv.version)
     if report.model_card and Path(report.model_card).exists():
         card = Path(report.model_card).read_text()
@@ -109,8 +122,6 @@ def register(spec: PipelineSpec, tracking: Tracking, ledger: PromotionLedger,
     if not report.passed:  # the asset graph never gets here; guard direct callers too
         raise ValueError(f"candidate {candidate.run_id} failed its gates "
                          f"({gate_summary(report)}); it is not registered")
-    mlflow.set_tracking_uri(tracking.tracking_uri)
-    mlflow.set_registry_uri(tracking.tracking_uri)
     actor = pipeline_actor(tags)
     version = _register_version(spec, tracking, candidate, report, tags)
     evidence = ledger.add_evidence(spec.name, version, OFFLINE_GATES, True, gate_summary(report),

@@ -1,42 +1,41 @@
 """The candidate-model stage: split by time, tune, fit, and track everything in one MLflow run.
 
-Training refuses to run untracked: the tracking store is probed (with retries) before any work,
-and every later tracking call is retried too; if the store stays unreachable the stage raises
+Training refuses to run untracked: the tracking store is probed before any work, and every
+tracking call goes through ``Tracking`` (an explicit MlflowClient; transient errors retried,
+others raised as they are). If the store stays unreachable the stage raises
 TrackingUnavailable and the run, if one was started, ends FAILED. Nothing is registered here
 (registration is a later stage that only sees a finished candidate).
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import optuna
 import pandas as pd
-from mlflow.data.dataset_source_registry import resolve_dataset_source
-from mlflow.data.pandas_dataset import PandasDataset
+from mlflow.entities import RunInfo
 from mlflow.models import infer_signature
-from mlflow.types import Schema
 
 from ml_platform.features.tables import TableInfo
 from ml_platform.home import PlatformHome
 from ml_platform.ingest.io import write_parquet
 from ml_platform.ingest.versioning import code_version
 from ml_platform.spec import PipelineSpec
-from ml_platform.training import fitting, tuning
+from ml_platform.training import fitting, reproduce, tuning
 from ml_platform.training.metrics import classification_metrics, regression_metrics
 from ml_platform.training.tracking import BackgroundWriter, Tracking, pip_requirements
 
-# (experiment_id, run_name, tags) -> a context manager yielding the active run's id.
-RunOpener = Callable[[str, str, dict[str, str]], AbstractContextManager[str]]
+# (experiment name, run name, tags) -> a context manager that creates the run, yields its
+# RunInfo and ends it. The Dagster resource passes one that adds the links to Dagster.
+RunOpener = Callable[[str, str, dict[str, str]], AbstractContextManager[RunInfo]]
 
 
 @dataclass(frozen=True)
@@ -59,6 +58,7 @@ class Candidate:
     pruned_trials: int = 0
     seed: int = 0
     study_name: str = ""
+    training_threads: int = 0  # native threads of the fits; 0: unknown (older candidates)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,16 +103,11 @@ def trial_logger(tracking: Tracking, experiment_id: str, parent_run_id: str, stu
 
 
 def log_plots(tracking: Tracking, run_id: str, study: optuna.Study, metric: str) -> None:
-    """The optimisation history (and each trial's pruning stages, if any) as PNGs of run
+    """Optuna's optimization history (and each trial's pruning stages, if any) as PNGs of run
     ``run_id``, under ``plots/``."""
     from ml_platform.training import plots
 
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    pngs = {"optimization_history": plots.optimization_history_png(
-        [(t.number, t.value) for t in study.trials if t.value is not None], maximize, metric)}
-    curves = {t.number: t.intermediate_values for t in study.trials if t.intermediate_values}
-    if curves:
-        pngs["intermediate_values"] = plots.intermediate_values_png(curves, metric)
+    pngs = plots.search_pngs(study, metric)
     with tempfile.TemporaryDirectory(prefix="plots-") as tmp:
         for name, png in pngs.items():
             (Path(tmp) / f"{name}.png").write_bytes(png)
@@ -136,56 +131,73 @@ def run_params(spec: PipelineSpec, split: fitting.Split) -> dict[str, Any]:
 SCHEMA_SAMPLE_ROWS = 1_000
 
 
-class TrainingSetDataset(PandasDataset):
-    """MLflow's pandas dataset with its schema inferred from a few rows.
-
-    MLflow infers the schema value by value over the whole frame (10 s of a 1M-row training
-    set). A column here has one dtype, which the first rows show as well as all of them; the
-    rows add the first null of every column that has one, so nullability is read off the whole
-    set. The profile (row and element counts) and the digest also describe the whole set.
-    """
-
-    @cached_property
-    def schema(self) -> Schema | None:
-        df = self._df
-        rows = set(range(min(SCHEMA_SAMPLE_ROWS, len(df))))
-        rows |= {int(np.argmax(isna)) for isna in df.isna().to_numpy().T if isna.any()}
-        return PandasDataset(df.iloc[sorted(rows)], source=self.source).schema
+def schema_rows(frame: pd.DataFrame) -> list[int]:
+    """The rows the dataset's schema is inferred from: the first ``SCHEMA_SAMPLE_ROWS`` plus
+    the first null of every column that has one. MLflow infers a schema value by value (10 s
+    of a 1M-row training set); a column here has one dtype, which the first rows show as well
+    as all of them, and the added nulls let nullability be read off the whole set."""
+    rows = set(range(min(SCHEMA_SAMPLE_ROWS, len(frame))))
+    rows |= {int(np.argmax(isna)) for isna in frame.isna().to_numpy().T if isna.any()}
+    return sorted(rows)
 
 
-def _log_dataset(spec: PipelineSpec, frame: pd.DataFrame, training_set: TableInfo) -> None:
-    dataset = TrainingSetDataset(frame, source=resolve_dataset_source(training_set.path),
-                                 targets=spec.label, name=f"{spec.name}_training_set",
-                                 digest=training_set.data_version)
-    mlflow.log_input(dataset, context="training")
+def log_dataset(tracking: Tracking, run_id: str, spec: PipelineSpec, frame: pd.DataFrame,
+                training_set: TableInfo) -> None:
+    """The training set as the run's dataset input (context ``training``), with public MLflow
+    APIs: ``mlflow.data.from_pandas`` on the schema rows gives the name, source and schema;
+    the digest (the data version) and the profile (row and element counts) describe the whole
+    set; ``MlflowClient.log_inputs`` records it."""
+    import mlflow.data
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    sample = mlflow.data.from_pandas(frame.iloc[schema_rows(frame)], source=training_set.path,
+                                     targets=spec.label, name=f"{spec.name}_training_set",
+                                     digest=training_set.data_version).to_dict()
+    dataset = Dataset(name=sample["name"], digest=sample["digest"],
+                      source_type=sample["source_type"], source=sample["source"],
+                      schema=sample["schema"], profile=json.dumps(
+                          {"num_rows": len(frame), "num_elements": int(frame.size)}))
+    tracking.call(lambda: tracking.client.log_inputs(run_id, [DatasetInput(
+        dataset, [InputTag("mlflow.data.context", "training")])]),
+        f"log the training set of run {run_id}")
 
 
-def _log_model(spec: PipelineSpec, model: Any, split: fitting.Split, scores: Any) -> str:
+def _log_model(tracking: Tracking, run: RunInfo, spec: PipelineSpec, model: Any,
+               split: fitting.Split, scores: Any, params: dict[str, Any]) -> str:
     sample = fitting.features_of(split.test.head(5), spec)
-    info = mlflow.sklearn.log_model(
-        model, name="model", signature=infer_signature(sample, scores[:5]),
-        input_example=sample, pip_requirements=pip_requirements(),
-        skops_trusted_types=trusted_types(model))
-    return info.model_uri
+    return tracking.log_sklearn_model(
+        run.experiment_id, run.run_id, model, {k: str(v) for k, v in params.items()},
+        signature=infer_signature(sample, scores[:5]), input_example=sample,
+        pip_requirements=pip_requirements(), skops_trusted_types=trusted_types(model))
 
 
 def _search(spec: PipelineSpec, home: PlatformHome, tracking: Tracking, split: fitting.Split,
-            training_set: TableInfo, experiment_id: str, run_id: str) -> optuna.Study:
+            training_set: TableInfo, run: RunInfo) -> optuna.Study:
     """Adopt a finished parallel study of this data version (``ml-platform tune``), or run a
     seeded sequential one of our own with a nested run per trial."""
     storage = tuning.storage_url(home)
     tuned = tuning.finished_study(storage, tuning.tuned_study_name(spec, training_set.data_version),
                                   spec.model.n_trials)
     if tuned is not None:
-        mlflow.set_tags({"optuna_study": tuned.study_name, "tuning": "adopted",
-                         "tuned_by_run": str(tuned.user_attrs.get(tuning.PARENT_RUN_ATTR, ""))})
+        tracking.log_batch(run.run_id, tags={
+            "optuna_study": tuned.study_name, "tuning": "adopted",
+            "tuned_by_run": str(tuned.user_attrs.get(tuning.PARENT_RUN_ATTR, ""))})
         return tuned
-    name = f"{spec.name}-{training_set.data_version}-{run_id[:8]}"
-    mlflow.set_tags({"optuna_study": name, "tuning": "sequential"})
+    name = f"{spec.name}-{training_set.data_version}-{run.run_id[:8]}"
+    tracking.log_batch(run.run_id, tags={"optuna_study": name, "tuning": "sequential"})
     with BackgroundWriter("mlflow-trials") as writer:
         return fitting.tune(spec, split, storage=storage, study_name=name,
-                             on_trial=trial_logger(tracking, experiment_id, run_id, name,
+                             on_trial=trial_logger(tracking, run.experiment_id, run.run_id, name,
                                                    spec.primary_metric, writer))
+
+
+def default_opener(tracking: Tracking) -> RunOpener:
+    """A plain run in the named experiment (no Dagster links)."""
+    def open_run(experiment: str, run_name: str, tags: dict[str, str]
+                 ) -> AbstractContextManager[RunInfo]:
+        return tracking.run(tracking.experiment_id(experiment), run_name, tags)
+
+    return open_run
 
 
 def train_candidate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking,
@@ -193,13 +205,12 @@ def train_candidate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking,
                     open_run: RunOpener | None = None) -> Candidate:
     """Tune and fit the candidate, tracked as one MLflow run with a nested run per trial.
 
-    ``open_run`` starts the parent run (the Dagster resource passes its own); by default a plain
-    MLflow run in the pipeline's experiment.
+    ``open_run`` creates and ends the parent run (the Dagster resource passes its own); by
+    default a plain MLflow run in the pipeline's experiment.
     """
     tracking.probe()  # refuse before any work if tracking is down
     frame = pd.read_parquet(training_set.path)
     split = fitting.time_split(frame, spec)
-    experiment_id = tracking.experiment_id(spec.name)
     fitting.pin_seeds(spec.seed)
     metric = spec.primary_metric
     all_tags = {**tags, "pipeline": spec.name, "code_version": code_version(),
@@ -207,12 +218,14 @@ def train_candidate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking,
                 "holdout_hash": split.test_window["hash"],
                 # the train/serve contract: serving reads features through this service
                 "feature_service": training_set.feature_service or "none"}
-    opener = open_run or tracking.run
-    with opener(experiment_id, f"{spec.name}-candidate", all_tags) as run_id:
-        mlflow.log_params(run_params(spec, split))
-        _log_dataset(spec, frame, training_set)
+    opener = open_run or default_opener(tracking)
+    with opener(spec.name, f"{spec.name}-candidate", all_tags) as run:
+        run_id, experiment_id = run.run_id, run.experiment_id
+        params = run_params(spec, split)
+        tracking.log_batch(run_id, params=params, what="log the params of run")
+        log_dataset(tracking, run_id, spec, frame, training_set)
         started = time.perf_counter()
-        study = _search(spec, home, tracking, split, training_set, experiment_id, run_id)
+        study = _search(spec, home, tracking, split, training_set, run)
         study_name = study.study_name
         tuning_seconds = time.perf_counter() - started
         best = study.best_trial.params
@@ -222,32 +235,40 @@ def train_candidate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking,
         test_metrics = holdout_metrics(spec, split.test[spec.label].to_numpy(), scores)
         pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
         repro = fitting.reproducibility_hash(spec, frame, best)
-        mlflow.log_params({f"best.{k}": v for k, v in best.items()})
-        mlflow.log_metrics({**{f"test_{k}": v for k, v in test_metrics.items()},
-                            f"best_val_{metric}": study.best_value,
-                            "tuning_seconds": tuning_seconds, "trials": len(study.trials),
-                            "pruned_trials": pruned})
+        threads = reproduce.native_threads()
+        best_params = {f"best.{k}": v for k, v in best.items()}
         log_plots(tracking, run_id, study, metric)
         holdout_path = write_parquet(split.test, home.pipeline_dir(spec.name) / "holdouts" /
                                      f"{split.test_window['hash']}.parquet")
-        model_uri = _log_model(spec, final, split, scores)
+        model_uri = _log_model(tracking, run, spec, final, split, scores,
+                               {**params, **best_params})
         pred_hash = fitting.prediction_hash(scores)
-        mlflow.set_tags({"prediction_hash": pred_hash, "model_uri": model_uri,
-                         "reproducibility_hash": repro})
+        # One batch after the model, so the metrics are linked to it (MLflow 3's model view).
+        tracking.log_batch(
+            run_id, params=best_params,
+            metrics={**{f"test_{k}": v for k, v in test_metrics.items()},
+                     f"best_val_{metric}": study.best_value, "tuning_seconds": tuning_seconds,
+                     "trials": len(study.trials), "pruned_trials": pruned},
+            tags={"prediction_hash": pred_hash, "model_uri": model_uri,
+                  "reproducibility_hash": repro, "training_threads": str(threads)},
+            model_id=model_uri.removeprefix("models:/"), what="log the results of run")
     return Candidate(
         run_id=run_id, experiment_id=experiment_id, model_uri=model_uri,
         data_version=training_set.data_version, holdout_path=str(holdout_path),
         holdout=split.test_window, best_params=best, validation_score=float(study.best_value),
         test_metrics=test_metrics, prediction_hash=pred_hash, trials=len(study.trials),
         run_url=tracking.run_url(experiment_id, run_id), training_set_path=training_set.path,
-        reproducibility_hash=repro, pruned_trials=pruned, seed=spec.seed, study_name=study_name)
+        reproducibility_hash=repro, pruned_trials=pruned, seed=spec.seed, study_name=study_name,
+        training_threads=threads)
 
 
-def check_reproducible(spec: PipelineSpec, candidate: Candidate) -> tuple[bool, str]:
-    """Retrain on the candidate's fixed sample with its parameters and compare the hash."""
-    frame = pd.read_parquet(candidate.training_set_path)
-    again = fitting.reproducibility_hash(spec, frame, candidate.best_params)
-    return again == candidate.reproducibility_hash, again
+def check_reproducible(spec: PipelineSpec, candidate: Candidate,
+                       timeout: float = reproduce.TIMEOUT_SECONDS) -> reproduce.Verdict:
+    """Retrain on the candidate's fixed sample with its parameters in a fresh Python process
+    with another native thread count, and compare the prediction hash with the recorded one."""
+    return reproduce.check(spec, candidate.training_set_path, candidate.best_params,
+                           candidate.reproducibility_hash, candidate.training_threads,
+                           timeout=timeout)
 
 
 def holdout_of(candidate: Candidate) -> pd.DataFrame:

@@ -127,9 +127,8 @@ def tune_parallel(spec: PipelineSpec, home: PlatformHome, tracking: Tracking,
     tags = {"pipeline": spec.name, "code_version": code_version(), "optuna_study": name,
             "data_version": training_set.data_version, "seed": str(spec.seed),
             "workers": str(workers)}
-    import mlflow
-
-    with tracking.run(experiment_id, f"{spec.name}-tune", tags) as parent:
+    with tracking.run(experiment_id, f"{spec.name}-tune", tags) as run:
+        parent = run.run_id
         # Created once here, so workers only load it (no creation race between them).
         fitting.make_study(spec, url, name).set_user_attr(PARENT_RUN_ATTR, parent)
         threads = max(1, (os.cpu_count() or 1) // workers)
@@ -143,10 +142,12 @@ def tune_parallel(spec: PipelineSpec, home: PlatformHome, tracking: Tracking,
             per_worker = list(pool.map(run_worker, jobs))
         seconds = time.perf_counter() - started
         study = optuna.load_study(study_name=name, storage=fitting.open_storage(url))
-        mlflow.log_params({"workers": workers, "n_trials": n_trials,
-                           **{f"best.{k}": v for k, v in study.best_params.items()}})
-        mlflow.log_metrics({f"best_val_{spec.primary_metric}": study.best_value,
-                            "trials": len(study.trials), "tuning_seconds": seconds})
+        tracking.log_batch(
+            parent, params={"workers": workers, "n_trials": n_trials,
+                            **{f"best.{k}": v for k, v in study.best_params.items()}},
+            metrics={f"best_val_{spec.primary_metric}": study.best_value,
+                     "trials": len(study.trials), "tuning_seconds": seconds},
+            what="log the tuning results of run")
         log_plots(tracking, parent, study, spec.primary_metric)
     return TuneResult(name, parent, study.best_params, float(study.best_value),
                       _summary(study), per_worker, seconds)

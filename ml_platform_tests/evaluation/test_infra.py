@@ -99,20 +99,19 @@ def test_budget_gate_reports_latency_and_memory_over_budget() -> None:
 
 def test_a_logged_model_is_checked_from_its_local_artifact_directory(
         home: PlatformHome, tmp_path: Path) -> None:
-    import mlflow
-
     from ml_platform.training.tracking import Tracking
 
     spec = small_spec()
     frame = _frame(spec)
     model = fitting.fit(spec, frame)
     tracking = Tracking(home.tracking_uri, artifact_root=home.artifact_root)
-    mlflow.set_tracking_uri(home.tracking_uri)
-    with mlflow.start_run(experiment_id=tracking.experiment_id(spec.name)):
-        info = mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle",
-                                        pip_requirements=["scikit-learn"])
+    experiment_id = tracking.experiment_id(spec.name)
+    with tracking.run(experiment_id, "infra", {}) as run:
+        model_uri = tracking.log_sklearn_model(
+            experiment_id, run.run_id, model, {}, serialization_format="cloudpickle",
+            pip_requirements=["scikit-learn"])
     client = tracking.client
-    path = Path(infra.local_artifact(client, info.model_uri))
+    path = Path(infra.local_artifact(client, model_uri))
     assert (path / "MLmodel").exists() and path.is_relative_to(home.root)
     # Other URIs, and logged models the store does not know, are left to the fresh process.
     for uri in ("runs:/abc/model", "models:/loan_default/1", "models:/m-unknown", str(path)):

@@ -1,12 +1,17 @@
-"""Same data, spec and code give the same model; another seed gives another one."""
+"""Same data, spec and code give the same model; another seed gives another one; the check
+refits in a fresh process and catches what only differs across processes."""
 
 from __future__ import annotations
 
 import dataclasses
 
+import pandas as pd
+import pytest
+
 from ml_platform.features.tables import TableInfo
 from ml_platform.home import PlatformHome
-from ml_platform.training import train
+from ml_platform.spec import PipelineSpec
+from ml_platform.training import fitting, reproduce, train
 from ml_platform.training.tracking import Tracking
 from ml_platform_tests.training.helpers import training_spec
 
@@ -28,17 +33,58 @@ def test_two_trainings_on_the_same_inputs_are_identical(
     assert other.test_metrics != first.test_metrics
 
 
-def test_reproducibility_check_retrains_and_compares(
+def test_reproducibility_check_retrains_in_a_fresh_process_with_other_threads(
         home: PlatformHome, tracking: Tracking, training_set: TableInfo) -> None:
     spec = training_spec(n_trials=1)
     cand = train.train_candidate(spec, home, tracking, training_set, {})
-    same, again = train.check_reproducible(spec, cand)
-    assert same and again == cand.reproducibility_hash
+    assert cand.training_threads == reproduce.native_threads() >= 1
+    verdict = train.check_reproducible(spec, cand)
+    assert verdict.passed, verdict.description
+    assert verdict.retrained_hash == cand.reproducibility_hash and verdict.error is None
+    assert verdict.check_threads == reproduce.other_thread_count(cand.training_threads)
+    assert verdict.check_threads != cand.training_threads
     # A candidate whose recorded fingerprint does not match a retrain fails the check.
     tampered = dataclasses.replace(cand, reproducibility_hash="0" * 16)
-    assert train.check_reproducible(spec, tampered)[0] is False
+    assert train.check_reproducible(spec, tampered).passed is False
     # So does retraining under another seed (the estimator's random_state changes).
-    assert train.check_reproducible(training_spec(seed=8), cand)[0] is False
+    assert train.check_reproducible(training_spec(seed=8), cand).passed is False
+
+
+def _hash_order_spec() -> PipelineSpec:
+    spec = training_spec()
+    model = spec.model.model_copy(update={
+        "estimator": "ml_platform_tests.training.nondeterministic.HashOrderClassifier",
+        "params": {}, "search_space": {}})
+    return spec.model_copy(update={"model": model})
+
+
+def test_the_check_catches_an_estimator_that_differs_across_processes(
+        training_set: TableInfo, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)  # a fixed seed would hide the bug
+    spec = _hash_order_spec()
+    frame = pd.read_parquet(training_set.path)
+    recorded = fitting.reproducibility_hash(spec, frame, {})
+    # A refit in the same process (what the check used to do) cannot see it ...
+    assert fitting.reproducibility_hash(spec, frame, {}) == recorded
+    # ... a fresh process can.
+    verdict = reproduce.check(spec, training_set.path, {}, recorded, reproduce.native_threads())
+    assert verdict.error is None and verdict.retrained_hash is not None
+    assert not verdict.passed and verdict.retrained_hash != recorded
+    assert "not deterministic" in verdict.description
+
+
+def test_the_check_fails_when_the_retrain_does_not_answer_in_time(
+        training_set: TableInfo) -> None:
+    spec = training_spec()
+    verdict = reproduce.check(spec, training_set.path, {}, "0" * 16, 2, timeout=0.3)
+    assert not verdict.passed and verdict.retrained_hash is None
+    assert "no answer within" in (verdict.error or "") and verdict.seconds < 5
+
+
+def test_a_failing_retrain_reports_the_child_s_error(training_set: TableInfo) -> None:
+    verdict = reproduce.check(training_spec(), training_set.path + ".missing", {}, "0" * 16, 2)
+    assert not verdict.passed
+    assert "FileNotFoundError" in (verdict.error or "") or "No such file" in (verdict.error or "")
 
 
 def test_fixed_sample_ignores_row_order_and_index() -> None:

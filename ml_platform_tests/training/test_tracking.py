@@ -1,4 +1,5 @@
-"""The MLflow run has everything; with the tracking store down nothing trains or registers."""
+"""The MLflow run has everything, written through an explicit client (no fluent global state);
+with the tracking store down nothing trains or registers."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+from mlflow.entities import LoggedModelStatus
 from mlflow.tracking import MlflowClient
 
 from ml_platform.features.tables import TableInfo
 from ml_platform.home import PlatformHome
 from ml_platform.ingest.versioning import code_version
-from ml_platform.training import train
+from ml_platform.training import fitting, train
 from ml_platform.training.tracking import BackgroundWriter, Tracking, TrackingUnavailable
 from ml_platform_tests.helpers import materialize, small_spec
 from ml_platform_tests.training.helpers import training_spec
@@ -38,11 +40,16 @@ def test_the_run_has_every_param_metric_tag_input_and_signature(
         home: PlatformHome, tracking: Tracking, training_set: TableInfo,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(train, "SCHEMA_SAMPLE_ROWS", 50)  # the schema comes from a sample
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    global_uri = mlflow.get_tracking_uri()
     spec = training_spec(n_trials=3)
     cand = train.train_candidate(spec, home, tracking, training_set, DAGSTER_TAGS)
+    # Nothing global was touched: no active run, MLflow's URI and the environment as they were.
+    assert mlflow.active_run() is None and mlflow.get_tracking_uri() == global_uri
+    assert "MLFLOW_TRACKING_URI" not in os.environ
     client = MlflowClient(home.tracking_uri)
     run = client.get_run(cand.run_id)
-    split = train.training.time_split(train.pd.read_parquet(training_set.path), spec)
+    split = fitting.time_split(pd.read_parquet(training_set.path), spec)
     expected_params = {k: str(v) for k, v in train.run_params(spec, split).items()}
     expected_params |= {f"best.{k}": str(v) for k, v in cand.best_params.items()}
     assert run.data.params == expected_params
@@ -72,9 +79,17 @@ def test_the_run_has_every_param_metric_tag_input_and_signature(
     assert (json.loads(dataset_input.dataset.schema)["mlflow_colspec"]
             == json.loads(mlflow.data.from_pandas(frame).schema.to_json()))
 
-    info = mlflow.models.get_model_info(cand.model_uri)
+    info = mlflow.models.Model.load(tracking.local_model_dir(cand.model_uri))
     assert info.signature.inputs.input_names() == spec.features.all_columns
     assert info.saved_input_example_info is not None
+    # An MLflow 3 logged model, READY, output of the run, with the test metrics linked to it.
+    model_id = cand.model_uri.removeprefix("models:/")
+    logged = client.get_logged_model(model_id)
+    assert logged.status.to_proto() == LoggedModelStatus.READY.to_proto()
+    assert logged.source_run_id == cand.run_id and info.model_id == model_id
+    assert [o.model_id for o in run.outputs.model_outputs] == [model_id]
+    assert {m.key for m in logged.metrics} >= {f"test_{k}" for k in cand.test_metrics}
+    assert run.info.status == "FINISHED"
 
     artifacts = {a.path for a in client.list_artifacts(cand.run_id, "plots")}
     assert "plots/optimization_history.png" in artifacts
@@ -127,23 +142,29 @@ def test_background_writer_runs_calls_in_order_and_close_waits_for_all() -> None
     assert done == list(range(20))
 
 
-def test_a_failed_tracking_call_stops_training_and_is_reported() -> None:
+def test_a_failed_tracking_call_stops_training_and_is_reported_as_itself() -> None:
     ran: list[str] = []
     queued = threading.Event()
 
     def fail() -> None:
         queued.wait()
-        raise ConnectionError("store gone")
+        raise TrackingUnavailable("store gone")
 
     writer = BackgroundWriter()
     writer.submit(fail)
     writer.submit(lambda: ran.append("after"))
     queued.set()
-    with pytest.raises(TrackingUnavailable, match="ConnectionError: store gone"):
+    with pytest.raises(TrackingUnavailable, match="store gone"):
         writer.close()
     assert ran == []  # calls after a failure are not attempted
     with pytest.raises(TrackingUnavailable):  # the next trial's submit stops the search
         writer.submit(lambda: None)
+
+    # A deterministic error is not dressed up as an unreachable store.
+    writer = BackgroundWriter()
+    writer.submit(lambda: {}["missing"])
+    with pytest.raises(KeyError, match="missing"):
+        writer.close()
 
 
 def test_the_work_s_own_error_wins_over_a_tracking_error() -> None:
@@ -152,23 +173,31 @@ def test_the_work_s_own_error_wins_over_a_tracking_error() -> None:
         raise ValueError("training broke")
 
 
-def test_a_run_does_not_leave_its_store_as_the_users_tracking_uri(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """MLflow writes MLFLOW_TRACKING_URI when a store is set; the next run in the process (on
-    another home) must not read it as the user's override."""
+def test_two_stores_in_one_process_do_not_leak_into_each_other(
+        home: PlatformHome, training_set: TableInfo, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each Tracking writes only to its own store; the user's MLFLOW_TRACKING_URI and MLflow's
+    global URI stay what they were (the fluent API used to carry one run's store into the
+    next run in the process)."""
     from ml_platform.resources import PlatformResource
-    from ml_platform.training.tracking import user_tracking_uri_kept
-
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    with user_tracking_uri_kept():
-        mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'first-home.db'}")
-        assert "first-home" in os.environ["MLFLOW_TRACKING_URI"]
-    assert "MLFLOW_TRACKING_URI" not in os.environ
-    second = tmp_path / "second-home"
-    monkeypatch.setenv("ML_PLATFORM_HOME", str(second))
-    assert PlatformResource().tracking().tracking_uri.startswith(f"sqlite:///{second}")
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")  # the user's
-    with user_tracking_uri_kept():
-        mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'other.db'}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a leak fails fast
+    spec = training_spec(n_trials=1)
+    first = Tracking(home.tracking_uri, artifact_root=home.artifact_root)
+    other_uri = f"sqlite:///{tmp_path / 'other.db'}"
+    second = Tracking(other_uri, artifact_root=tmp_path / "other-artifacts")
+    a = train.train_candidate(spec, home, first, training_set, {})
+    b = train.train_candidate(spec, home, second, training_set, {})
     assert os.environ["MLFLOW_TRACKING_URI"] == "http://tracking.example:5000"
+    assert mlflow.get_tracking_uri() == "http://tracking.example:5000"
+    assert {r.info.run_id for r in MlflowClient(home.tracking_uri).search_runs(
+        [a.experiment_id], "attributes.run_name = 'loan_default-candidate'")} == {a.run_id}
+    assert [r.info.run_id for r in MlflowClient(other_uri).search_runs(
+        [b.experiment_id], "attributes.run_name = 'loan_default-candidate'")] == [b.run_id]
+    assert Path(second.local_model_dir(b.model_uri)).is_relative_to(tmp_path)
+
+    second_home = tmp_path / "second-home"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert PlatformResource(home=str(second_home)).tracking().tracking_uri.startswith(
+        f"sqlite:///{second_home}")
