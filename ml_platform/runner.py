@@ -23,7 +23,8 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
-from ml_platform.components.ml_pipeline import PIPELINE_TAG, training_job_name
+from ml_platform.components.common import pipeline_pool
+from ml_platform.components.ml_pipeline import training_job_name
 from ml_platform.home import activate_home
 from ml_platform.spec import PipelineSpec
 
@@ -109,13 +110,21 @@ def orphaned(run: dg.DagsterRun) -> bool:
     return pid is not None and host == socket.gethostname() and not psutil.pid_exists(int(pid))
 
 
+def holds_pool(run: dg.DagsterRun, pool: str) -> bool:
+    concurrency = run.run_op_concurrency
+    return concurrency is not None and pool in (concurrency.all_pools or [])
+
+
 def refuse_if_busy(instance: dg.DagsterInstance, pipeline: str) -> None:
-    """The instance's run queue allows one run per pipeline; a direct run honours that too. A
-    run left in progress by a killed `ml-platform run` is marked failed instead."""
-    busy = instance.get_run_records(
-        dg.RunsFilter(tags={PIPELINE_TAG: pipeline}, statuses=IN_PROGRESS), limit=20)
+    """The run queue lets one run per pipeline start (its pool, dagster.yaml); a direct run,
+    which does not queue, honours that too. A run left in progress by a killed
+    `ml-platform run` is marked failed instead."""
+    pool = pipeline_pool(pipeline)
+    busy = instance.get_run_records(dg.RunsFilter(statuses=IN_PROGRESS), limit=200)
     for record in busy:
         run = record.dagster_run
+        if not holds_pool(run, pool):
+            continue
         if not orphaned(run):
             raise PipelineBusy(f"run {run.run_id} of '{pipeline}' is {run.status.value}: wait "
                                f"for it to finish, or terminate it in the Dagster UI")

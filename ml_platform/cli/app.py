@@ -112,4 +112,8 @@ def mlflow_ui(port: int = 5000) -> None:
 
 
 def main() -> None:
+    # As an activated venv would: the tools installed beside this Python (dbt for dagster-dbt,
+    # dagster) come first for this command and every process it starts.
+    bin_dir = str(Path(sys.executable).parent)
+    os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
     app()

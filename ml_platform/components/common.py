@@ -16,6 +16,10 @@ STAGES = ("raw", "validated", "features", "training_set", "candidate_model",
           "evaluation_report", "registered_model")
 
 
+def pipeline_pool(pipeline: str) -> str:
+    return f"ml_platform-{pipeline}"
+
+
 def owners_of(spec: PipelineSpec) -> list[str]:
     """The spec's owner as a Dagster owner: an e-mail address, or a team."""
     if spec.owner in ("", "unknown"):
@@ -45,6 +49,13 @@ class Stage:
         spec_hash = hashlib.sha256(self.spec.model_dump_json().encode()).hexdigest()[:12]
         return f"{version('ml_platform')}-{spec_hash}"
 
+    @property
+    def pool(self) -> str:
+        """The Dagster pool of every asset of the pipeline. The instance's dagster.yaml limits
+        each pool to one run at a time (run granularity), whatever launched the run: a job, a
+        sensor, automation, or "Materialize" on any selection in the UI."""
+        return pipeline_pool(self.spec.name)
+
     def common(self, stage: str) -> dict[str, Any]:
         return {"key": self.key[stage], "group_name": self.spec.name, "owners": self.owners,
-                "tags": self.tags, "code_version": self.code_version}
+                "tags": self.tags, "code_version": self.code_version, "pool": self.pool}
