@@ -138,7 +138,9 @@ def run_pipeline(spec: PipelineSpec, console: Console, target: str = DEFINITIONS
     home = activate_home()
     job_name = training_job_name(spec.name)
     launch = str(uuid.uuid4())
-    job = dg.build_reconstructable_job("ml_platform.runner", "training_job", (target, job_name))
+    job = dg.build_reconstructable_job("ml_platform.runner", "training_job",
+                                       reconstructable_kwargs={"target": target,
+                                                               "job_name": job_name})
     console.print(f"running [bold]{spec.name}[/bold] ({job_name}) on home {home.root}")
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
@@ -165,11 +167,12 @@ def run_pipeline(spec: PipelineSpec, console: Console, target: str = DEFINITIONS
             follower.join()
 
 
-def _latest_metadata(instance: dg.DagsterInstance, key: str, run_id: str) -> dict[str, Any]:
-    event = instance.get_latest_materialization_event(dg.AssetKey(key))
-    if event is None or event.run_id != run_id:
-        return {}
-    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+def _run_metadata(instance: dg.DagsterInstance, key: str, run_id: str) -> dict[str, Any]:
+    """The metadata of ``key``'s materialization in ``run_id``, or {} if it has none."""
+    for record in instance.fetch_materializations(dg.AssetKey(key), limit=20).records:
+        if record.run_id == run_id and record.asset_materialization is not None:
+            return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+    return {}
 
 
 def _root_cause(event: Any) -> str:
@@ -186,10 +189,10 @@ def _root_cause(event: Any) -> str:
 def print_summary(spec: PipelineSpec, instance: dg.DagsterInstance, result: Any,
                   console: Console, seconds: float) -> None:
     n, run_id = spec.name, result.run_id
-    validated = _latest_metadata(instance, f"{n}_validated", run_id)
-    candidate = _latest_metadata(instance, f"{n}_candidate_model", run_id)
-    registered = _latest_metadata(instance, f"{n}_registered_model", run_id)
-    evaluation = _latest_metadata(instance, f"{n}_evaluation_report", run_id)
+    validated = _run_metadata(instance, f"{n}_validated", run_id)
+    candidate = _run_metadata(instance, f"{n}_candidate_model", run_id)
+    registered = _run_metadata(instance, f"{n}_registered_model", run_id)
+    evaluation = _run_metadata(instance, f"{n}_evaluation_report", run_id)
     checks = result.get_asset_check_evaluations()
     passed = [c for c in checks if c.passed]
     failed = [c for c in checks if not c.passed]

@@ -28,12 +28,12 @@ def handoff(instance: dg.DagsterInstance, key: dg.AssetKey, run_id: str | None,
               and HANDOFF in r.asset_materialization.metadata]
     own = [r for r in usable if r.run_id == run_id]
     newest = usable if run_id is None or fallback else []
-    chosen = (own or newest or [None])[0]
-    if chosen is None:
+    found = own or newest
+    if not found:
         where = f" in run {run_id}" if run_id and not fallback else ""
         raise dg.Failure(f"'{key.to_user_string()}' has no materialization{where} to hand "
                          f"over: materialize it (or its whole pipeline) first")
-    materialization = chosen.asset_materialization
+    materialization = found[0].asset_materialization
     assert materialization is not None
     return dict(materialization.metadata[HANDOFF].value)  # type: ignore[arg-type]
 
