@@ -43,11 +43,13 @@ def feature_assets(stage: Stage) -> list[dg.AssetsDefinition]:
 
     @dg.asset(ins={"validated": dg.AssetIn(key["validated"])}, deps=upstream,
               kinds={"duckdb", "sql"}, **stage.common("features"))
-    def features(platform: PlatformResource, validated: dict) -> dg.Output[dict]:
+    def features(context: dg.AssetExecutionContext, platform: PlatformResource,
+                 validated: dict) -> dg.Output[dict]:
         """Features per entity and event time (windowed aggregates as of each event), from the
         spec's declared SQL or its dbt model over this run's validated batch; also published
         as the Feast source the online store loads from."""
-        info = tables.build_features(spec, platform.platform_home(), Path(validated["path"]))
+        info = tables.build_features(spec, platform.platform_home(), Path(validated["path"]),
+                                     run_id=context.run.run_id)
         return dg.Output(info.to_dict(), data_version=dg.DataVersion(info.data_version),
                          metadata={"rows": info.rows, "columns": len(info.columns),
                                    "data_version": info.data_version,

@@ -9,7 +9,12 @@ from ml_platform.components.mlflow_tracking import MlflowTrackingResource
 from ml_platform.components.tags import run_tags
 from ml_platform.features.tables import TableInfo
 from ml_platform.resources import PlatformResource
-from ml_platform.training import train
+from ml_platform.training import recovery, train
+
+# A Dagster run in one of these may still own an MLflow run that is RUNNING.
+IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+               dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+               dg.DagsterRunStatus.CANCELING]
 
 
 def _metadata(stage: Stage, cand: train.Candidate) -> dict[str, Any]:
@@ -35,6 +40,13 @@ def training_assets(stage: Stage) -> list[Any]:
         handed downstream as its MLflow run id and model URI. Fails (and registers nothing) when
         the tracking store is unreachable."""
         tracking = platform.tracking()
+        # A killed run left its MLflow runs RUNNING: fail those whose Dagster run is over.
+        live = {r.dagster_run.run_id for r in context.instance.get_run_records(
+            dg.RunsFilter(statuses=IN_PROGRESS))} | {context.run_id}
+        for orphan in recovery.fail_orphaned_runs(tracking, spec.name, live):
+            context.log.warning(f"MLflow run {orphan.run_id} ({orphan.name}) of Dagster run "
+                                f"{orphan.dagster_run_id}, which is over, was RUNNING: "
+                                "marked FAILED")
         cand = train.train_candidate(spec, platform.platform_home(), tracking,
                                      TableInfo(**training_set), run_tags(context),
                                      open_run=mlflow.opener(context, tracking))

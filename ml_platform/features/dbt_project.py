@@ -1,7 +1,18 @@
-"""The dbt project of feature models (dbt_project/, dbt-duckdb on the embedded warehouse)."""
+"""The dbt project of feature models (dbt_project/, dbt-duckdb on the embedded warehouse).
+
+Every build replaces the models' tables in the one warehouse file, so a run must not read its
+feature model back from there: another run may have rebuilt it from another batch in between.
+Each build therefore copies the tables it made to parquet files of its own run
+(``warehouse/dbt_exports/<run id>/``) before the next build may start (builds take turns on
+the warehouse's lock), and a run's feature step reads its own run's copy.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -9,9 +20,11 @@ import pandas as pd
 
 from ml_platform.features.sql import _q, as_utc
 from ml_platform.home import PROJECT_ROOT, PlatformHome
+from ml_platform.ingest.io import atomic_path, duckdb_session, remove_stale_temp_files
 from ml_platform.spec import PipelineSpec
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+EXPORTS_KEPT = 8  # runs whose exports stay (more than the instance runs at once)
 
 
 def validated_var(pipeline: str) -> str:
@@ -24,11 +37,70 @@ def warehouse_db(home: PlatformHome) -> Path:
     return home.warehouse / "warehouse.duckdb"
 
 
-def read_model(spec: PipelineSpec, home: PlatformHome) -> pd.DataFrame:
-    """The pipeline's dbt feature model as a frame, checked against the spec's columns."""
-    model = spec.features.dbt_model
-    if model is None:
-        raise ValueError(f"pipeline '{spec.name}' declares no features.dbt_model")
+def export_dir(home: PlatformHome, run_id: str) -> Path:
+    """Where the build of run ``run_id`` left copies of its tables."""
+    return home.warehouse / "dbt_exports" / run_id
+
+
+@contextmanager
+def warehouse_lock(home: PlatformHome) -> Iterator[None]:
+    """One build (and its export) at a time: DuckDB lets a single process write the file, and
+    a second build would fail on the file's lock instead of waiting."""
+    lock = home.warehouse / ".warehouse.duckdb.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def export_tables(home: PlatformHome, run_id: str) -> list[Path]:
+    """Copy every table of the warehouse (the models materialized as tables) to parquet files
+    of run ``run_id``; call it right after the build, under :func:`warehouse_lock`."""
+    target = export_dir(home, run_id)
+    con = duckdb.connect(str(warehouse_db(home)), read_only=True)
+    written = []
+    try:
+        con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
+            "AND database_name = current_database()").fetchall()]
+        for table in tables:
+            with atomic_path(target / f"{table}.parquet") as tmp:
+                path = str(tmp).replace("'", "''")
+                con.execute(f"COPY main.{_q(table)} TO '{path}' "
+                            "(FORMAT parquet, USE_TMP_FILE false)")
+            written.append(target / f"{table}.parquet")
+    finally:
+        con.close()
+    _prune_exports(home, keep=target)
+    return written
+
+
+def _prune_exports(home: PlatformHome, keep: Path) -> None:
+    """Keep the newest runs' exports (a run still going reads its own); remove the rest, and
+    the temporary files of killed exports in those kept."""
+    runs = sorted((p for p in keep.parent.iterdir() if p.is_dir()),
+                  key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in runs[EXPORTS_KEPT:]:
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)
+    for kept in runs[:EXPORTS_KEPT]:
+        remove_stale_temp_files(kept)
+
+
+def _model_frame(spec: PipelineSpec, home: PlatformHome, model: str, run_id: str | None
+                 ) -> pd.DataFrame:
+    """The model's rows as built in run ``run_id``; the warehouse's current table when that run
+    did not build it (the dbt assets were not part of the run)."""
+    order = f"ORDER BY {_q(spec.entity_key)}, {_q(spec.event_timestamp)}"
+    export = export_dir(home, run_id) / f"{model}.parquet" if run_id else None
+    if export is not None and export.exists():
+        with duckdb_session() as session:
+            return session.execute(f"SELECT * FROM read_parquet(?) {order}",
+                                   [str(export)]).df()
     db = warehouse_db(home)
     if not db.exists():
         raise FileNotFoundError(f"dbt model '{model}' of '{spec.name}' has not been built: "
@@ -36,12 +108,21 @@ def read_model(spec: PipelineSpec, home: PlatformHome) -> pd.DataFrame:
     con = duckdb.connect(str(db), read_only=True)
     try:
         con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
-        frame = con.execute(f"SELECT * FROM main.{_q(model)} ORDER BY "
-                            f"{_q(spec.entity_key)}, {_q(spec.event_timestamp)}").df()
+        return con.execute(f"SELECT * FROM main.{_q(model)} {order}").df()
     except duckdb.CatalogException:
         raise FileNotFoundError(f"dbt model '{model}' of '{spec.name}' is not in {db}") from None
     finally:
         con.close()
+
+
+def read_model(spec: PipelineSpec, home: PlatformHome, run_id: str | None = None
+               ) -> pd.DataFrame:
+    """The pipeline's dbt feature model as a frame, as built in run ``run_id`` (see the module
+    docstring), checked against the spec's columns."""
+    model = spec.features.dbt_model
+    if model is None:
+        raise ValueError(f"pipeline '{spec.name}' declares no features.dbt_model")
+    frame = _model_frame(spec, home, model, run_id)
     needed = [spec.entity_key, spec.event_timestamp, *spec.features.numeric,
               *spec.features.categorical, *(a.name for a in spec.features.aggregates)]
     missing = [c for c in needed if c not in frame.columns]

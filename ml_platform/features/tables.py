@@ -41,11 +41,12 @@ class TableInfo:
         return asdict(self)
 
 
-def build_features(spec: PipelineSpec, home: PlatformHome, validated: Path) -> TableInfo:
+def build_features(spec: PipelineSpec, home: PlatformHome, validated: Path,
+                   run_id: str | None = None) -> TableInfo:
     """The offline feature table of the ``validated`` batch: the spec's declared SQL over it, or
     the dbt model the spec names (built from the same batch); published as the Feast source."""
     if spec.features.dbt_model:
-        frame = apply_custom(spec, read_model(spec, home))
+        frame = apply_custom(spec, read_model(spec, home, run_id))
     else:
         frame = compute_features(spec, validated)
     directory = home.pipeline_dir(spec.name) / "features"

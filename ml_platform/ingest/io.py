@@ -1,11 +1,20 @@
-"""Atomic file writes and content hashing shared by every stage."""
+"""Atomic file writes and content hashing shared by every stage.
+
+Every file is written to a temporary name beside its target and renamed into place, so a
+reader sees the old file or the new one, never half of one. A writer killed mid-write (SIGKILL,
+out of memory) leaves its temporary file behind; the name says whose it was
+(``.<target>.<host>-<pid>-<random>.tmp``), and the next writer in that directory removes the
+temporary files of writers on this host that are gone (:func:`remove_stale_temp_files`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import tempfile
+import re
+import secrets
+import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -14,15 +23,73 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import psutil
+
+TEMP_SUFFIX = ".tmp"
+# A process started this long after a temp file was last written cannot have written it.
+PID_REUSE_SLACK_SECONDS = 1.0
+_TEMP_NAME = re.compile(r"^\..*\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
+
+
+def _host() -> str:
+    """This machine, short: a pid means something only on the host (pid namespace) it ran on."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def temp_file(directory: Path, stem: str) -> Path:
+    """Create an empty temporary file in ``directory`` whose name carries this process's pid."""
+    directory.mkdir(parents=True, exist_ok=True)
+    while True:
+        path = directory / f".{stem}.{_host()}-{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            return path
+        except FileExistsError:
+            continue
+
+
+def _writer_gone(pid: int, written_at: float) -> bool:
+    """True when no process with ``pid`` runs here, or the one that does is a zombie or started
+    after the file was last written (the pid was reused)."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return True
+        return proc.create_time() > written_at + PID_REUSE_SLACK_SECONDS
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:  # exists but cannot be inspected (another user): assume it writes
+        return False
+
+
+def remove_stale_temp_files(directory: Path) -> list[Path]:
+    """Remove the temporary files in ``directory`` left by writers of this host that are gone;
+    files of live writers and of other hosts stay. Returns what was removed."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return removed
+    host = _host()
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None or match["host"] != host or int(match["pid"]) == os.getpid():
+            continue
+        try:
+            written_at = entry.stat(follow_symlinks=False).st_mtime
+            if _writer_gone(int(match["pid"]), written_at):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except FileNotFoundError:  # another writer removed it first
+            continue
+    return removed
 
 
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; move it into place only if the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp_path = Path(tmp)
+    remove_stale_temp_files(target.parent)
+    tmp_path = temp_file(target.parent, target.name)
     try:
         yield tmp_path
         os.replace(tmp_path, target)
@@ -52,9 +119,8 @@ def write_parquet_hashed(df: pd.DataFrame, directory: Path, name: Callable[[str]
     """Write ``df`` as parquet and take its ``frame_hash`` at the same time: the parquet
     encoder releases the GIL, so the hash runs beside it. The file, named ``name(hash)``
     under ``directory``, appears only once both have succeeded."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".parquet-", suffix=".tmp")
-    os.close(fd)
+    remove_stale_temp_files(directory)
+    tmp = temp_file(directory, "parquet")
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="write-parquet") as pool:
             written = pool.submit(df.to_parquet, tmp, index=False)
@@ -64,7 +130,7 @@ def write_parquet_hashed(df: pd.DataFrame, directory: Path, name: Callable[[str]
         os.replace(tmp, target)
         return target, version
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
 
 
 def write_json(data: Any, target: Path) -> Path:

@@ -9,17 +9,34 @@ Two append-only tables (triggers refuse UPDATE and DELETE):
 - ``decisions``: one row per decision (challenger, reject, promote, force_promote, rollback),
   naming the evidence rows it relied on.
 
-Writers serialise on the ledger database's write lock (``BEGIN IMMEDIATE``) and move the alias
-while holding it, so racing promotions leave exactly one champion and a consistent ledger. The
-champion is whatever the ledger's decisions replay to; the registry alias mirrors it, and
-:meth:`PromotionLedger.consistency` reports any drift (an alias moved outside the ledger).
+Writers serialise on a lock file beside the database (``flock``, released by the kernel when a
+writer dies) and on the database's write lock (``BEGIN IMMEDIATE``), so racing promotions leave
+exactly one champion and a consistent ledger. The champion is whatever the ledger's decisions
+replay to; the registry alias mirrors it, and :meth:`PromotionLedger.consistency` reports any
+drift (an alias moved outside the ledger).
+
+Crash safety. The registry is another store, so moving an alias and recording the decision
+cannot be one transaction. A write that moves an alias therefore commits an *intent* first
+(``intents``: the alias, where it points now, where it will point, and the decision to record),
+then moves the alias, then records the decision with the intent's *outcome*
+(``intent_outcomes``) in one transaction. A writer killed in between leaves an intent with no
+outcome; the next write (any of them, under the lock, so no live writer can be mid-way) reads
+the alias and reconciles (:meth:`PromotionLedger.reconcile`): if it points where the intent
+said, the move happened and the decision is recorded (``completed``: serving may already have
+loaded that version, so it is not moved back); if it still points where it did, nothing
+happened (``rolled_back``); anything else was moved outside the ledger (``abandoned``, and
+:meth:`~PromotionLedger.consistency` reports the drift). All four tables are append-only.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
 import getpass
 import json
+import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -60,9 +77,38 @@ CREATE TABLE IF NOT EXISTS decisions (
     forced INTEGER NOT NULL DEFAULT 0,
     evidence_ids TEXT NOT NULL DEFAULT '[]'
 );
+CREATE TABLE IF NOT EXISTS intents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    pipeline TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    alias_from TEXT,
+    action TEXT NOT NULL,
+    version TEXT NOT NULL,
+    previous_champion TEXT,
+    actor TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    forced INTEGER NOT NULL DEFAULT 0,
+    evidence_ids TEXT NOT NULL DEFAULT '[]',
+    writer TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS intent_outcomes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    intent_id INTEGER NOT NULL UNIQUE REFERENCES intents (id),
+    resolved_at TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    decision_id INTEGER REFERENCES decisions (id),
+    resolved_by TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
 CREATE INDEX IF NOT EXISTS evidence_by_version ON evidence (pipeline, version, kind);
 CREATE INDEX IF NOT EXISTS decisions_by_pipeline ON decisions (pipeline, id);
 """
+APPEND_ONLY_TABLES = ("evidence", "decisions", "intents", "intent_outcomes")
+LOCK_TIMEOUT_SECONDS = 120.0
+# Intent outcomes: the writer finished; or, reconciled after the writer stopped part-way, the
+# alias had moved (decision recorded), had not (nothing to record), or was moved by someone else.
+DONE, COMPLETED, ROLLED_BACK, ABANDONED = "done", "completed", "rolled_back", "abandoned"
 _APPEND_ONLY = """
 CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table}
 BEGIN SELECT RAISE(ABORT, 'the promotion ledger is append-only'); END;
@@ -87,6 +133,37 @@ class Evidence:
     summary: str
     actor: str
     payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A decision that moves ``alias`` from ``alias_from`` to ``version``, committed before the
+    move; its outcome is recorded once the move is known to have happened or not."""
+
+    id: int
+    created_at: str
+    pipeline: str
+    alias: str
+    alias_from: str | None
+    action: str
+    version: str
+    previous_champion: str | None
+    actor: str
+    reason: str
+    forced: bool
+    evidence_ids: list[int]
+    writer: str
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """How reconciliation closed an intent its writer left open."""
+
+    intent: Intent
+    outcome: str
+    alias_found: str | None
+    decision: Decision | None
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -118,6 +195,11 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _writer() -> str:
+    """Who holds an intent: enough to find the process in logs after it died."""
+    return f"{os.uname().nodename}:{os.getpid()}"
+
+
 def champion_stack(decisions: Sequence[Decision]) -> list[str]:
     """Replay promotions and rollbacks: the last item is the champion, the one before it is
     where a rollback goes."""
@@ -138,8 +220,8 @@ class PromotionLedger:
         self.required_evidence = tuple(required_evidence)
         path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as con:
-            con.executescript(_SCHEMA + _APPEND_ONLY.format(table="evidence")
-                              + _APPEND_ONLY.format(table="decisions"))
+            con.executescript(_SCHEMA + "".join(_APPEND_ONLY.format(table=t)
+                                                for t in APPEND_ONLY_TABLES))
             columns = {row[1] for row in con.execute("PRAGMA table_info(decisions)")}
         if "evidence_ids" not in columns:  # a ledger from before the evidence table
             raise RuntimeError(f"the promotion ledger {path} has an older schema (no "
@@ -150,9 +232,43 @@ class PromotionLedger:
         con.execute("PRAGMA journal_mode=WAL")
         return con
 
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    @contextmanager
+    def _exclusive(self, shared: bool = False) -> Iterator[None]:
+        """The writers' lock, held across an intent, its alias move and its outcome (two
+        database transactions with a registry call between them). Readers that must not see a
+        write half-way take it shared. The kernel releases it when its holder dies, so an
+        intent without an outcome found under this lock belongs to a writer that stopped."""
+        with self.lock_path.open("a+b") as fh:
+            deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+            mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+            while True:
+                try:
+                    fcntl.flock(fh, mode | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"the promotion ledger {self.path} stayed locked "
+                                           f"for {LOCK_TIMEOUT_SECONDS:.0f} s") from None
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @contextmanager
+    def _writing(self, actor: str) -> Iterator[None]:
+        """A ledger write: the writers' lock, after reconciling what a stopped writer left."""
+        with self._exclusive():
+            self._reconcile_open(actor)
+            yield
+
     @contextmanager
     def _locked(self) -> Iterator[sqlite3.Connection]:
-        """One writer at a time across processes: the registry is read and moved under it."""
+        """One database transaction holding its write lock (callers hold ``_exclusive``)."""
         con = self._connect()
         try:
             con.execute("BEGIN IMMEDIATE")
@@ -205,32 +321,34 @@ class PromotionLedger:
         """Record evidence about a version (or a candidate run not registered, version None).
         Any step may add its own ``kind``; promotion requires the kinds in
         ``required_evidence``."""
-        with self._locked() as con:
+        actor = actor or default_actor()
+        with self._writing(actor), self._locked() as con:
             cur = con.execute(
                 "INSERT INTO evidence (recorded_at, pipeline, version, run_id, kind, passed, "
                 "summary, actor, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (_now(), pipeline, version, run_id, kind, int(passed), summary,
-                 actor or default_actor(), json.dumps(payload or {}, default=str,
+                 actor, json.dumps(payload or {}, default=str,
                                                       sort_keys=True)))
             return int(cur.lastrowid or 0)
 
     def record(self, pipeline: str, action: str, version: str | None, reason: str,
                evidence_ids: Sequence[int] = (), actor: str | None = None) -> Decision:
         """Append a decision that moves no alias (a rejected candidate, ...)."""
-        with self._locked() as con:
+        actor = actor or default_actor()
+        with self._writing(actor), self._locked() as con:
             return self._append(con, pipeline, action, version, self._champion(con, pipeline),
-                                actor or default_actor(), reason, False, evidence_ids)
+                                actor, reason, False, evidence_ids)
 
     def register_challenger(self, pipeline: str, version: str, evidence_ids: Sequence[int],
                             actor: str = "pipeline") -> Decision:
         """Point ``challenger`` at a version whose offline gates passed."""
-        with self._locked() as con:
-            self._require_passed(con, pipeline, version, (OFFLINE_GATES,))
-            decision = self._append(con, pipeline, "challenger", version,
-                                    self._champion(con, pipeline), actor, "passed its gates",
-                                    False, evidence_ids)
-            self._set_alias(pipeline, CHALLENGER, version)
-            return decision
+        with self._writing(actor):
+            with self._locked() as con:
+                self._require_passed(con, pipeline, version, (OFFLINE_GATES,))
+                intent = self._intend(con, pipeline, CHALLENGER, "challenger", version,
+                                      self._champion(con, pipeline), actor, "passed its gates",
+                                      False, evidence_ids)
+            return self._carry_out(intent)
 
     # -- promotion -------------------------------------------------------------------------
     def _require_passed(self, con: sqlite3.Connection, pipeline: str, version: str,
@@ -292,41 +410,131 @@ class PromotionLedger:
         if not reason.strip():
             raise PromotionRefused("a promotion needs a reason")
         self._require_version(pipeline, version)
-        with self._locked() as con:
-            ids = self._unless_forced(
-                lambda: self._require_passed(con, pipeline, version, self.required_evidence),
-                force, [])
-            previous = self._unless_forced(lambda: self._check_registry(con, pipeline), force,
-                                           self._alias(pipeline, CHAMPION))
-            if expect_champion is not False and previous != expect_champion:
-                raise PromotionRefused(
-                    f"the champion of '{pipeline}' is now {_v(previous)}, not "
-                    f"{_v(expect_champion)} "
-                    "that the candidate was compared with; it stays a challenger")
-            if previous == version and self._champion(con, pipeline) == version:
-                raise PromotionRefused(f"version {version} is already the champion")
-            decision = self._append(con, pipeline, "force_promote" if force else "promote",
-                                    version, previous, actor or default_actor(), reason, force,
-                                    [*ids, *extra_evidence])
-            self._set_alias(pipeline, CHAMPION, version)
-            if self._alias(pipeline, CHALLENGER) == version:
-                self._drop_alias(pipeline, CHALLENGER)
-            return decision
+        actor = actor or default_actor()
+        with self._writing(actor):
+            with self._locked() as con:
+                intent = self._promotion_intent(con, pipeline, version, reason, actor, force,
+                                                expect_champion, extra_evidence)
+            return self._carry_out(intent)
+
+    def _promotion_intent(self, con: sqlite3.Connection, pipeline: str, version: str,
+                          reason: str, actor: str, force: bool,
+                          expect_champion: str | None | bool, extra_evidence: Sequence[int]
+                          ) -> Intent:
+        """Check a promotion's preconditions and record its intent (or refuse)."""
+        ids = self._unless_forced(
+            lambda: self._require_passed(con, pipeline, version, self.required_evidence),
+            force, [])
+        previous = self._unless_forced(lambda: self._check_registry(con, pipeline), force,
+                                       self._alias(pipeline, CHAMPION))
+        if expect_champion is not False and previous != expect_champion:
+            raise PromotionRefused(
+                f"the champion of '{pipeline}' is now {_v(previous)}, not "
+                f"{_v(expect_champion)} "
+                "that the candidate was compared with; it stays a challenger")
+        if previous == version and self._champion(con, pipeline) == version:
+            raise PromotionRefused(f"version {version} is already the champion")
+        return self._intend(con, pipeline, CHAMPION, "force_promote" if force else "promote",
+                            version, previous, actor, reason, force, [*ids, *extra_evidence],
+                            alias_from=previous)
 
     def rollback(self, pipeline: str, reason: str, actor: str | None = None) -> Decision:
         """Champion back to the previous champion (the ledger's promotion stack)."""
         if not reason.strip():
             raise PromotionRefused("a rollback needs a reason")
+        actor = actor or default_actor()
+        with self._writing(actor):
+            with self._locked() as con:
+                current = self._check_registry(con, pipeline)
+                stack = champion_stack(self._decisions(con, "pipeline = ?", (pipeline,)))
+                if len(stack) < 2:
+                    raise PromotionRefused(f"'{pipeline}' has no previous champion to roll "
+                                           "back to")
+                intent = self._intend(con, pipeline, CHAMPION, "rollback", stack[-2], current,
+                                      actor, reason, alias_from=current)
+            return self._carry_out(intent)
+
+    # -- intents: an alias move that survives its writer -----------------------------------
+    def _intend(self, con: sqlite3.Connection, pipeline: str, alias: str, action: str,
+                version: str, previous: str | None, actor: str, reason: str,
+                forced: bool = False, evidence_ids: Sequence[int] = (),
+                alias_from: str | None | bool = False) -> Intent:
+        """Record the intent to point ``alias`` at ``version`` (committed with ``con``'s
+        transaction, before the alias moves). ``alias_from`` is where it points now, if the
+        caller already read it."""
+        if alias_from is False:
+            alias_from = self._alias(pipeline, alias)
+        cur = con.execute(
+            "INSERT INTO intents (created_at, pipeline, alias, alias_from, action, version, "
+            "previous_champion, actor, reason, forced, evidence_ids, writer) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (_now(), pipeline, alias, alias_from, action, version, previous, actor, reason,
+             int(forced), json.dumps(list(evidence_ids)), _writer()))
+        return self._intents(con, "id = ?", (cur.lastrowid,))[0]
+
+    def _follow_up(self, intent: Intent) -> None:
+        """What a move entails besides the alias: a promoted challenger stops being one."""
+        if intent.action in PROMOTING and self._alias(intent.pipeline,
+                                                      CHALLENGER) == intent.version:
+            self._drop_alias(intent.pipeline, CHALLENGER)
+
+    def _carry_out(self, intent: Intent) -> Decision:
+        """Move the alias, then record the decision and the intent's outcome at once."""
+        self._set_alias(intent.pipeline, intent.alias, intent.version)
+        self._follow_up(intent)
         with self._locked() as con:
-            current = self._check_registry(con, pipeline)
-            stack = champion_stack(self._decisions(con, "pipeline = ?", (pipeline,)))
-            if len(stack) < 2:
-                raise PromotionRefused(f"'{pipeline}' has no previous champion to roll back to")
-            target = stack[-2]
-            decision = self._append(con, pipeline, "rollback", target, current,
-                                    actor or default_actor(), reason)
-            self._set_alias(pipeline, CHAMPION, target)
-            return decision
+            return self._close(con, intent, DONE, intent.actor, "")
+
+    def _close(self, con: sqlite3.Connection, intent: Intent, outcome: str, resolved_by: str,
+               detail: str) -> Decision:
+        """Record the intent's decision and its outcome (one transaction)."""
+        reason = intent.reason if outcome == DONE else \
+            f"{intent.reason} [completed by reconciliation of intent #{intent.id}: {detail}]"
+        decision = self._append(con, intent.pipeline, intent.action, intent.version,
+                                intent.previous_champion, intent.actor, reason, intent.forced,
+                                intent.evidence_ids)
+        self._outcome(con, intent, outcome, resolved_by, detail, decision.id)
+        return decision
+
+    def _outcome(self, con: sqlite3.Connection, intent: Intent, outcome: str,
+                 resolved_by: str, detail: str, decision_id: int | None = None) -> None:
+        con.execute(
+            "INSERT INTO intent_outcomes (intent_id, resolved_at, outcome, decision_id, "
+            "resolved_by, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            (intent.id, _now(), outcome, decision_id, resolved_by, detail))
+
+    def _resolve(self, intent: Intent, resolved_by: str) -> Resolution:
+        """Close an intent whose writer stopped, from where the registry alias points now."""
+        found = self._alias(intent.pipeline, intent.alias)
+        move = (f"'{intent.alias}' {_v(intent.alias_from)} -> {_v(intent.version)} "
+                f"({intent.action} by {intent.actor}, writer {intent.writer})")
+        decision = None
+        with self._locked() as con:
+            if found == intent.version:
+                self._follow_up(intent)
+                detail = f"the writer stopped after moving {move}"
+                outcome, decision = COMPLETED, self._close(con, intent, COMPLETED, resolved_by,
+                                                           detail)
+            elif found == intent.alias_from:
+                outcome, detail = ROLLED_BACK, f"the writer stopped before moving {move}"
+                self._outcome(con, intent, outcome, resolved_by, detail)
+            else:
+                outcome = ABANDONED
+                detail = (f"the writer stopped while moving {move}, and the alias now points "
+                          f"at {_v(found)}: moved outside the ledger")
+                self._outcome(con, intent, outcome, resolved_by, detail)
+        return Resolution(intent, outcome, found, decision, detail)
+
+    def _reconcile_open(self, actor: str) -> list[Resolution]:
+        """Close every open intent (callers hold the writers' lock)."""
+        with closing(self._connect()) as con:
+            stranded = self._open_intents(con)
+        return [self._resolve(intent, f"reconcile:{actor}") for intent in stranded]
+
+    def reconcile(self, actor: str | None = None) -> list[Resolution]:
+        """Close the intents of writers that stopped part-way (every write does this first)."""
+        with self._exclusive():
+            return self._reconcile_open(actor or default_actor())
 
     # -- reads -----------------------------------------------------------------------------
     def _decisions(self, con: sqlite3.Connection, where: str, args: tuple[Any, ...]
@@ -336,6 +544,41 @@ class PromotionLedger:
             f"reason, forced, evidence_ids FROM decisions WHERE {where} ORDER BY id",
             args).fetchall()
         return [Decision(*r[:8], bool(r[8]), json.loads(r[9])) for r in rows]
+
+    def _intents(self, con: sqlite3.Connection, where: str, args: tuple[Any, ...]
+                 ) -> list[Intent]:
+        fields = [f.name for f in dataclasses.fields(Intent)]
+        rows = con.execute(f"SELECT {', '.join(fields)} FROM intents WHERE {where} ORDER BY id",
+                           args).fetchall()
+        intents = []
+        for row in rows:
+            values = dict(zip(fields, row, strict=True))
+            values.update(forced=bool(values["forced"]),
+                          evidence_ids=json.loads(values["evidence_ids"]))
+            intents.append(Intent(**values))
+        return intents
+
+    def _open_intents(self, con: sqlite3.Connection, pipeline: str | None = None
+                      ) -> list[Intent]:
+        where = "id NOT IN (SELECT intent_id FROM intent_outcomes)"
+        if pipeline is None:
+            return self._intents(con, where, ())
+        return self._intents(con, where + " AND pipeline = ?", (pipeline,))
+
+    def open_intents(self, pipeline: str | None = None) -> list[Intent]:
+        """Intents with no outcome: a write in flight, or one whose writer stopped."""
+        with closing(self._connect()) as con:
+            return self._open_intents(con, pipeline)
+
+    def intent_outcomes(self, pipeline: str) -> list[tuple[Intent, str, str]]:
+        """Every closed intent of ``pipeline`` with its outcome and detail, oldest first."""
+        with closing(self._connect()) as con:
+            rows = con.execute(
+                "SELECT intent_id, outcome, detail FROM intent_outcomes WHERE intent_id IN "
+                "(SELECT id FROM intents WHERE pipeline = ?) ORDER BY id", (pipeline,)
+            ).fetchall()
+            intents = {i.id: i for i in self._intents(con, "pipeline = ?", (pipeline,))}
+        return [(intents[r[0]], r[1], r[2]) for r in rows]
 
     def history(self, pipeline: str) -> list[Decision]:
         with closing(self._connect()) as con:
@@ -356,11 +599,17 @@ class PromotionLedger:
             return self._champion(con, pipeline)
 
     def consistency(self, pipeline: str) -> list[str]:
-        """Problems between the ledger and the registry (empty when they agree)."""
+        """Problems between the ledger and the registry (empty when they agree). Waits for a
+        write in flight, so an intent still open here is one whose writer stopped."""
         problems = []
-        ledger_champion, registry_champion = self.champion(pipeline), self._alias(pipeline,
-                                                                                  CHAMPION)
+        with self._exclusive(shared=True):
+            ledger_champion, registry_champion = self.champion(pipeline), self._alias(
+                pipeline, CHAMPION)
+            stranded = self.open_intents(pipeline)
         if ledger_champion != registry_champion:
             problems.append(f"champion: ledger {_v(ledger_champion)}, registry "
                             f"{_v(registry_champion)}")
+        problems += [f"unfinished intent #{i.id}: {i.action} moving '{i.alias}' "
+                     f"{_v(i.alias_from)} -> {_v(i.version)} by {i.actor} (writer {i.writer}, "
+                     f"{i.created_at}); the next ledger write reconciles it" for i in stranded]
         return problems

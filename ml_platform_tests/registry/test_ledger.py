@@ -135,7 +135,8 @@ def test_ledger_is_append_only_and_detects_alias_drift(
     ledger.promote(MODEL, v1, "first")
     with sqlite3.connect(home.ledger_db) as con:
         for sql in ("UPDATE decisions SET version = '2'", "DELETE FROM decisions",
-                    "DELETE FROM evidence"):
+                    "DELETE FROM evidence", "UPDATE intents SET version = '2'",
+                    "DELETE FROM intents", "DELETE FROM intent_outcomes"):
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 con.execute(sql)
     tracking.client.set_registered_model_alias(MODEL, CHAMPION, v2)  # behind the ledger's back
@@ -144,6 +145,151 @@ def test_ledger_is_append_only_and_detects_alias_drift(
         ledger.rollback(MODEL, "x")
     with pytest.raises(PromotionRefused, match="moved outside the ledger"):
         ledger.promote(MODEL, v1, "x")
+
+
+class Crash(BaseException):
+    """Stands in for SIGKILL inside one process: nothing after the raise runs, the open
+    transaction rolls back and the lock file is released, as the kernel does for a killed
+    writer. (test_crash_safety.py kills real processes.)"""
+
+
+def _crash_on_alias(ledger: PromotionLedger, monkeypatch: pytest.MonkeyPatch, alias: str,
+                    after_move: bool) -> None:
+    """The writer dies when it moves ``alias``: just before the registry call, or just after."""
+    real = ledger._set_alias
+
+    def set_alias(model: str, name: str, version: str) -> None:
+        if name == alias and not after_move:
+            raise Crash(f"killed before moving {name}")
+        real(model, name, version)
+        if name == alias:
+            raise Crash(f"killed after moving {name}")
+
+    monkeypatch.setattr(ledger, "_set_alias", set_alias)
+
+
+def _outcomes(ledger: PromotionLedger) -> list[str]:
+    return [outcome for _, outcome, _ in ledger.intent_outcomes(MODEL)]
+
+
+def test_an_intent_is_committed_before_the_alias_moves_and_closed_with_the_decision(
+        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    v1, = _versions(tracking, home, 1)
+    _passed(ledger, v1)
+    seen: list[list[str]] = []
+    real = ledger._set_alias
+
+    def set_alias(model: str, name: str, version: str) -> None:
+        # What another process sees at the moment the registry is called.
+        seen.append([f"{i.alias}->{i.version}" for i in
+                     PromotionLedger(home.ledger_db, tracking).open_intents(MODEL)])
+        real(model, name, version)
+
+    monkeypatch.setattr(ledger, "_set_alias", set_alias)
+    ledger.register_challenger(MODEL, v1, [])
+    ledger.promote(MODEL, v1, "first")
+    assert seen == [["challenger->" + v1], ["champion->" + v1]]
+    assert ledger.open_intents() == []
+    assert _outcomes(ledger) == ["done", "done"]
+    _assert_consistent(ledger, tracking, v1)
+
+
+def test_a_writer_stopped_before_moving_the_alias_is_rolled_back(
+        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    v1, v2 = _versions(tracking, home, 2)
+    for v in (v1, v2):
+        _passed(ledger, v)
+    ledger.promote(MODEL, v1, "first")
+    _crash_on_alias(ledger, monkeypatch, CHAMPION, after_move=False)
+    with pytest.raises(Crash):
+        ledger.promote(MODEL, v2, "beat v1", expect_champion=v1)
+
+    after = PromotionLedger(home.ledger_db, tracking)  # the next process
+    [stranded] = after.open_intents(MODEL)
+    assert (stranded.alias, stranded.alias_from, stranded.version) == (CHAMPION, v1, v2)
+    [problem] = after.consistency(MODEL)  # the alias did not move, but the intent is open
+    assert problem.startswith(f"unfinished intent #{stranded.id}: promote moving 'champion'")
+    after.add_evidence(MODEL, v2, "shadow", True, "any write reconciles first")
+    assert after.open_intents() == [] and _outcomes(after) == ["done", "rolled_back"]
+    _assert_consistent(after, tracking, v1)
+    assert [d.action for d in after.history(MODEL)] == ["promote"]
+    after.promote(MODEL, v2, "beat v1, again", expect_champion=v1)  # nothing left in the way
+    _assert_consistent(after, tracking, v2)
+
+
+def test_a_writer_stopped_after_moving_the_alias_is_completed(
+        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    v1, v2 = _versions(tracking, home, 2)
+    for v in (v1, v2):
+        _passed(ledger, v)
+    ledger.promote(MODEL, v1, "first")
+    ledger.register_challenger(MODEL, v2, [])
+    _crash_on_alias(ledger, monkeypatch, CHAMPION, after_move=True)
+    with pytest.raises(Crash):
+        ledger.promote(MODEL, v2, "beat v1", actor="pipeline:run-1", expect_champion=v1)
+
+    after = PromotionLedger(home.ledger_db, tracking)
+    problems = after.consistency(MODEL)
+    assert problems[0] == f"champion: ledger v{v1}, registry v{v2}"
+    assert problems[1].startswith("unfinished intent #")
+    [resolution] = after.reconcile(actor="user:oncall")
+    assert (resolution.outcome, resolution.alias_found) == ("completed", v2)
+    decision = resolution.decision
+    assert decision is not None
+    assert (decision.action, decision.version, decision.previous_champion, decision.actor) == (
+        "promote", v2, v1, "pipeline:run-1")
+    assert "completed by reconciliation" in decision.reason
+    _assert_consistent(after, tracking, v2)
+    # The promotion's follow-up ran too: a champion is no longer the challenger.
+    assert tracking.version_by_alias(MODEL, CHALLENGER) is None
+    assert after.reconcile() == []  # idempotent
+    after.rollback(MODEL, "the replayed stack has v2 on top of v1")
+    _assert_consistent(after, tracking, v1)
+
+
+def test_an_interrupted_challenger_and_rollback_are_reconciled(
+        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    v1, v2, v3 = _versions(tracking, home, 3)
+    for v in (v1, v2, v3):
+        _passed(ledger, v)
+    ledger.promote(MODEL, v1, "first")
+    ledger.promote(MODEL, v2, "second")
+    with monkeypatch.context() as patch:
+        _crash_on_alias(ledger, patch, CHALLENGER, after_move=True)
+        with pytest.raises(Crash):
+            ledger.register_challenger(MODEL, v3, [])
+    with monkeypatch.context() as patch:
+        _crash_on_alias(ledger, patch, CHAMPION, after_move=True)
+        with pytest.raises(Crash):  # reconciles the challenger first, then dies itself
+            ledger.rollback(MODEL, "v2 misbehaves")
+    assert _outcomes(ledger) == ["done", "done", "completed"]
+    [resolution] = ledger.reconcile()
+    assert resolution.outcome == "completed" and resolution.intent.action == "rollback"
+    _assert_consistent(ledger, tracking, v1)
+    assert getattr(tracking.version_by_alias(MODEL, CHALLENGER), "version", None) == int(v3)
+    assert [d.action for d in ledger.history(MODEL)] == ["promote", "promote", "challenger",
+                                                         "rollback"]
+
+
+def test_an_alias_moved_by_someone_else_meanwhile_is_left_and_reported(
+        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    v1, v2, v3 = _versions(tracking, home, 3)
+    for v in (v1, v2):
+        _passed(ledger, v)
+    ledger.promote(MODEL, v1, "first")
+    _crash_on_alias(ledger, monkeypatch, CHAMPION, after_move=False)
+    with pytest.raises(Crash):
+        ledger.promote(MODEL, v2, "beat v1")
+    tracking.client.set_registered_model_alias(MODEL, CHAMPION, v3)  # behind the ledger's back
+    [resolution] = PromotionLedger(home.ledger_db, tracking).reconcile()
+    assert resolution.outcome == "abandoned" and "moved outside the ledger" in resolution.detail
+    # Neither guessed nor hidden: the drift is reported, and fixing it takes a forced promotion.
+    assert ledger.consistency(MODEL) == [f"champion: ledger v{v1}, registry v{v3}"]
 
 
 def _race(db: str, uri: str, version: str, expect: str | None, barrier: object,

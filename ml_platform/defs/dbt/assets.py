@@ -12,7 +12,13 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from ml_platform.components.handoff import handoff
-from ml_platform.features.dbt_project import DBT_PROJECT_DIR, validated_var
+from ml_platform.features.dbt_project import (
+    DBT_PROJECT_DIR,
+    export_tables,
+    validated_var,
+    warehouse_lock,
+)
+from ml_platform.home import platform_home
 
 PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 # `dagster dev` parses the project on load; elsewhere `make` parses it whenever a dbt file
@@ -49,9 +55,13 @@ def batch_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
 @dbt_assets(manifest=PROJECT.manifest_path, project=PROJECT,
             dagster_dbt_translator=FeatureModelTranslator())
 def dbt_feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
-    """Staging and feature models on the warehouse (`dbt build`: models and tests)."""
-    yield from dbt.cli(["build", "--vars", json.dumps(batch_vars(context))],
-                       context=context).stream()
+    """Staging and feature models on the warehouse (`dbt build`: models and tests); the tables
+    built are copied for this run's feature steps before another build may replace them."""
+    home = platform_home()  # the warehouse dbt's profile names (ML_PLATFORM_HOME)
+    with warehouse_lock(home):
+        yield from dbt.cli(["build", "--vars", json.dumps(batch_vars(context))],
+                           context=context).stream()
+        export_tables(home, context.run.run_id)
 
 
 @dg.definitions
