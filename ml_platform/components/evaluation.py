@@ -53,10 +53,12 @@ def evaluation_assets(stage: Stage) -> list[dg.AssetsDefinition]:
         cand = train.Candidate(**candidate_model)
         lineage = {"feature_service": training_set.get("feature_service"),
                    "dagster_run_id": context.run.run_id, "code_version": code_version()}
+        ledger = platform.ledger()
         report = evaluate.evaluate(spec, platform.platform_home(), platform.tracking(), cand,
-                                   Path(training_set["path"]), lineage)
+                                   Path(training_set["path"]), lineage,
+                                   champion_version=ledger.champion(spec.name))
         if not report.passed:
-            register.record_rejection(spec, platform.ledger(), report,
+            register.record_rejection(spec, ledger, report,
                                       register.pipeline_actor(run_tags(context)))
         yield dg.Output({"report": str(Path(report.report_dir) / "evaluation.json"),
                          "passed": report.passed, "mlflow_run_id": cand.run_id},

@@ -57,7 +57,7 @@ def feature_assets(stage: Stage) -> list[dg.AssetsDefinition]:
 
     @dg.asset(key=registry_key(stage), deps=[key["features"]], kinds={"feast"},
               group_name=spec.name, owners=stage.owners, tags=stage.tags,
-              code_version=stage.code_version)
+              code_version=stage.code_version, pool=stage.pool)
     def feature_registry(platform: PlatformResource) -> dg.MaterializeResult:
         """`feast apply` of this pipeline's entity, feature view and current feature service
         (`<pipeline>_v<N>`, the train/serve contract); metadata records the registry state."""
@@ -95,7 +95,7 @@ def feature_assets(stage: Stage) -> list[dg.AssetsDefinition]:
     @dg.asset(key=online, deps=[key["features"], registry_key(stage)], kinds={"feast", "sqlite"},
               automation_condition=dg.AutomationCondition.eager(), check_specs=[skew_check],
               group_name=spec.name, owners=stage.owners, tags=stage.tags,
-              code_version=stage.code_version)
+              code_version=stage.code_version, pool=stage.pool)
     def online_features(platform: PlatformResource, config: OnlineWindow) -> Iterator[Any]:
         """Latest feature vector per entity in the online store, loaded with Feast's
         `materialize` incrementally from the last watermark; an older window never overwrites

@@ -53,7 +53,7 @@ def training_assets(stage: Stage) -> list[Any]:
         return dg.Output(cand.to_dict(), metadata=_metadata(stage, cand))
 
     @dg.asset_check(asset=key["candidate_model"], blocking=True,
-                    name="candidate_model_is_reproducible")
+                    name="candidate_model_is_reproducible", pool=stage.pool)
     def candidate_model_is_reproducible(platform: PlatformResource, candidate_model: dict
                                         ) -> dg.AssetCheckResult:
         """Retrains on the candidate's fixed sample with the chosen parameters in a fresh

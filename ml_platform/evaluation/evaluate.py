@@ -21,7 +21,6 @@ from ml_platform.evaluation.bootstrap import PairedComparison, paired_bootstrap
 from ml_platform.evaluation.gate import Gate
 from ml_platform.home import PlatformHome
 from ml_platform.ingest.io import write_json, write_text
-from ml_platform.registry.ledger import CHAMPION
 from ml_platform.spec import PipelineSpec
 from ml_platform.training import fitting
 from ml_platform.training.tracking import Tracking
@@ -179,14 +178,12 @@ class Champion:
     error: str | None
 
 
-def score_champion(spec: PipelineSpec, tracking: Tracking, holdout: pd.DataFrame
-                   ) -> Champion | None:
-    """Re-score the current champion on the candidate's holdout, pinned to its version number
-    (the alias may move while we evaluate)."""
-    current = tracking.version_by_alias(spec.name, CHAMPION)
-    if current is None:
+def score_champion(spec: PipelineSpec, tracking: Tracking, holdout: pd.DataFrame,
+                   version: str | None) -> Champion | None:
+    """Re-score the champion ``version`` (the registry's, read by the caller; pinned, as the alias
+    may move while we evaluate) on the candidate's holdout; None when there is no champion."""
+    if version is None:
         return None
-    version = str(current.version)
     try:
         model = tracking.load_sklearn_model(f"models:/{spec.name}/{version}")
         return Champion(version, fitting.predict(spec, model, holdout), None)
@@ -215,15 +212,20 @@ def not_evaluated(spec: PipelineSpec, done: list[Gate], why: str) -> list[Gate]:
 
 
 def evaluate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking, candidate: Candidate,
-             training_set: Path, lineage: dict[str, Any] | None = None) -> EvaluationReport:
+             training_set: Path, lineage: dict[str, Any] | None = None,
+             champion_version: str | None = None) -> EvaluationReport:
+    """Judge ``candidate``; ``champion_version`` is the current champion to re-score beside it
+    (the promotion ledger's), None for the first model."""
     # One native thread: on a shared host OpenMP oversubscription made HistGradientBoosting's
     # predict ~25x slower (2.2 s vs 0.08 s for 3k rows), and evaluation predicts ~45 times.
     with threadpool_limits(1):
-        return _evaluate(spec, home, tracking, candidate, training_set, lineage)
+        return _evaluate(spec, home, tracking, candidate, training_set, lineage,
+                         champion_version)
 
 
 def _evaluate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking, candidate: Candidate,
-              training_set: Path, lineage: dict[str, Any] | None) -> EvaluationReport:
+              training_set: Path, lineage: dict[str, Any] | None,
+              champion_version: str | None) -> EvaluationReport:
     holdout = holdout_of(candidate)
     report_dir = home.reports / spec.name / candidate.run_id
     # The fresh-process check loads the artifact on the other core while we score here.
@@ -234,7 +236,8 @@ def _evaluate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking, candid
         except Exception as exc:  # judged below: the fresh process fails to load it too
             model, load_error = None, f"{type(exc).__name__}: {exc}"[:500]
         report = (None if model is None else
-                  _judge(spec, tracking, candidate, model, holdout, training_set, report_dir))
+                  _judge(spec, tracking, candidate, model, holdout, training_set, report_dir,
+                         champion_version))
         infra_gates = infra.gates_of(spec, check.result())
     if report is None and all(g.passed for g in infra_gates):
         infra_gates[0] = Gate(infra.INFRA, False, "the artifact loads in a fresh process but "
@@ -250,7 +253,8 @@ def _evaluate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking, candid
 
 
 def _judge(spec: PipelineSpec, tracking: Tracking, candidate: Candidate, model: Any,
-           holdout: pd.DataFrame, training_set: Path, report_dir: Path) -> EvaluationReport:
+           holdout: pd.DataFrame, training_set: Path, report_dir: Path,
+           champion_version: str | None) -> EvaluationReport:
     """Score the candidate, the baselines and the champion on the holdout and judge every
     gate but the infra ones; diagnostics and plots go to ``report_dir``.
 
@@ -262,7 +266,7 @@ def _judge(spec: PipelineSpec, tracking: Tracking, candidate: Candidate, model: 
         scores = fitting.predict(spec, model, holdout)
         metrics = holdout_metrics(spec, y, scores)
         slices = slice_metrics(spec, holdout, scores)
-        champion = score_champion(spec, tracking, holdout)
+        champion = score_champion(spec, tracking, holdout, champion_version)
         diagnostics, plots = report_artifacts.diagnose(spec, model, holdout, scores, report_dir)
         bases = fitted.result()
     gates = threshold_gates(spec, metrics)

@@ -28,7 +28,7 @@ def diagnose(spec: PipelineSpec, model: Any, holdout: pd.DataFrame, scores: np.n
              report_dir: Path) -> tuple[dict[str, Any], dict[str, str]]:
     """Calibration, confusion matrix (classification) or residuals (regression), and
     permutation importance, as data and as PNG files drawn by scikit-learn's displays."""
-    from ml_platform.training import plots  # matplotlib: not at definitions load
+    from ml_platform.evaluation import plots  # matplotlib: not at definitions load
 
     y, plot_dir = holdout[spec.label].to_numpy(), report_dir / "plots"
     found: dict[str, Any] = {}

@@ -9,8 +9,8 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
-from ml_platform.evaluation import diagnostics
-from ml_platform.training import plots
+from ml_platform.evaluation import diagnostics, plots
+from ml_platform.training.plots import search_pngs
 
 PNG = b"\x89PNG"
 
@@ -66,6 +66,6 @@ def test_plots_are_drawn_by_the_libraries() -> None:
         return value
 
     study.optimize(objective, n_trials=4)
-    pngs = plots.search_pngs(study, "roc_auc")
+    pngs = search_pngs(study, "roc_auc")
     assert set(pngs) == {"optimization_history", "intermediate_values"}
     assert all(png.startswith(PNG) for png in pngs.values())

@@ -93,7 +93,8 @@ def test_gates_keep_bad_candidates_out_and_promote_a_better_one(
     # 2. Trained on shuffled labels: every quality gate fails, with the reason.
     bad_set = _shuffled_training_set(spec, tset, tmp_path / "shuffled.parquet")
     bad = train.train_candidate(spec, home, tracking, bad_set, {})
-    report = evaluate.evaluate(spec, home, tracking, bad, Path(bad_set.path))
+    report = evaluate.evaluate(spec, home, tracking, bad, Path(bad_set.path),
+                               champion_version=ledger.champion(NAME))
     failed = {g.name: g.message for g in report.failed_gates}
     assert {"roc_auc_above_floor", "beats_dummy_baseline", "not_worse_than_champion"} <= set(
         failed), failed
@@ -110,7 +111,8 @@ def test_gates_keep_bad_candidates_out_and_promote_a_better_one(
 
     # 3. A better candidate: passes, is registered and promoted over v1.
     good = train.train_candidate(spec, home, tracking, tset, {})
-    report = evaluate.evaluate(spec, home, tracking, good, Path(tset.path))
+    report = evaluate.evaluate(spec, home, tracking, good, Path(tset.path),
+                               champion_version=ledger.champion(NAME))
     assert report.passed, [g.message for g in report.failed_gates]
     assert report.champion_version == "1" and Path(report.model_card).exists()
     reg = register.register(spec, tracking, ledger, good, report, {"dagster_run_id": "t"})
@@ -121,7 +123,8 @@ def test_gates_keep_bad_candidates_out_and_promote_a_better_one(
 
     # 4. The same model with a corrupt artifact fails infra validation; nothing registered.
     broken = _corrupt_copy(good, tmp_path / "corrupt")
-    report = evaluate.evaluate(spec, home, tracking, broken, Path(tset.path))
+    report = evaluate.evaluate(spec, home, tracking, broken, Path(tset.path),
+                               champion_version=ledger.champion(NAME))
     assert not report.passed
     assert not report.gate("infra_valid").passed
     assert "fresh process" in report.gate("infra_valid").message
