@@ -75,7 +75,8 @@ def check(model_uri: str, sample_path: str, tracking_uri: str, found: dict[str, 
 def main() -> None:
     found: dict[str, Any] = {}
     try:
-        print(json.dumps({"ok": True, **check(*sys.argv[1:4], found=found)}))
+        model_uri, sample, tracking_uri = sys.argv[1:4]
+        print(json.dumps({"ok": True, **check(model_uri, sample, tracking_uri, found=found)}))
     except Exception as exc:  # report any load/predict failure to the parent as data
         print(json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}"[:1000],
                           **found}))

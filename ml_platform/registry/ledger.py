@@ -422,15 +422,16 @@ class PromotionLedger:
                           expect_champion: str | None | bool, extra_evidence: Sequence[int]
                           ) -> Intent:
         """Check a promotion's preconditions and record its intent (or refuse)."""
+        no_ids: list[int] = []
         ids = self._unless_forced(
             lambda: self._require_passed(con, pipeline, version, self.required_evidence),
-            force, [])
+            force, no_ids)
         previous = self._unless_forced(lambda: self._check_registry(con, pipeline), force,
                                        self._alias(pipeline, CHAMPION))
         if expect_champion is not False and previous != expect_champion:
             raise PromotionRefused(
                 f"the champion of '{pipeline}' is now {_v(previous)}, not "
-                f"{_v(expect_champion)} "
+                f"{_v(None if expect_champion is None else str(expect_champion))} "
                 "that the candidate was compared with; it stays a challenger")
         if previous == version and self._champion(con, pipeline) == version:
             raise PromotionRefused(f"version {version} is already the champion")
@@ -543,7 +544,8 @@ class PromotionLedger:
             "SELECT id, decided_at, pipeline, action, version, previous_champion, actor, "
             f"reason, forced, evidence_ids FROM decisions WHERE {where} ORDER BY id",
             args).fetchall()
-        return [Decision(*r[:8], bool(r[8]), json.loads(r[9])) for r in rows]
+        return [Decision(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]),
+                         json.loads(r[9])) for r in rows]
 
     def _intents(self, con: sqlite3.Connection, where: str, args: tuple[Any, ...]
                  ) -> list[Intent]:
@@ -592,7 +594,8 @@ class PromotionLedger:
             rows = con.execute(
                 "SELECT id, recorded_at, pipeline, version, run_id, kind, passed, summary, "
                 f"actor, payload FROM evidence WHERE {where} ORDER BY id", args).fetchall()
-        return [Evidence(*r[:6], bool(r[6]), r[7], r[8], json.loads(r[9])) for r in rows]
+        return [Evidence(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8],
+                         json.loads(r[9])) for r in rows]
 
     def champion(self, pipeline: str) -> str | None:
         with closing(self._connect()) as con:

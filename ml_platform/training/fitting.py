@@ -10,7 +10,7 @@ import inspect
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import optuna
@@ -109,12 +109,15 @@ def predict(spec: PipelineSpec, model: Any, frame: pd.DataFrame) -> np.ndarray:
 def suggest(trial: optuna.Trial, space: dict[str, ParamSpace]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for name, dim in space.items():
+        # ParamSpace's validator guarantees low/high for numbers and choices for categories.
         if dim.type == "int":
-            params[name] = trial.suggest_int(name, int(dim.low), int(dim.high), log=dim.log)
+            params[name] = trial.suggest_int(name, int(dim.low or 0), int(dim.high or 0),
+                                             log=dim.log)
         elif dim.type == "float":
-            params[name] = trial.suggest_float(name, dim.low, dim.high, log=dim.log)
+            params[name] = trial.suggest_float(name, float(dim.low or 0), float(dim.high or 0),
+                                               log=dim.log)
         else:
-            params[name] = trial.suggest_categorical(name, dim.choices)
+            params[name] = trial.suggest_categorical(name, list(dim.choices or []))
     return params
 
 
@@ -200,6 +203,10 @@ def staged_score(spec: PipelineSpec, data: Prepared, params: dict[str, Any],
     return value
 
 
+@overload
+def open_storage(url: str) -> optuna.storages.BaseStorage: ...
+@overload
+def open_storage(url: None) -> None: ...
 def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
     """An Optuna storage several processes can share. SQLite gets a long lock timeout,
     because parallel workers take turns writing to one file."""
@@ -213,7 +220,8 @@ def make_study(spec: PipelineSpec, storage: str | None, study_name: str, worker:
                ) -> optuna.Study:
     """The study in ``storage`` (created if missing). Each worker seeds its sampler with
     ``seed + worker``: the same seed in two workers would propose the same parameters."""
-    direction = "maximize" if higher_is_better(spec.primary_metric) else "minimize"
+    direction = (optuna.study.StudyDirection.MAXIMIZE if higher_is_better(spec.primary_metric)
+                 else optuna.study.StudyDirection.MINIMIZE)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.create_study(
         study_name=study_name, storage=open_storage(storage), direction=direction,

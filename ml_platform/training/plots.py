@@ -17,7 +17,10 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure, SubFigure  # noqa: E402
 
 
-def png(fig: Figure | SubFigure) -> bytes:
+def png(figure: Figure | SubFigure) -> bytes:
+    """The figure (an Axes' ``.figure``) as PNG bytes; the figure is closed."""
+    fig = figure.get_figure(root=True) if isinstance(figure, SubFigure) else figure
+    assert isinstance(fig, Figure)
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=90)

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, TypeVar
@@ -248,19 +249,24 @@ class Tracking:
                 return location
             ref = location.removeprefix("models:/").rstrip("/")
             if "/" not in ref and "@" not in ref:
-                location = self.call(lambda r=ref: self.client.get_logged_model(r)
-                                     .artifact_location, f"locate logged model {ref}")
+                location = self.call(partial(self._artifact_location, ref),
+                                     f"locate logged model {ref}")
                 continue
             if "@" in ref:
                 name, alias = ref.split("@", 1)
-                version = self.call(lambda n=name, a=alias: self.client
-                                    .get_model_version_by_alias(n, a).version,
+                version = self.call(partial(self._version_by_alias, name, alias),
                                     f"resolve {location}")
             else:
                 name, version = ref.split("/", 1)
-            location = self.call(lambda n=name, v=version: self.client
-                                 .get_model_version_download_uri(n, v), f"locate {location}")
+            location = self.call(partial(self.client.get_model_version_download_uri, name,
+                                         version), f"locate {location}")
         raise ValueError(f"'{model_uri}' does not resolve to a storage location")
+
+    def _artifact_location(self, model_id: str) -> str:
+        return str(self.client.get_logged_model(model_id).artifact_location)
+
+    def _version_by_alias(self, name: str, alias: str) -> str:
+        return str(self.client.get_model_version_by_alias(name, alias).version)
 
     def local_model_dir(self, model_uri: str, dst: Path | None = None) -> str:
         """A local directory holding the model at ``model_uri`` (``models:/...``, ``runs:/...``

@@ -147,12 +147,12 @@ def log_dataset(tracking: Tracking, run_id: str, spec: PipelineSpec, frame: pd.D
     APIs: ``mlflow.data.from_pandas`` on the schema rows gives the name, source and schema;
     the digest (the data version) and the profile (row and element counts) describe the whole
     set; ``MlflowClient.log_inputs`` records it."""
-    import mlflow.data
+    from mlflow.data.pandas_dataset import from_pandas
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
-    sample = mlflow.data.from_pandas(frame.iloc[schema_rows(frame)], source=training_set.path,
-                                     targets=spec.label, name=f"{spec.name}_training_set",
-                                     digest=training_set.data_version).to_dict()
+    sample = from_pandas(frame.iloc[schema_rows(frame)], source=training_set.path,
+                         targets=spec.label, name=f"{spec.name}_training_set",
+                         digest=training_set.data_version).to_dict()
     dataset = Dataset(name=sample["name"], digest=sample["digest"],
                       source_type=sample["source_type"], source=sample["source"],
                       schema=sample["schema"], profile=json.dumps(
