@@ -52,10 +52,17 @@ def executor_choice() -> dg.Definitions:
     base = definitions.defs
     base = base if isinstance(base, dg.Definitions) else base()
     return dg.Definitions(
-        assets=base.assets, asset_checks=base.asset_checks, schedules=base.schedules,
-        sensors=base.sensors, jobs=base.jobs, resources=base.resources, loggers=base.loggers,
-        metadata=base.metadata, component_tree=base.component_tree,
-        executor=dg.multi_or_in_process_executor)
+        assets=base.assets,
+        asset_checks=base.asset_checks,
+        schedules=base.schedules,
+        sensors=base.sensors,
+        jobs=base.jobs,
+        resources=base.resources,
+        loggers=base.loggers,
+        metadata=base.metadata,
+        component_tree=base.component_tree,
+        executor=dg.multi_or_in_process_executor,
+    )
 
 
 def declared_config() -> dict[str, Any]:
@@ -72,35 +79,58 @@ def cases() -> dict[str, tuple[str, str, dict[str, Any]]]:
     return {
         "in-process": (here, "executor_choice", {"config": {"in_process": {}}}),
         "multiprocess, spawn (Dagster's default)": (
-            here, "executor_choice",
-            {"config": {"multiprocess": {**spawn, "start_method": {"spawn": {}}}}}),
+            here,
+            "executor_choice",
+            {"config": {"multiprocess": {**spawn, "start_method": {"spawn": {}}}}},
+        ),
         "multiprocess, forkserver + preload_modules (declared)": (
-            "ml_platform.definitions", "defs", {}),
+            "ml_platform.definitions",
+            "defs",
+            {},
+        ),
     }
 
 
-def _execute(home: Path, module: str, attribute: str, execution: dict[str, Any], config: Path,
-             log: Path) -> dict[str, Any]:
+def _execute(
+    home: Path, module: str, attribute: str, execution: dict[str, Any], config: Path, log: Path
+) -> dict[str, Any]:
     import yaml
 
     from ml_platform.runner import QUIET
 
-    config.write_text(yaml.safe_dump({**QUIET, **({"execution": execution} if execution
-                                                  else {})}))
+    config.write_text(yaml.safe_dump({**QUIET, **({"execution": execution} if execution else {})}))
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env |= {"ML_PLATFORM_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
-            "PYTHONWARNINGS": "ignore"}  # as `ml-platform run` sets for its step processes
-    cmd = [str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m", module,
-           "-a", attribute, "-j", JOB, "-c", str(config), "-d", str(ROOT)]
+    env |= {
+        "ML_PLATFORM_HOME": str(home),
+        "DAGSTER_HOME": str(home / "dagster"),
+        "PYTHONWARNINGS": "ignore",
+    }  # as `ml-platform run` sets for its step processes
+    cmd = [
+        str(Path(sys.executable).parent / "dagster"),
+        "job",
+        "execute",
+        "-m",
+        module,
+        "-a",
+        attribute,
+        "-j",
+        JOB,
+        "-c",
+        str(config),
+        "-d",
+        str(ROOT),
+    ]
     done = launch(cmd, env, log)
-    return {**done, "ok": done["code"] == 0,
-            **run_timeline(home, done["epoch"], done["seconds"])}
+    return {**done, "ok": done["code"] == 0, **run_timeline(home, done["epoch"], done["seconds"])}
 
 
 def _first_run(home: Path, log: Path) -> float:
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "MLFLOW_TRACKING_URI")}
-    done = launch([str(Path(sys.executable).parent / "ml-platform"), "run", PIPELINE],
-                  {**env, "ML_PLATFORM_HOME": str(home)}, log)
+    done = launch(
+        [str(Path(sys.executable).parent / "ml-platform"), "run", PIPELINE],
+        {**env, "ML_PLATFORM_HOME": str(home)},
+        log,
+    )
     if done["code"]:
         raise RuntimeError(f"the first run failed; see {log}")
     return done["seconds"]
@@ -112,11 +142,15 @@ def _steps_table(medians: dict[str, dict[str, Any]]) -> list[str]:
         for name, _ in sorted(run["steps"].items(), key=lambda kv: kv[1].get("start", 0.0)):
             if name not in names:
                 names.append(name)
-    rows = ["| step: launch + run s | " + " | ".join(
-                f"{name} ({run['seconds']:.0f} s)" for name, run in medians.items()) + " |",
-            "|---|" + "---:|" * len(medians),
-            "| before the run starts (process, imports, definitions, instance) | "
-            + " | ".join(f"{run['before_run']:.1f}" for run in medians.values()) + " |"]
+    rows = [
+        "| step: launch + run s | "
+        + " | ".join(f"{name} ({run['seconds']:.0f} s)" for name, run in medians.items())
+        + " |",
+        "|---|" + "---:|" * len(medians),
+        "| before the run starts (process, imports, definitions, instance) | "
+        + " | ".join(f"{run['before_run']:.1f}" for run in medians.values())
+        + " |",
+    ]
     for name in names:
         cells = []
         for run in medians.values():
@@ -128,10 +162,18 @@ def _steps_table(medians: dict[str, dict[str, Any]]) -> list[str]:
             launch = s["start"] - s.get("launch", s["start"])
             cells.append(f"{launch:.1f} + {s.get('end', float('nan')) - s['start']:.1f}")
         rows.append(f"| {name.removeprefix(PIPELINE + '_')} | {' | '.join(cells)} |")
-    rows.append("| in steps / between steps (union over the run) | " + " | ".join(
-        f"{run['in_steps']:.1f} / {run['between_steps']:.1f}" for run in medians.values()) + " |")
-    rows.append("| after the run ends (exit) | " + " | ".join(
-        f"{run['after_run']:.1f}" for run in medians.values()) + " |")
+    rows.append(
+        "| in steps / between steps (union over the run) | "
+        + " | ".join(
+            f"{run['in_steps']:.1f} / {run['between_steps']:.1f}" for run in medians.values()
+        )
+        + " |"
+    )
+    rows.append(
+        "| after the run ends (exit) | "
+        + " | ".join(f"{run['after_run']:.1f}" for run in medians.values())
+        + " |"
+    )
     return rows
 
 
@@ -152,21 +194,23 @@ def run() -> str:
     failed: list[str] = []
     for r in range(ROUNDS):
         land(config, home / "landing" / PIPELINE, new_days=1)
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for position, name in enumerate(order, 1):
             module, attribute, execution = chosen[name]
             tag = f"round{r + 1}_{names.index(name) + 1}"
-            res = _execute(home, module, attribute, execution, root / f"{tag}.yaml",
-                           root / f"{tag}.log")
+            res = _execute(
+                home, module, attribute, execution, root / f"{tag}.yaml", root / f"{tag}.log"
+            )
             results[name].append(res)
             failed += failures(f"round {r + 1}, {name}", res)
             status = "" if res["ok"] else f" **{res['status']}**"
-            rows.append(f"| {r + 1} | {position} | {name} | **{res['seconds']:.1f}**{status} | "
-                        f"{res['before_run']:.1f} / {res['in_steps']:.1f} / "
-                        f"{res['between_steps']:.1f} / {res['after_run']:.1f} | "
-                        f"{res['load']:.1f} | {res['roc_auc']:.4f} |")
-            print(f"  round {r + 1}: {name}: {res['seconds']:.1f} s ({res['status']})",
-                  flush=True)
+            rows.append(
+                f"| {r + 1} | {position} | {name} | **{res['seconds']:.1f}**{status} | "
+                f"{res['before_run']:.1f} / {res['in_steps']:.1f} / "
+                f"{res['between_steps']:.1f} / {res['after_run']:.1f} | "
+                f"{res['load']:.1f} | {res['roc_auc']:.4f} |"
+            )
+            print(f"  round {r + 1}: {name}: {res['seconds']:.1f} s ({res['status']})", flush=True)
     medians = {}
     verdicts = []
     for name, runs in results.items():
@@ -174,38 +218,41 @@ def run() -> str:
         medians[name] = ordered[(len(ordered) - 1) // 2]
         every = ", ".join(f"{x['seconds']:.1f}" for x in runs)
         ok = "every run succeeded" if all(x["ok"] for x in runs) else "a run FAILED"
-        verdicts.append(f"| {name} | **{statistics.median(x['seconds'] for x in runs):.1f}** | "
-                        f"{every} | {ok} |")
+        verdicts.append(
+            f"| {name} | **{statistics.median(x['seconds'] for x in runs):.1f}** | {every} | {ok} |"
+        )
     declared = declared_config()
-    section = "\n".join([
-        f"## Executor of the training job ({EVENTS:,} events, the next day's run)",
-        "",
-        "`loan_default_training_job` on one demo home after a first run "
-        f"(`ml-platform run`, {first:.0f} s), each run a fresh `dagster job execute` process "
-        "timed from launch to exit, after one more day landed per round; the three executors "
-        "run on the same files in every round, in an order rotated from round to round. "
-        "In-process and spawn run from `benchmarks.bench_executor:executor_choice` (the "
-        "project's definitions with `multi_or_in_process_executor`, selected by `execution:` "
-        "run config); the declared executor runs from `ml_platform.definitions` (its config is "
-        "fixed by `.configured(...)`, so Dagster 1.13 accepts and ignores `execution:` run "
-        f"config for it). Declared: `{declared}`; spawn uses the same `max_concurrent` and "
-        "retries. Other engineers' tests ran on this machine meanwhile.",
-        "",
-        "| round | position | executor | wall s | before run / in steps / between steps / "
-        "after run s | load at exit | holdout ROC AUC |",
-        "|---:|---:|---|---:|---|---:|---:|",
-        *rows,
-        "",
-        "| executor | median s | every run s | |",
-        "|---|---:|---|---|",
-        *verdicts,
-        *failed,
-        "",
-        "Per step in the median run of each executor: launch (STEP_WORKER_STARTING to "
-        "STEP_START; in-process steps have none) + the step's own run (STEP_START to "
-        "STEP_SUCCESS), seconds, from the Dagster event log.",
-        "",
-        *_steps_table(medians),
-    ])
+    section = "\n".join(
+        [
+            f"## Executor of the training job ({EVENTS:,} events, the next day's run)",
+            "",
+            "`loan_default_training_job` on one demo home after a first run "
+            f"(`ml-platform run`, {first:.0f} s), each run a fresh `dagster job execute` process "
+            "timed from launch to exit, after one more day landed per round; the three executors "
+            "run on the same files in every round, in an order rotated from round to round. "
+            "In-process and spawn run from `benchmarks.bench_executor:executor_choice` (the "
+            "project's definitions with `multi_or_in_process_executor`, selected by `execution:` "
+            "run config); the declared executor runs from `ml_platform.definitions` (its config is "
+            "fixed by `.configured(...)`, so Dagster 1.13 accepts and ignores `execution:` run "
+            f"config for it). Declared: `{declared}`; spawn uses the same `max_concurrent` and "
+            "retries. Other engineers' tests ran on this machine meanwhile.",
+            "",
+            "| round | position | executor | wall s | before run / in steps / between steps / "
+            "after run s | load at exit | holdout ROC AUC |",
+            "|---:|---:|---|---:|---|---:|---:|",
+            *rows,
+            "",
+            "| executor | median s | every run s | |",
+            "|---|---:|---|---|",
+            *verdicts,
+            *failed,
+            "",
+            "Per step in the median run of each executor: launch (STEP_WORKER_STARTING to "
+            "STEP_START; in-process steps have none) + the step's own run (STEP_START to "
+            "STEP_SUCCESS), seconds, from the Dagster event log.",
+            "",
+            *_steps_table(medians),
+        ]
+    )
     shutil.rmtree(home, ignore_errors=True)  # the logs stay
     return section

@@ -94,8 +94,9 @@ def rule_counts(contract: Any, df: Any, now: Any) -> dict[str, float]:
             qs = list(d.quantiles)
             out |= {f"q{q}_{name}": v for q, v in zip(qs, np.quantile(data, qs), strict=True)}
             if ref is not None:
-                hist = np.bincount(np.searchsorted(np.asarray(ref.edges[1:-1]), data),
-                                   minlength=len(ref.fractions)) / max(len(data), 1)
+                hist = np.bincount(
+                    np.searchsorted(np.asarray(ref.edges[1:-1]), data), minlength=len(ref.fractions)
+                ) / max(len(data), 1)
                 out[f"psi_{name}"] = profile.psi(np.array(ref.fractions), hist)
         if d.category_frequency:
             freq = s.value_counts(normalize=True)
@@ -172,8 +173,9 @@ def plain(home: Path, state: Path, started: float) -> dict[str, Any]:
         return classification_metrics(y, s) if spec.is_classification else regression_metrics(y, s)
 
     def compare(y: Any, a: Any, b: Any) -> Any:
-        return paired_bootstrap(spec.primary_metric, y, a, b,
-                                samples=spec.gates.bootstrap_samples, seed=spec.seed)
+        return paired_bootstrap(
+            spec.primary_metric, y, a, b, samples=spec.gates.bootstrap_samples, seed=spec.seed
+        )
 
     # evaluation: the same numbers as the evaluation report (one native thread, as there)
     holdout = split.test
@@ -183,8 +185,10 @@ def plain(home: Path, state: Path, started: float) -> dict[str, Any]:
         scores = fitting.predict(spec, final, holdout)
         holdout_metrics = metrics(y, scores)
         groups = {col: holdout.groupby(col, dropna=False).indices for col in spec.slices}
-        slices = {col: {str(v): metrics(y[idx], scores[idx]) for v, idx in g.items()}
-                  for col, g in groups.items()}
+        slices = {
+            col: {str(v): metrics(y[idx], scores[idx]) for v, idx in g.items()}
+            for col, g in groups.items()
+        }
         history = frame[frame[ts] < holdout[ts].min()]
         bases = baseline_scores(spec, history, holdout)
         base_metrics = {name: metrics(y, s) for name, s in bases.items()}
@@ -200,29 +204,44 @@ def plain(home: Path, state: Path, started: float) -> dict[str, Any]:
             for col, g in groups.items():
                 for v, idx in g.items():
                     if len(idx) >= spec.gates.min_slice_rows and (
-                            not spec.is_classification or len(np.unique(y[idx])) == 2):
+                        not spec.is_classification or len(np.unique(y[idx])) == 2
+                    ):
                         champion[f"{col}={v}"] = compare(y[idx], scores[idx], other[idx])
         if spec.is_classification:
             calibration(y, scores)
             confusion(y, scores)
         x = fitting.features_of(holdout, spec)
         if "scores" in inspect.signature(permutation_importance).parameters:
-            permutation_importance(final, x, y, spec.primary_metric, seed=spec.seed,
-                                   scores=lambda fitted, x: fitting.predict(spec, fitted, x))
+            permutation_importance(
+                final,
+                x,
+                y,
+                spec.primary_metric,
+                seed=spec.seed,
+                scores=lambda fitted, x: fitting.predict(spec, fitted, x),
+            )
         else:  # the signature before ml_platform's evaluation moved to sklearn.inspection
-            permutation_importance(lambda x: fitting.predict(spec, final, x), x, y,
-                                   spec.primary_metric, seed=spec.seed)
+            permutation_importance(
+                lambda x: fitting.predict(spec, final, x), x, y, spec.primary_metric, seed=spec.seed
+            )
     lap("evaluate")
 
     state.mkdir(parents=True, exist_ok=True)
     joblib.dump(final, champion_file)
     lap("save")
-    return {"times": times, "rows": int(counts["rows"]), "training_rows": len(frame),
-            "roc_auc": holdout_metrics.get("roc_auc", float("nan")), "trials": len(study.trials),
-            "gates_ok": all(floors + ceilings), "baselines": sorted(base_metrics),
-            "slices": sum(len(v) for v in slices.values()),
-            "diff_vs_baselines": {name: c.diff for name, c in vs.items()},
-            "champion_compared": champion is not None, "best_params": best}
+    return {
+        "times": times,
+        "rows": int(counts["rows"]),
+        "training_rows": len(frame),
+        "roc_auc": holdout_metrics.get("roc_auc", float("nan")),
+        "trials": len(study.trials),
+        "gates_ok": all(floors + ceilings),
+        "baselines": sorted(base_metrics),
+        "slices": sum(len(v) for v in slices.values()),
+        "diff_vs_baselines": {name: c.diff for name, c in vs.items()},
+        "champion_compared": champion is not None,
+        "best_params": best,
+    }
 
 
 def _point_in_time(spec: Any, source: str, features_sql: str) -> Any:
@@ -236,14 +255,20 @@ def _point_in_time(spec: Any, source: str, features_sql: str) -> Any:
     k, t, lab = q(spec.entity_key), q(spec.event_timestamp), q(spec.label)
     ttl = spec.features.ttl_seconds
     fresh = f"f.{t} >= l.{t} - INTERVAL {int(ttl)} SECOND" if ttl else None
-    cols = ", ".join(f"CASE WHEN {fresh} THEN f.{q(c)} END AS {q(c)}" if fresh else f"f.{q(c)}"
-                     for c in spec.features.all_columns)
-    labels = (f"SELECT {k}, CAST({t} AS TIMESTAMPTZ) AS {t}, {lab}, filename AS _file, "
-              f"file_row_number AS _row FROM read_parquet('{source}', filename = true, "
-              f"file_row_number = true)")
-    sql = (f"SELECT l.{k}, l.{t}, {cols}, l.{lab} FROM ({labels}) l ASOF LEFT JOIN "
-           f"({features_sql}) f ON l.{k} = f.{k} AND l.{t} >= f.{t} "
-           f"ORDER BY l.{t}, l.{k}, l._file, l._row")
+    cols = ", ".join(
+        f"CASE WHEN {fresh} THEN f.{q(c)} END AS {q(c)}" if fresh else f"f.{q(c)}"
+        for c in spec.features.all_columns
+    )
+    labels = (
+        f"SELECT {k}, CAST({t} AS TIMESTAMPTZ) AS {t}, {lab}, filename AS _file, "
+        f"file_row_number AS _row FROM read_parquet('{source}', filename = true, "
+        f"file_row_number = true)"
+    )
+    sql = (
+        f"SELECT l.{k}, l.{t}, {cols}, l.{lab} FROM ({labels}) l ASOF LEFT JOIN "
+        f"({features_sql}) f ON l.{k} = f.{k} AND l.{t} >= f.{t} "
+        f"ORDER BY l.{t}, l.{k}, l._file, l._row"
+    )
     with duckdb_session() as con:
         return con.execute(sql).df()
 
@@ -261,15 +286,19 @@ def launch(cmd: list[str], env: dict[str, str], log: Path) -> dict[str, Any]:
     load average when it ended (other work on this shared machine shows there)."""
     with log.open("w") as out:
         epoch, started = time.time(), time.perf_counter()
-        code = subprocess.run(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                              check=False).returncode
+        code = subprocess.run(
+            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, check=False
+        ).returncode
         seconds = time.perf_counter() - started
     return {"seconds": seconds, "epoch": epoch, "code": code, "load": os.getloadavg()[0]}
 
 
 def run_plain(home: Path, state: Path, log: Path) -> dict[str, Any]:
-    done = launch([sys.executable, "-m", "benchmarks.bench_pipeline", "plain", str(home),
-                   str(state)], _env(home), log)
+    done = launch(
+        [sys.executable, "-m", "benchmarks.bench_pipeline", "plain", str(home), str(state)],
+        _env(home),
+        log,
+    )
     lines = [ln for ln in log.read_text().splitlines() if ln.startswith("{")]
     if done["code"] or not lines:
         raise RuntimeError(f"the plain script failed (exit {done['code']}); see {log}")
@@ -277,10 +306,10 @@ def run_plain(home: Path, state: Path, log: Path) -> dict[str, Any]:
 
 
 def run_platform(home: Path, log: Path) -> dict[str, Any]:
-    done = launch([str(Path(sys.executable).parent / "ml-platform"), "run", PIPELINE],
-                  _env(home), log)
-    return {**done, "ok": done["code"] == 0,
-            **run_timeline(home, done["epoch"], done["seconds"])}
+    done = launch(
+        [str(Path(sys.executable).parent / "ml-platform"), "run", PIPELINE], _env(home), log
+    )
+    return {**done, "ok": done["code"] == 0, **run_timeline(home, done["epoch"], done["seconds"])}
 
 
 def run_timeline(home: Path, launched: float, seconds: float) -> dict[str, Any]:
@@ -304,10 +333,15 @@ def run_timeline(home: Path, launched: float, seconds: float) -> dict[str, Any]:
                 marks["run_start"] = at
             elif kind in (types.RUN_SUCCESS, types.RUN_FAILURE):
                 marks["run_end"] = at
-            elif entry.step_key and kind in (types.STEP_WORKER_STARTING, types.STEP_START,
-                                             types.STEP_SUCCESS, types.STEP_FAILURE):
+            elif entry.step_key and kind in (
+                types.STEP_WORKER_STARTING,
+                types.STEP_START,
+                types.STEP_SUCCESS,
+                types.STEP_FAILURE,
+            ):
                 name = {types.STEP_WORKER_STARTING: "launch", types.STEP_START: "start"}.get(
-                    kind, "end")
+                    kind, "end"
+                )
                 steps.setdefault(entry.step_key, {})[name] = at
                 if kind == types.STEP_FAILURE:
                     error = event.step_failure_data.error
@@ -316,17 +350,25 @@ def run_timeline(home: Path, launched: float, seconds: float) -> dict[str, Any]:
                     why = " ".join(error.message.split())
                     failures.append(f"{entry.step_key}: {why}"[:300])
         event = instance.get_latest_materialization_event(
-            dg.AssetKey(f"{PIPELINE}_evaluation_report"))
+            dg.AssetKey(f"{PIPELINE}_evaluation_report")
+        )
         auc = float("nan")
         if event is not None and event.run_id == run.run_id:
             meta = event.asset_materialization.metadata
             auc = float(meta["roc_auc"].value) if "roc_auc" in meta else auc
-    return {"run_id": run.run_id, "status": run.status.value, "steps": steps, "roc_auc": auc,
-            "failures": failures, **breakdown(steps, marks, seconds)}
+    return {
+        "run_id": run.run_id,
+        "status": run.status.value,
+        "steps": steps,
+        "roc_auc": auc,
+        "failures": failures,
+        **breakdown(steps, marks, seconds),
+    }
 
 
-def breakdown(steps: dict[str, dict[str, float]], marks: dict[str, float], seconds: float
-              ) -> dict[str, float]:
+def breakdown(
+    steps: dict[str, dict[str, float]], marks: dict[str, float], seconds: float
+) -> dict[str, float]:
     """Wall time as: before the run starts; in steps (at least one step's code running);
     between steps (launching step processes, orchestration); after the run ends."""
     start, end = marks.get("run_start", 0.0), marks.get("run_end", seconds)
@@ -336,8 +378,12 @@ def breakdown(steps: dict[str, dict[str, float]], marks: dict[str, float], secon
         a = max(a, reach)
         if b > a:
             busy, reach = busy + b - a, b
-    return {"before_run": start, "in_steps": busy, "between_steps": end - start - busy,
-            "after_run": seconds - end}
+    return {
+        "before_run": start,
+        "in_steps": busy,
+        "between_steps": end - start - busy,
+        "after_run": seconds - end,
+    }
 
 
 def _scenario_pairs(root: Path, events: int, tag: str) -> dict[str, list[dict[str, Any]]]:
@@ -360,14 +406,19 @@ def _scenario_pairs(root: Path, events: int, tag: str) -> dict[str, list[dict[st
             plain_run = run_plain(home, root / f"{tag}_plain_state{i}", root / f"{name}_plain.log")
             platform_run = run_platform(home, root / f"{name}_platform.log")
             out[scenario].append({"plain": plain_run, "platform": platform_run})
-            print(f"  {name}: plain {plain_run['seconds']:.1f} s (auc {plain_run['roc_auc']:.4f}),"
-                  f" platform {platform_run['seconds']:.1f} s (auc {platform_run['roc_auc']:.4f},"
-                  f" {platform_run['status']})", flush=True)
+            print(
+                f"  {name}: plain {plain_run['seconds']:.1f} s (auc {plain_run['roc_auc']:.4f}),"
+                f" platform {platform_run['seconds']:.1f} s (auc {platform_run['roc_auc']:.4f},"
+                f" {platform_run['status']})",
+                flush=True,
+            )
     return out
 
 
-SCENARIOS = {"new": "new home (first run creates every store)",
-             "next": "same home, one more day landed (the daily retraining)"}
+SCENARIOS = {
+    "new": "new home (first run creates every store)",
+    "next": "same home, one more day landed (the daily retraining)",
+}
 Results = list[tuple[int, str, list[dict[str, Any]]]]  # (events, scenario, pairs)
 
 
@@ -381,11 +432,13 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _runs_table(results: Results) -> list[str]:
-    rows = ["| events | scenario | pair | plain s (start+imports / validate / features / "
-            "train / evaluate / save) | platform s (before run / in steps / between steps / "
-            "after run) | pair ratio | load at exit plain / platform | "
-            "holdout ROC AUC plain / platform |",
-            "|---:|---|---:|---|---|---:|---|---|"]
+    rows = [
+        "| events | scenario | pair | plain s (start+imports / validate / features / "
+        "train / evaluate / save) | platform s (before run / in steps / between steps / "
+        "after run) | pair ratio | load at exit plain / platform | "
+        "holdout ROC AUC plain / platform |",
+        "|---:|---|---:|---|---|---:|---|---|",
+    ]
     for events, key, runs in results:
         for i, r in enumerate(runs, 1):
             p, q = r["plain"], r["platform"]
@@ -399,7 +452,8 @@ def _runs_table(results: Results) -> list[str]:
                 f"({q['before_run']:.1f} / {q['in_steps']:.1f} / {q['between_steps']:.1f} / "
                 f"{q['after_run']:.1f}) | {q['seconds'] / p['seconds']:.2f}x | "
                 f"{p['load']:.1f} / {q['load']:.1f} | "
-                f"{p['roc_auc']:.4f} / {q['roc_auc']:.4f} |")
+                f"{p['roc_auc']:.4f} / {q['roc_auc']:.4f} |"
+            )
     return rows
 
 
@@ -412,11 +466,13 @@ def _steps_table(results: Results) -> list[str]:
         for name, _ in sorted(run["steps"].items(), key=lambda kv: kv[1].get("start", 0.0)):
             if name not in names:
                 names.append(name)
-    head = " | ".join(f"{events:,}, {key} ({run['seconds']:.0f} s)"
-                      for events, key, run in columns)
+    head = " | ".join(f"{events:,}, {key} ({run['seconds']:.0f} s)" for events, key, run in columns)
     rows = [f"| step: launch + run s | {head} |", "|---|" + "---:|" * len(columns)]
-    rows.append("| before the run starts (process, imports, definitions, instance) | "
-                + " | ".join(f"{run['before_run']:.1f}" for _, _, run in columns) + " |")
+    rows.append(
+        "| before the run starts (process, imports, definitions, instance) | "
+        + " | ".join(f"{run['before_run']:.1f}" for _, _, run in columns)
+        + " |"
+    )
     for name in names:
         cells = []
         for _, _, run in columns:
@@ -427,15 +483,22 @@ def _steps_table(results: Results) -> list[str]:
             launch = s["start"] - s.get("launch", s["start"])
             cells.append(f"{launch:.1f} + {s.get('end', float('nan')) - s['start']:.1f}")
         rows.append(f"| {name.removeprefix(PIPELINE + '_')} | {' | '.join(cells)} |")
-    for label, field in (("in steps / between steps (union over the run)", None),
-                         ("after the run ends (summary, exit)", "after_run")):
+    for label, field in (
+        ("in steps / between steps (union over the run)", None),
+        ("after the run ends (summary, exit)", "after_run"),
+    ):
         if field is None:
-            rows.append(f"| {label} | " + " | ".join(
-                f"{run['in_steps']:.1f} / {run['between_steps']:.1f}" for _, _, run in columns)
-                + " |")
+            rows.append(
+                f"| {label} | "
+                + " | ".join(
+                    f"{run['in_steps']:.1f} / {run['between_steps']:.1f}" for _, _, run in columns
+                )
+                + " |"
+            )
         else:
-            rows.append(f"| {label} | " + " | ".join(f"{run[field]:.1f}"
-                                                     for _, _, run in columns) + " |")
+            rows.append(
+                f"| {label} | " + " | ".join(f"{run[field]:.1f}" for _, _, run in columns) + " |"
+            )
     return rows
 
 
@@ -452,23 +515,27 @@ def _verdicts(results: Results) -> list[str]:
     for events, key, runs in results:
         plain_m, plat_m = _median(runs, "plain"), _median(runs, "platform")
         ok = all(r["platform"]["ok"] for r in runs)
-        auc_same = all(abs(r["plain"]["roc_auc"] - r["platform"]["roc_auc"]) < 1e-9
-                       for r in runs)
+        auc_same = all(abs(r["plain"]["roc_auc"] - r["platform"]["roc_auc"]) < 1e-9 for r in runs)
         plain_all = ", ".join(f"{r['plain']['seconds']:.1f}" for r in runs)
         plat_all = ", ".join(f"{r['platform']['seconds']:.1f}" for r in runs)
         ratio = plat_m / plain_m
         if events == EVENTS:
-            target = (f"ratio **{ratio:.2f}x** (target at most {TARGET_RATIO}x: "
-                      f"{'met' if ratio <= TARGET_RATIO else 'MISSED'})")
+            target = (
+                f"ratio **{ratio:.2f}x** (target at most {TARGET_RATIO}x: "
+                f"{'met' if ratio <= TARGET_RATIO else 'MISSED'})"
+            )
         else:
             fixed = plat_m - plain_m
-            target = (f"fixed cost **{fixed:.1f} s** (target at most {TARGET_FIXED_S:.0f} s: "
-                      f"{'met' if fixed <= TARGET_FIXED_S else 'MISSED'}); ratio {ratio:.2f}x")
+            target = (
+                f"fixed cost **{fixed:.1f} s** (target at most {TARGET_FIXED_S:.0f} s: "
+                f"{'met' if fixed <= TARGET_FIXED_S else 'MISSED'}); ratio {ratio:.2f}x"
+            )
         lines.append(
             f"- {events:,} events, {SCENARIOS[key]}: median plain {plain_m:.1f} s "
             f"({plain_all}), median platform {plat_m:.1f} s ({plat_all}); {target}; "
             f"{'every platform run succeeded' if ok else 'a platform run FAILED'}; "
-            f"holdout ROC AUC {'equal on both sides in every pair' if auc_same else 'DIFFERS'}.")
+            f"holdout ROC AUC {'equal on both sides in every pair' if auc_same else 'DIFFERS'}."
+        )
     return lines
 
 
@@ -483,53 +550,59 @@ def run() -> str:
         pairs = _scenario_pairs(root, events, tag)
         results += [(events, key, pairs[key]) for key in SCENARIOS]
         (root / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    section = "\n".join([
-        f"## Demo pipeline vs a plain script ({EVENTS:,} events; fixed cost at "
-        f"{SMALL_EVENTS:,})",
-        "",
-        "Each run is a fresh process timed from launch to exit. Platform: `ml-platform run "
-        "loan_default`, which executes `loan_default_training_job` on the home's Dagster "
-        "instance with the executor the definitions declare (multiprocess, forkserver with "
-        "preloaded modules, 2 at a time), as a run launched from the UI executes it. Plain: "
-        "`python -m benchmarks.bench_pipeline plain <home> <state>`, the same computation by "
-        "hand, every setting derived from the same spec file, with the platform's "
-        "framework-free functions for the feature SQL, the split, the "
-        f"seeded search ({spec.model.n_trials} trials, median pruning on the same warm-start "
-        "stages), the final fit, metrics, baselines, paired bootstraps (on the next day also "
-        "against the previous run's model, overall and per slice) and diagnostics; validation "
-        "is the contract's rules in vectorised pandas, the training set a DuckDB ASOF join "
-        "with Feast's point-in-time semantics; no orchestration, tracking, registry, "
-        "feature store, dbt, pandera or Great Expectations. What the platform adds is measured "
-        "with it: Dagster and a process per step, MLflow tracking and registry, data versions "
-        "and hashes, pandera + Great Expectations, dbt, `feast apply`, the fresh-process infra "
-        "check, the reproducibility retrain, plots and the model card.",
-        "",
-        f"{REPEATS} pairs per scenario, interleaved (plain, platform, plain, platform, ...): "
-        "a new home per pair (the same generated files copied in), then on each of those "
-        "homes one more day landed and the next day's pair. Other engineers' tests ran on "
-        f"this {os.cpu_count()}-core machine meanwhile (the load column: the 1-minute load "
-        "average when each process ended; above 2 the runs competed for the cores, and "
-        "HistGradientBoosting's OpenMP threads slow down sharply when the cores are "
-        "oversubscribed); interleaving spreads that load over both sides, so the ratios are "
-        "fair even where the absolute times are not, but single pairs vary a lot.",
-        "",
-        *_runs_table(results),
-        "",
-        f"Targets: median platform / median plain at most {TARGET_RATIO}x at {EVENTS:,} events "
-        f"in both scenarios; fixed cost (median platform - median plain) at most "
-        f"{TARGET_FIXED_S:.0f} s at {SMALL_EVENTS:,} events.",
-        "",
-        *_verdicts(results),
-        *[line for events, key, runs in results for i, r in enumerate(runs, 1)
-          for line in failures(f"{events:,} events, {key}, pair {i}", r["platform"])],
-        "",
-        "Where the platform's time goes, in the median platform run of each scenario: per step "
-        "the launch (STEP_WORKER_STARTING to STEP_START: a process forked from the forkserver "
-        "loads the definitions and the resources) + the step's own run (STEP_START to "
-        "STEP_SUCCESS), in seconds, from the run's Dagster event log.",
-        "",
-        *_steps_table(results),
-    ])
+    section = "\n".join(
+        [
+            f"## Demo pipeline vs a plain script ({EVENTS:,} events; fixed cost at "
+            f"{SMALL_EVENTS:,})",
+            "",
+            "Each run is a fresh process timed from launch to exit. Platform: `ml-platform run "
+            "loan_default`, which executes `loan_default_training_job` on the home's Dagster "
+            "instance with the executor the definitions declare (multiprocess, forkserver with "
+            "preloaded modules, 2 at a time), as a run launched from the UI executes it. Plain: "
+            "`python -m benchmarks.bench_pipeline plain <home> <state>`, the same computation by "
+            "hand, every setting derived from the same spec file, with the platform's "
+            "framework-free functions for the feature SQL, the split, the "
+            f"seeded search ({spec.model.n_trials} trials, median pruning on the same warm-start "
+            "stages), the final fit, metrics, baselines, paired bootstraps (on the next day also "
+            "against the previous run's model, overall and per slice) and diagnostics; validation "
+            "is the contract's rules in vectorised pandas, the training set a DuckDB ASOF join "
+            "with Feast's point-in-time semantics; no orchestration, tracking, registry, "
+            "feature store, dbt, pandera or Great Expectations. What the platform adds is measured "
+            "with it: Dagster and a process per step, MLflow tracking and registry, data versions "
+            "and hashes, pandera + Great Expectations, dbt, `feast apply`, the fresh-process infra "
+            "check, the reproducibility retrain, plots and the model card.",
+            "",
+            f"{REPEATS} pairs per scenario, interleaved (plain, platform, plain, platform, ...): "
+            "a new home per pair (the same generated files copied in), then on each of those "
+            "homes one more day landed and the next day's pair. Other engineers' tests ran on "
+            f"this {os.cpu_count()}-core machine meanwhile (the load column: the 1-minute load "
+            "average when each process ended; above 2 the runs competed for the cores, and "
+            "HistGradientBoosting's OpenMP threads slow down sharply when the cores are "
+            "oversubscribed); interleaving spreads that load over both sides, so the ratios are "
+            "fair even where the absolute times are not, but single pairs vary a lot.",
+            "",
+            *_runs_table(results),
+            "",
+            f"Targets: median platform / median plain at most {TARGET_RATIO}x at {EVENTS:,} events "
+            f"in both scenarios; fixed cost (median platform - median plain) at most "
+            f"{TARGET_FIXED_S:.0f} s at {SMALL_EVENTS:,} events.",
+            "",
+            *_verdicts(results),
+            *[
+                line
+                for events, key, runs in results
+                for i, r in enumerate(runs, 1)
+                for line in failures(f"{events:,} events, {key}, pair {i}", r["platform"])
+            ],
+            "",
+            "Where the platform's time goes, in the median platform run of each scenario: per step "
+            "the launch (STEP_WORKER_STARTING to STEP_START: a process forked from the forkserver "
+            "loads the definitions and the resources) + the step's own run (STEP_START to "
+            "STEP_SUCCESS), in seconds, from the run's Dagster event log.",
+            "",
+            *_steps_table(results),
+        ]
+    )
     for heavy in [*root.glob("*_home*"), *root.glob("*_landed"), *root.glob("*_plain_state*")]:
         shutil.rmtree(heavy, ignore_errors=True)  # the logs and results.json stay
     return section

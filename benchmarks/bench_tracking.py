@@ -32,10 +32,17 @@ REPEATS = 5
 def _spec() -> Any:
     from ml_platform.spec import load_spec_file
 
-    spec = load_spec_file(Path(__file__).resolve().parent.parent / "ml_platform" / "defs" /
-                          "pipelines" / "loan_default" / "defs.yaml")
-    model = spec.model.model_copy(update={"n_trials": TRIALS, "params": {
-        "max_iter": MAX_ITER, "early_stopping": False}})
+    spec = load_spec_file(
+        Path(__file__).resolve().parent.parent
+        / "ml_platform"
+        / "defs"
+        / "pipelines"
+        / "loan_default"
+        / "defs.yaml"
+    )
+    model = spec.model.model_copy(
+        update={"n_trials": TRIALS, "params": {"max_iter": MAX_ITER, "early_stopping": False}}
+    )
     # Aggregates come from the feature stage; the raw columns are enough to time training.
     features = spec.features.model_copy(update={"aggregates": []})
     return spec.model_copy(update={"model": model, "features": features})
@@ -49,8 +56,9 @@ def _training_set(home: Any, spec: Any) -> Any:
     files = land(GeneratorConfig(events=EVENTS, days=DAYS, seed=3), home.landing / spec.name)
     frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     version = frame_hash(frame)
-    path = write_parquet(frame, home.pipeline_dir(spec.name) / "training_sets" /
-                         f"{version}.parquet")
+    path = write_parquet(
+        frame, home.pipeline_dir(spec.name) / "training_sets" / f"{version}.parquet"
+    )
     return TableInfo(str(path), len(frame), version, list(frame.columns))
 
 
@@ -134,8 +142,11 @@ def run() -> str:
     home = PlatformHome(Path(tempfile.mkdtemp()) / "home").ensure()
     tset = _training_set(home, spec)
     # Warm imports and caches so neither side pays them (mlflow.sklearn, skops, matplotlib).
-    _tracked(_spec().model_copy(update={"model": spec.model.model_copy(
-        update={"n_trials": 1})}), home, tset)
+    _tracked(
+        _spec().model_copy(update={"model": spec.model.model_copy(update={"n_trials": 1})}),
+        home,
+        tset,
+    )
     bare_times: list[float] = []
     tracked_times: list[float] = []
     blocking: list[float] = []
@@ -155,33 +166,37 @@ def run() -> str:
     cost = statistics.median(blocking) + statistics.median(background_cpu)
     share = cost / bare
     verdict = "meets" if share <= TARGET else "misses"
-    return "\n".join([
-        "## Tracking overhead (issue 5)",
-        "",
-        f"A {TRIALS}-trial Optuna search (TPE, staged pruning) of the demo model "
-        f"(HistGradientBoosting, max_iter {MAX_ITER}) on {tset.rows:,} rows, tracked in MLflow "
-        "(SQLite store, local artifacts) vs the same search untracked, same process and seed, "
-        f"{REPEATS} interleaved pairs of runs. The nested trial runs are written by a writer "
-        "thread beside the training; everything else waits on the training thread.",
-        "",
-        "| | untracked | tracked |",
-        "|---|---|---|",
-        f"| wall time (median of {REPEATS}) | {bare:.2f} s | {tracked:.2f} s |",
-        f"| all runs | {', '.join(f'{t:.2f}' for t in bare_times)} s | "
-        f"{', '.join(f'{t:.2f}' for t in tracked_times)} s |",
-        f"| trials (pruned) | {len(study.trials)} "
-        f"({sum(t.state.name == 'PRUNED' for t in study.trials)}) | {cand.trials} "
-        f"({cand.pruned_trials}) |",
-        f"| tracking calls the training thread waited for (median) | - | "
-        f"{statistics.median(blocking):.2f} s |",
-        f"| CPU time of the writer thread's calls (median; their wall time "
-        f"{statistics.median(background):.2f} s) | - | {statistics.median(background_cpu):.2f} s |",
-        "",
-        f"Tracking cost as a share of training time: **{share:.1%}** (target at most "
-        f"{TARGET:.0%}: {verdict}): the training thread's wait plus, as if none of it overlapped, "
-        f"the writer's CPU time ({cost:.2f} s), over the untracked run's median wall time. The "
-        f"end-to-end cross-check, the median over the pairs of tracked / untracked wall time - "
-        f"1, is {wall:+.1%}; single runs vary by several percent on this shared machine, so "
-        f"that figure is noisier than the direct one. Same seed, so both sides ran the same "
-        f"trials: best params equal: {study.best_params == cand.best_params}.",
-    ])
+    return "\n".join(
+        [
+            "## Tracking overhead (issue 5)",
+            "",
+            f"A {TRIALS}-trial Optuna search (TPE, staged pruning) of the demo model "
+            f"(HistGradientBoosting, max_iter {MAX_ITER}) on {tset.rows:,} rows, tracked in MLflow "
+            "(SQLite store, local artifacts) vs the same search untracked, same process and seed, "
+            f"{REPEATS} interleaved pairs of runs. The nested trial runs are written by a writer "
+            "thread beside the training; everything else waits on the training thread.",
+            "",
+            "| | untracked | tracked |",
+            "|---|---|---|",
+            f"| wall time (median of {REPEATS}) | {bare:.2f} s | {tracked:.2f} s |",
+            f"| all runs | {', '.join(f'{t:.2f}' for t in bare_times)} s | "
+            f"{', '.join(f'{t:.2f}' for t in tracked_times)} s |",
+            f"| trials (pruned) | {len(study.trials)} "
+            f"({sum(t.state.name == 'PRUNED' for t in study.trials)}) | {cand.trials} "
+            f"({cand.pruned_trials}) |",
+            f"| tracking calls the training thread waited for (median) | - | "
+            f"{statistics.median(blocking):.2f} s |",
+            f"| CPU time of the writer thread's calls (median; their wall time "
+            f"{statistics.median(background):.2f} s) | - | "
+            f"{statistics.median(background_cpu):.2f} s |",
+            "",
+            f"Tracking cost as a share of training time: **{share:.1%}** (target at most "
+            f"{TARGET:.0%}: {verdict}): the training thread's wait plus, as if none of it "
+            f"overlapped, "
+            f"the writer's CPU time ({cost:.2f} s), over the untracked run's median wall time. The "
+            f"end-to-end cross-check, the median over the pairs of tracked / untracked wall time - "
+            f"1, is {wall:+.1%}; single runs vary by several percent on this shared machine, so "
+            f"that figure is noisier than the direct one. Same seed, so both sides ran the same "
+            f"trials: best params equal: {study.best_params == cand.best_params}.",
+        ]
+    )

@@ -55,11 +55,19 @@ ROOT = Path(__file__).resolve().parent.parent
 def _spec() -> PipelineSpec:
     from ml_platform.spec import parse_spec
 
-    return parse_spec({
-        "name": NAME, "source": {"path": "{home}/landing/bench/*.parquet"},
-        "entity_key": "entity_id", "event_timestamp": "event_ts", "label": "label",
-        "task": "binary_classification", "features": {"numeric": FEATURES},
-        "model": {"estimator": "sklearn.linear_model.LogisticRegression"}}, "bench")
+    return parse_spec(
+        {
+            "name": NAME,
+            "source": {"path": "{home}/landing/bench/*.parquet"},
+            "entity_key": "entity_id",
+            "event_timestamp": "event_ts",
+            "label": "label",
+            "task": "binary_classification",
+            "features": {"numeric": FEATURES},
+            "model": {"estimator": "sklearn.linear_model.LogisticRegression"},
+        },
+        "bench",
+    )
 
 
 def _generate(folder: Path, features: Path) -> Path:
@@ -96,8 +104,9 @@ def _prepare(folder: Path) -> None:
     _generate(folder, table)
     stamp = source.publish(table, features_table(spec, home))
     registry.apply(spec, home)
-    info = TableInfo(str(table), FEATURE_ROWS, "run", ["entity_id", "event_ts", *FEATURES],
-                     source_stamp=stamp)
+    info = TableInfo(
+        str(table), FEATURE_ROWS, "run", ["entity_id", "event_ts", *FEATURES], source_stamp=stamp
+    )
     (folder / "features.json").write_text(json.dumps(info.to_dict()))
 
 
@@ -128,8 +137,8 @@ def _child(build: str, folder: Path) -> None:
     elif build == "feast":
         store = FeatureStore(config=repo_config(home))
         frame = store.get_historical_features(
-            entity_df=pd.read_parquet(labels),
-            features=store.get_feature_service(f"{NAME}_v1")).to_df()
+            entity_df=pd.read_parquet(labels), features=store.get_feature_service(f"{NAME}_v1")
+        ).to_df()
     else:
         features = str(home.pipeline_dir(NAME) / "features.parquet")
         con = duckdb.connect()
@@ -138,7 +147,8 @@ def _child(build: str, folder: Path) -> None:
         frame = con.execute(
             f"SELECT l.entity_id, l.event_ts, {cols}, l.label "
             f"FROM read_parquet('{labels}') l ASOF LEFT JOIN read_parquet('{features}') f "
-            f"ON l.entity_id = f.entity_id AND l.event_ts >= f.event_ts").df()
+            f"ON l.entity_id = f.entity_id AND l.event_ts >= f.event_ts"
+        ).df()
         con.close()
     seconds = time.perf_counter() - started
     peak = _peak_mb()
@@ -150,11 +160,20 @@ def _child(build: str, folder: Path) -> None:
 
 
 def _run(build: str, folder: Path) -> dict[str, float]:
-    env = {**os.environ, "FEAST_USAGE": "False", "ML_PLATFORM_HOME": str(folder / "home"),
-           "PYTHONWARNINGS": "ignore"}
-    done = subprocess.run([sys.executable, "-m", "benchmarks.bench_training_set", "child", build,
-                           str(folder)], cwd=ROOT, env=env, capture_output=True, text=True,
-                          check=False)
+    env = {
+        **os.environ,
+        "FEAST_USAGE": "False",
+        "ML_PLATFORM_HOME": str(folder / "home"),
+        "PYTHONWARNINGS": "ignore",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_training_set", "child", build, str(folder)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{build} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -169,12 +188,14 @@ def _compare(folder: Path) -> tuple[bool, int]:
     for build in BUILDS:
         frame = pd.read_parquet(folder / f"{build}.parquet")
         frame["event_ts"] = pd.to_datetime(frame["event_ts"], utc=True).astype(
-            "datetime64[us, UTC]")
+            "datetime64[us, UTC]"
+        )
         frames[build] = frame[order].sort_values(order, kind="stable").reset_index(drop=True)
     same_as_feast = frames["stage"].equals(frames["feast"])
     stage, asof = frames["stage"], frames["asof"]
-    differ = ~((stage[FEATURES] == asof[FEATURES]) | (stage[FEATURES].isna()
-                                                       & asof[FEATURES].isna())).all(axis=1)
+    differ = ~(
+        (stage[FEATURES] == asof[FEATURES]) | (stage[FEATURES].isna() & asof[FEATURES].isna())
+    ).all(axis=1)
     return same_as_feast, int(differ.sum()) if len(stage) == len(asof) else -1
 
 
@@ -187,8 +208,10 @@ def _ties(folder: Path) -> int:
     import duckdb
 
     features = folder / "home" / "warehouse" / NAME / "features.parquet"
-    rows = duckdb.sql(f"SELECT count(*) FROM (SELECT entity_id, event_ts FROM "
-                      f"read_parquet('{features}') GROUP BY ALL HAVING count(*) > 1)").fetchall()
+    rows = duckdb.sql(
+        f"SELECT count(*) FROM (SELECT entity_id, event_ts FROM "
+        f"read_parquet('{features}') GROUP BY ALL HAVING count(*) > 1)"
+    ).fetchall()
     return int(rows[0][0])
 
 
@@ -205,35 +228,42 @@ def run() -> str:
         ties = _ties(folder)
     med = {b: {k: statistics.median(r[k] for r in runs[b]) for k in runs[b][0]} for b in BUILDS}
     ratio = med["stage"]["seconds"] / med["feast"]["seconds"]
-    names = {"stage": "ml_platform training-set stage (`build_training_set`, feature service "
-                      f"`{NAME}_v1`: read, Feast retrieval, checks, order, hash, parquet write)",
-             "feast": "direct `get_historical_features(entity_df, features=<feature service>)"
-                      ".to_df()`",
-             "asof": "raw DuckDB ASOF JOIN into pandas (the floor)"}
-    rows = [f"| {names[b]} | {med[b]['seconds']:.2f} | "
-            f"{med[b]['seconds'] / med['feast']['seconds']:.2f}x | "
-            f"{med[b]['seconds'] / med['asof']['seconds']:.2f}x | {med[b]['peak_mb']:,.0f} | "
-            f"{med[b]['added_mb']:,.0f} | "
-            f"{_listed(runs[b])} |" for b in BUILDS]
+    names = {
+        "stage": "ml_platform training-set stage (`build_training_set`, feature service "
+        f"`{NAME}_v1`: read, Feast retrieval, checks, order, hash, parquet write)",
+        "feast": "direct `get_historical_features(entity_df, features=<feature service>).to_df()`",
+        "asof": "raw DuckDB ASOF JOIN into pandas (the floor)",
+    }
+    rows = [
+        f"| {names[b]} | {med[b]['seconds']:.2f} | "
+        f"{med[b]['seconds'] / med['feast']['seconds']:.2f}x | "
+        f"{med[b]['seconds'] / med['asof']['seconds']:.2f}x | {med[b]['peak_mb']:,.0f} | "
+        f"{med[b]['added_mb']:,.0f} | "
+        f"{_listed(runs[b])} |"
+        for b in BUILDS
+    ]
     verdict = "met" if ratio <= 1.1 else "**missed**"
-    return "\n".join([
-        "## Training set: Feast retrieval through the feature service",
-        "",
-        f"{ENTITY_ROWS:,} label rows x {FEATURE_ROWS:,} feature rows ({ENTITIES:,} entities, "
-        f"{len(FEATURES)} float features, no TTL). Each run in a fresh process, timed after the "
-        f"imports; median of {REPEATS} interleaved runs. Peak memory is the process's "
-        "`ru_maxrss` after the work; \"added\" subtracts its value just before the work.",
-        "",
-        "| build | seconds (median) | vs direct Feast | vs ASOF floor | peak RSS MB | "
-        "added MB | runs (s) |",
-        "|---|---:|---:|---:|---:|---:|---|",
-        *rows,
-        "",
-        f"Platform / direct Feast: **{ratio:.2f}x**, target at most 1.1x: {verdict}. "
-        f"Platform rows equal to direct Feast's: **{same_as_feast}**; rows whose features "
-        f"differ from the ASOF JOIN's: {differ_asof} (the feature table has {ties} (entity, "
-        "time) pairs with two rows; at a tie each engine may pick either row).",
-    ])
+    return "\n".join(
+        [
+            "## Training set: Feast retrieval through the feature service",
+            "",
+            f"{ENTITY_ROWS:,} label rows x {FEATURE_ROWS:,} feature rows ({ENTITIES:,} entities, "
+            f"{len(FEATURES)} float features, no TTL). Each run in a fresh process, timed after "
+            f"the "
+            f"imports; median of {REPEATS} interleaved runs. Peak memory is the process's "
+            '`ru_maxrss` after the work; "added" subtracts its value just before the work.',
+            "",
+            "| build | seconds (median) | vs direct Feast | vs ASOF floor | peak RSS MB | "
+            "added MB | runs (s) |",
+            "|---|---:|---:|---:|---:|---:|---|",
+            *rows,
+            "",
+            f"Platform / direct Feast: **{ratio:.2f}x**, target at most 1.1x: {verdict}. "
+            f"Platform rows equal to direct Feast's: **{same_as_feast}**; rows whose features "
+            f"differ from the ASOF JOIN's: {differ_asof} (the feature table has {ties} (entity, "
+            "time) pairs with two rows; at a tie each engine may pick either row).",
+        ]
+    )
 
 
 if __name__ == "__main__":

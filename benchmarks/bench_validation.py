@@ -63,7 +63,8 @@ def make_frame(n: int, seed: int = 0) -> pd.DataFrame:
     data: dict[str, object] = {
         "customer_id": rng.permutation(n).astype("int64"),
         "applied_at": start + pd.to_timedelta(rng.integers(0, 86_400 * 120, n), unit="s"),
-        "defaulted": (rng.random(n) < 0.1).astype("int64")}
+        "defaulted": (rng.random(n) < 0.1).astype("int64"),
+    }
     for i in range(10):
         col = rng.lognormal(8 + i * 0.1, 0.6, n)
         if i % 3 == 0:
@@ -85,6 +86,7 @@ def _contract(df: pd.DataFrame) -> Contract:
 
 
 # -- the floor ----------------------------------------------------------------------------------
+
 
 def plain_pass(c: Contract, df: pd.DataFrame, now: pd.Timestamp) -> dict[str, float]:
     """The same rules written by hand with vectorised pandas: counts and statistics only."""
@@ -112,8 +114,9 @@ def plain_pass(c: Contract, df: pd.DataFrame, now: pd.Timestamp) -> dict[str, fl
             qs = list(d.quantiles)
             out |= {f"q{q}_{name}": v for q, v in zip(qs, np.quantile(data, qs), strict=True)}
             if ref is not None:
-                hist = np.bincount(np.searchsorted(np.asarray(ref.edges[1:-1]), data),
-                                   minlength=len(ref.fractions)) / max(len(data), 1)
+                hist = np.bincount(
+                    np.searchsorted(np.asarray(ref.edges[1:-1]), data), minlength=len(ref.fractions)
+                ) / max(len(data), 1)
                 out[f"psi_{name}"] = profile.psi(np.array(ref.fractions), hist)
         if d.category_frequency:
             freq = s.value_counts(normalize=True)
@@ -131,11 +134,16 @@ def plain_pass(c: Contract, df: pd.DataFrame, now: pd.Timestamp) -> dict[str, fl
 
 # -- by hand: a pandera schema and a GX checkpoint, written directly ----------------------------
 
+
 def hand_schema(c: Contract, now: pd.Timestamp) -> Any:
     import pandera.pandas as pa
 
-    dtypes = {"int": "Int64", "float": "float64", "string": "str",
-              "datetime": "datetime64[ns, UTC]"}
+    dtypes = {
+        "int": "Int64",
+        "float": "float64",
+        "string": "str",
+        "datetime": "datetime64[ns, UTC]",
+    }
     columns = {}
     for name, rule in c.columns.items():
         checks = []
@@ -148,10 +156,16 @@ def hand_schema(c: Contract, now: pd.Timestamp) -> Any:
         if name == c.event_timestamp:
             checks.append(pa.Check.le(now + pd.Timedelta(seconds=c.max_future_seconds)))
         if name == c.label.column:
-            checks += [pa.Check.isin(c.label.values),
-                       pa.Check(lambda s: s.nunique() >= c.label.min_classes)]
-        columns[name] = pa.Column(dtypes[rule.dtype], checks, nullable=rule.nullable,
-                                  coerce=rule.dtype in ("int", "float"))
+            checks += [
+                pa.Check.isin(c.label.values),
+                pa.Check(lambda s: s.nunique() >= c.label.min_classes),
+            ]
+        columns[name] = pa.Column(
+            dtypes[rule.dtype],
+            checks,
+            nullable=rule.nullable,
+            coerce=rule.dtype in ("int", "float"),
+        )
     return pa.DataFrameSchema(columns, strict=True, unique=c.unique)
 
 
@@ -164,42 +178,74 @@ def hand_checkpoint(c: Contract, root: Path) -> Any:
 
     context = gx.get_context(mode="file", project_root_dir=str(root))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch = (context.data_sources.add_pandas("pandas").add_dataframe_asset("frame")
-             .add_batch_definition_whole_dataframe("whole"))
+    batch = (
+        context.data_sources.add_pandas("pandas")
+        .add_dataframe_asset("frame")
+        .add_batch_definition_whole_dataframe("whole")
+    )
     suite = gx.ExpectationSuite(name="by_hand")
     d = c.distribution
     suite.add_expectation(gxe.ExpectTableRowCountToBeBetween(min_value=d.min_rows))
     for name, r in d.columns.items():
-        suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(
-            column=name, mostly=1 - r.max_null_fraction))
+        suite.add_expectation(
+            gxe.ExpectColumnValuesToNotBeNull(column=name, mostly=1 - r.max_null_fraction)
+        )
         ref = c.reference.columns.get(name)
         if r.mean is not None:
-            suite.add_expectation(gxe.ExpectColumnMeanToBeBetween(
-                column=name, min_value=r.mean[0], max_value=r.mean[1]))
+            suite.add_expectation(
+                gxe.ExpectColumnMeanToBeBetween(
+                    column=name, min_value=r.mean[0], max_value=r.mean[1]
+                )
+            )
             qs = sorted(r.quantiles)
-            suite.add_expectation(ml.ExpectColumnQuantileValuesWithinRanges(
-                column=name, quantile_ranges={"quantiles": qs, "value_ranges": [
-                    list(r.quantiles[q]) for q in qs]}))
-            suite.add_expectation(ml.ExpectColumnPsiToBeLessThan(
-                column=name, partition_object={"bins": ref.edges, "weights": list(
-                    np.asarray(ref.fractions) / sum(ref.fractions))}, threshold=r.max_distance))
+            suite.add_expectation(
+                ml.ExpectColumnQuantileValuesWithinRanges(
+                    column=name,
+                    quantile_ranges={
+                        "quantiles": qs,
+                        "value_ranges": [list(r.quantiles[q]) for q in qs],
+                    },
+                )
+            )
+            suite.add_expectation(
+                ml.ExpectColumnPsiToBeLessThan(
+                    column=name,
+                    partition_object={
+                        "bins": ref.edges,
+                        "weights": list(np.asarray(ref.fractions) / sum(ref.fractions)),
+                    },
+                    threshold=r.max_distance,
+                )
+            )
         if r.category_frequency:
-            suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(
-                column=name, value_set=c.columns[name].allowed))
-            suite.add_expectation(ml.ExpectColumnCategoryFrequenciesToBeBetween(
-                column=name, frequencies={k: list(v) for k, v in r.category_frequency.items()}))
+            suite.add_expectation(
+                gxe.ExpectColumnValuesToBeInSet(column=name, value_set=c.columns[name].allowed)
+            )
+            suite.add_expectation(
+                ml.ExpectColumnCategoryFrequenciesToBeBetween(
+                    column=name, frequencies={k: list(v) for k, v in r.category_frequency.items()}
+                )
+            )
             w = np.asarray(list(ref.categories.values()))
-            suite.add_expectation(ml.ExpectColumnPsiToBeLessThan(
-                column=name, partition_object={"values": list(ref.categories),
-                                               "weights": list(w / w.sum())},
-                threshold=r.max_distance))
+            suite.add_expectation(
+                ml.ExpectColumnPsiToBeLessThan(
+                    column=name,
+                    partition_object={"values": list(ref.categories), "weights": list(w / w.sum())},
+                    threshold=r.max_distance,
+                )
+            )
     suite = context.suites.add(suite)
     definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name="by_hand", data=batch, suite=suite))
-    return context.checkpoints.add(gx.Checkpoint(
-        name="by_hand", validation_definitions=[definition],
-        actions=[gx.checkpoint.UpdateDataDocsAction(name="docs")],
-        result_format={"result_format": "BASIC"}))
+        gx.ValidationDefinition(name="by_hand", data=batch, suite=suite)
+    )
+    return context.checkpoints.add(
+        gx.Checkpoint(
+            name="by_hand",
+            validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="docs")],
+            result_format={"result_format": "BASIC"},
+        )
+    )
 
 
 def builtin_bands_seconds(c: Contract, df: pd.DataFrame) -> tuple[float, int]:
@@ -211,25 +257,34 @@ def builtin_bands_seconds(c: Contract, df: pd.DataFrame) -> tuple[float, int]:
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch = (context.data_sources.add_pandas("p").add_dataframe_asset("a")
-             .add_batch_definition_whole_dataframe("b"))
+    batch = (
+        context.data_sources.add_pandas("p")
+        .add_dataframe_asset("a")
+        .add_batch_definition_whole_dataframe("b")
+    )
     suite = context.suites.add(gx.ExpectationSuite(name="bands"))
     for name, r in c.distribution.columns.items():
         for cat, (low, high) in r.category_frequency.items():
             if low:
-                suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(
-                    column=name, value_set=[cat], mostly=low))
+                suite.add_expectation(
+                    gxe.ExpectColumnValuesToBeInSet(column=name, value_set=[cat], mostly=low)
+                )
             if high is not None and high < 1:
-                suite.add_expectation(gxe.ExpectColumnValuesToNotBeInSet(
-                    column=name, value_set=[cat], mostly=1 - high))
+                suite.add_expectation(
+                    gxe.ExpectColumnValuesToNotBeInSet(
+                        column=name, value_set=[cat], mostly=1 - high
+                    )
+                )
     definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name="bands", data=batch, suite=suite))
+        gx.ValidationDefinition(name="bands", data=batch, suite=suite)
+    )
     started = time.perf_counter()
     definition.run(batch_parameters={"dataframe": df}, result_format="BASIC")
     return time.perf_counter() - started, len(suite.expectations)
 
 
 # -- timing -------------------------------------------------------------------------------------
+
 
 class Parts:
     """Times spent inside wrapped functions, per call, while installed."""
@@ -250,6 +305,7 @@ class Parts:
                     return _f(*args, **kw)
                 finally:
                     self.spent[_l] += time.perf_counter() - started
+
             setattr(owner, attr, timed)
         return self
 
@@ -267,8 +323,9 @@ def _timed(fn: Callable[[], object]) -> float:
 IMPORTS = {
     "import pandera.pandas": "import pandera.pandas",
     "import great_expectations": "import great_expectations",
-    "import ml_platform.contracts (pandera and GX load at the first validation)":
-        "import ml_platform.contracts",
+    "import ml_platform.contracts (pandera and GX load at the first validation)": (
+        "import ml_platform.contracts"
+    ),
 }
 COLD = """
 import sys, time, tempfile
@@ -292,11 +349,13 @@ def import_times() -> dict[str, float]:
     out = {}
     for label, statement in IMPORTS.items():
         code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
-        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             cwd=ROOT, check=True)
+        run = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+        )
         out[label] = float(run.stdout.split()[-1])
-    run = subprocess.run([sys.executable, "-c", COLD], capture_output=True, text=True, cwd=ROOT,
-                         check=True)
+    run = subprocess.run(
+        [sys.executable, "-c", COLD], capture_output=True, text=True, cwd=ROOT, check=True
+    )
     first, second, setup = (float(x) for x in run.stdout.split()[-3:])
     out["first gate call in a process, 10k rows (pandera + GX imports, GX context)"] = first
     out["second gate call, same process and batch"] = second
@@ -332,18 +391,23 @@ def run() -> str:
         assert checkpoint.run(batch_parameters={"dataframe": df}).success
 
     sides: dict[str, Callable[[], None]] = {
-        "platform": platform, "pandera by hand": by_hand_pandera, "GX by hand": by_hand_gx,
-        "floor": lambda: plain_pass(contract, df, now)}
+        "platform": platform,
+        "pandera by hand": by_hand_pandera,
+        "GX by hand": by_hand_gx,
+        "floor": lambda: plain_pass(contract, df, now),
+    }
     warm = {name: _timed(fn) for name, fn in sides.items()}
     times: dict[str, list[float]] = {name: [] for name in sides}
-    targets = {"pandera": (schema_rules, "check"),
-               "str dtype checks": (pandas_engine.NpString, "check"),
-               "GX checkpoint": (distribution_rules, "run_suite"),
-               "Data Docs": (gx.checkpoint.UpdateDataDocsAction, "run")}
+    targets = {
+        "pandera": (schema_rules, "check"),
+        "str dtype checks": (pandas_engine.NpString, "check"),
+        "GX checkpoint": (distribution_rules, "run_suite"),
+        "Data Docs": (gx.checkpoint.UpdateDataDocsAction, "run"),
+    }
     parts: dict[str, list[float]] = {k: [] for k in [*targets, "rest"]}
     names = list(sides)
     for i in range(REPEATS):
-        for name in names[i % len(names):] + names[:i % len(names)]:
+        for name in names[i % len(names) :] + names[: i % len(names)]:
             if name != "platform":
                 times[name].append(_timed(sides[name]))
                 continue
@@ -351,18 +415,23 @@ def run() -> str:
                 times[name].append(_timed(platform))
             for k in targets:
                 parts[k].append(spent.spent[k])
-            parts["rest"].append(times[name][-1] - spent.spent["pandera"]
-                                 - spent.spent["GX checkpoint"])
+            parts["rest"].append(
+                times[name][-1] - spent.spent["pandera"] - spent.spent["GX checkpoint"]
+            )
     med = {name: statistics.median(v) for name, v in times.items()}
     hand = med["pandera by hand"] + med["GX by hand"]
     ratio = med["platform"] / hand
     per_round = statistics.median(
-        p / (a + b) for p, a, b in zip(times["platform"], times["pandera by hand"],
-                                       times["GX by hand"], strict=True))
+        p / (a + b)
+        for p, a, b in zip(
+            times["platform"], times["pandera by hand"], times["GX by hand"], strict=True
+        )
+    )
     bands, n_bands = builtin_bands_seconds(contract, df)
     failing = df.assign(int_0=df["int_0"].mask(np.arange(len(df)) % 50 == 0, 10_000))
-    fail_time = _timed(lambda: check_contract(contract, failing, now, gx_root=home,
-                                              run_name="bench-failing"))
+    fail_time = _timed(
+        lambda: check_contract(contract, failing, now, gx_root=home, run_name="bench-failing")
+    )
     imports = import_times()
     rules = len(check_contract(contract, df, now).rules)
     part = {k: statistics.median(v) for k, v in parts.items()}
@@ -370,8 +439,10 @@ def run() -> str:
 
     def row(name: str, label: str, note: str = "") -> str:
         runs = ", ".join(f"{t:.2f}" for t in times[name])
-        return (f"| {label} | {med[name]:.2f} | {med[name] / hand:.2f}x | {runs} | "
-                f"{warm[name]:.2f} | {note} |")
+        return (
+            f"| {label} | {med[name]:.2f} | {med[name] / hand:.2f}x | {runs} | "
+            f"{warm[name]:.2f} | {note} |"
+        )
 
     lines = [
         "## Data validation (issue 13)",
@@ -385,11 +456,18 @@ def run() -> str:
         "",
         "| side | median s | vs pandera + GX by hand | runs s | warm-up s | what |",
         "|---|---|---|---|---|---|",
-        row("platform", "**platform gate**", "compiled pandera schema (lazy) + failure cases "
-            "read back + quarantine + GX checkpoint with Data Docs + HTML report"),
+        row(
+            "platform",
+            "**platform gate**",
+            "compiled pandera schema (lazy) + failure cases "
+            "read back + quarantine + GX checkpoint with Data Docs + HTML report",
+        ),
         row("pandera by hand", "pandera schema by hand", "`schema.validate(df, lazy=True)`"),
-        row("GX by hand", "GX checkpoint by hand", "file context, same expectations, "
-            "UpdateDataDocsAction, whole frame"),
+        row(
+            "GX by hand",
+            "GX checkpoint by hand",
+            "file context, same expectations, UpdateDataDocsAction, whole frame",
+        ),
         f"| pandera + GX by hand | {hand:.2f} | 1.00x | | | the sum |",
         row("floor", "vectorised pandas (floor)", "the same rules' counts and statistics"),
         "",

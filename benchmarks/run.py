@@ -25,19 +25,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = Path(os.environ.get("BENCH_DOCS_DIR") or ROOT / "docs")
-HEADER = ("# Benchmarks\n\nEach benchmark runs the platform and the baseline its issue names on "
-          "the same data and reports the ratio: the end-to-end ones (pipeline, executor) launch "
-          "every run as a fresh process, as Dagster does, and interleave the two sides; absolute "
-          "times on these shared 2-core machines are noise. Regenerate with `make bench`.\n")
+HEADER = (
+    "# Benchmarks\n\nEach benchmark runs the platform and the baseline its issue names on "
+    "the same data and reports the ratio: the end-to-end ones (pipeline, executor) launch "
+    "every run as a fresh process, as Dagster does, and interleave the two sides; absolute "
+    "times on these shared 2-core machines are noise. Regenerate with `make bench`.\n"
+)
 
 
 def code_version() -> str:
     if version := os.environ.get("BENCH_CODE_VERSION"):
         return version
     try:
+
         def git(*args: str) -> str:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                                  check=True).stdout.strip()
+            return subprocess.run(
+                ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+            ).stdout.strip()
 
         dirty = " + uncommitted changes" if git("status", "--porcelain", "--", ".") else ""
         return f"commit {git('rev-parse', '--short', 'HEAD')}{dirty}"
@@ -58,9 +62,11 @@ def main(argv: list[str]) -> None:
         print(f"== {name}", flush=True)
         started = time.perf_counter()
         section = module.run()
-        stamp = (f"_Command: `python -m benchmarks.run {name}` (or `make bench`); "
-                 f"{datetime.now(UTC):%Y-%m-%d}, {platform.machine()}, {os.cpu_count()} cores, "
-                 f"{code_version()}, took {time.perf_counter() - started:.0f} s._")
+        stamp = (
+            f"_Command: `python -m benchmarks.run {name}` (or `make bench`); "
+            f"{datetime.now(UTC):%Y-%m-%d}, {platform.machine()}, {os.cpu_count()} cores, "
+            f"{code_version()}, took {time.perf_counter() - started:.0f} s._"
+        )
         print(section, flush=True)
         (DOCS / "benchmarks" / f"{name}.md").write_text(f"{section}\n\n{stamp}\n")
     write_index()

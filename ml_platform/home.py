@@ -72,8 +72,14 @@ class PlatformHome:
     def ensure(self) -> PlatformHome:
         """Create the layout, and the Dagster instance config if the instance has none (after
         that it is the operator's file: never overwritten)."""
-        for path in (self.dagster_home, self.artifact_root, self.landing, self.warehouse,
-                     self.feast_dir, self.reports):
+        for path in (
+            self.dagster_home,
+            self.artifact_root,
+            self.landing,
+            self.warehouse,
+            self.feast_dir,
+            self.reports,
+        ):
             path.mkdir(parents=True, exist_ok=True)
         instance_yaml = self.dagster_home / "dagster.yaml"
         template = PROJECT_ROOT / "dagster.yaml"

@@ -31,13 +31,19 @@ from ml_platform.spec import PipelineSpec
 DEFINITIONS = "ml_platform.definitions:defs"
 LAUNCH_TAG = "ml_platform/launch"
 PID_TAG, HOST_TAG = "ml_platform/pid", "ml_platform/host"
-_STEP_EVENTS = {dg.DagsterEventType.STEP_START: "started",
-                dg.DagsterEventType.STEP_SUCCESS: "done",
-                dg.DagsterEventType.STEP_FAILURE: "FAILED",
-                dg.DagsterEventType.STEP_SKIPPED: "skipped"}
-IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-               dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
-               dg.DagsterRunStatus.CANCELING]
+_STEP_EVENTS = {
+    dg.DagsterEventType.STEP_START: "started",
+    dg.DagsterEventType.STEP_SUCCESS: "done",
+    dg.DagsterEventType.STEP_FAILURE: "FAILED",
+    dg.DagsterEventType.STEP_SKIPPED: "skipped",
+}
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
 # The summary reports failures; Dagster's console logger would print every event and traceback.
@@ -69,8 +75,13 @@ def training_job(target: str, job_name: str) -> dg.JobDefinition:
     return load_definitions(target).resolve_job_def(job_name)
 
 
-def _follow(instance: dg.DagsterInstance, launch: str, done: threading.Event,
-            console: Console, started: float) -> None:
+def _follow(
+    instance: dg.DagsterInstance,
+    launch: str,
+    done: threading.Event,
+    console: Console,
+    started: float,
+) -> None:
     """Print step transitions as the run's events land in the instance."""
     run_id, cursor = None, None
     while True:
@@ -92,15 +103,19 @@ def _print_event(entry: Any, console: Console, started: float) -> None:
     event = entry.dagster_event
     if event is None and entry.level >= logging.INFO and entry.user_message:
         # context.log.info(...) from a step, e.g. tuning progress per trial
-        console.print(f"  [{time.perf_counter() - started:6.1f}s]         "
-                      f"[dim]{entry.step_key}: {entry.user_message}[/dim]")
+        console.print(
+            f"  [{time.perf_counter() - started:6.1f}s]         "
+            f"[dim]{entry.step_key}: {entry.user_message}[/dim]"
+        )
         return
     if event is None or event.event_type not in _STEP_EVENTS:
         return
     label = _STEP_EVENTS[event.event_type]
     colour = {"FAILED": "red", "done": "green"}.get(label, "dim")
-    console.print(f"  [{time.perf_counter() - started:6.1f}s] "
-                  f"[{colour}]{label:>7}[/{colour}] {event.step_key}")
+    console.print(
+        f"  [{time.perf_counter() - started:6.1f}s] "
+        f"[{colour}]{label:>7}[/{colour}] {event.step_key}"
+    )
 
 
 def orphaned(run: dg.DagsterRun) -> bool:
@@ -126,10 +141,15 @@ def refuse_if_busy(instance: dg.DagsterInstance, pipeline: str) -> None:
         if not holds_pool(run, pool):
             continue
         if not orphaned(run):
-            raise PipelineBusy(f"run {run.run_id} of '{pipeline}' is {run.status.value}: wait "
-                               f"for it to finish, or terminate it in the Dagster UI")
-        instance.report_run_failed(run, f"the `ml-platform run` process {run.tags[PID_TAG]} "
-                                   f"that executed this run is gone (killed?); marked failed")
+            raise PipelineBusy(
+                f"run {run.run_id} of '{pipeline}' is {run.status.value}: wait "
+                f"for it to finish, or terminate it in the Dagster UI"
+            )
+        instance.report_run_failed(
+            run,
+            f"the `ml-platform run` process {run.tags[PID_TAG]} "
+            f"that executed this run is gone (killed?); marked failed",
+        )
 
 
 def run_pipeline(spec: PipelineSpec, console: Console, target: str = DEFINITIONS) -> bool:
@@ -138,9 +158,11 @@ def run_pipeline(spec: PipelineSpec, console: Console, target: str = DEFINITIONS
     home = activate_home()
     job_name = training_job_name(spec.name)
     launch = str(uuid.uuid4())
-    job = dg.build_reconstructable_job("ml_platform.runner", "training_job",
-                                       reconstructable_kwargs={"target": target,
-                                                               "job_name": job_name})
+    job = dg.build_reconstructable_job(
+        "ml_platform.runner",
+        "training_job",
+        reconstructable_kwargs={"target": target, "job_name": job_name},
+    )
     console.print(f"running [bold]{spec.name}[/bold] ({job_name}) on home {home.root}")
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
@@ -150,14 +172,23 @@ def run_pipeline(spec: PipelineSpec, console: Console, target: str = DEFINITIONS
             console.print(f"[red]error:[/red] {exc}")
             return False
         done = threading.Event()
-        follower = threading.Thread(target=_follow, name="progress",
-                                    args=(instance, launch, done, console, started))
+        follower = threading.Thread(
+            target=_follow, name="progress", args=(instance, launch, done, console, started)
+        )
         follower.start()
         try:
-            with dg.execute_job(job, instance=instance, run_config=QUIET,
-                                tags={"launched_by": "ml-platform", LAUNCH_TAG: launch,
-                                      PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
-                                raise_on_error=False) as result:
+            with dg.execute_job(
+                job,
+                instance=instance,
+                run_config=QUIET,
+                tags={
+                    "launched_by": "ml-platform",
+                    LAUNCH_TAG: launch,
+                    PID_TAG: str(os.getpid()),
+                    HOST_TAG: socket.gethostname(),
+                },
+                raise_on_error=False,
+            ) as result:
                 done.set()
                 follower.join()
                 print_summary(spec, instance, result, console, time.perf_counter() - started)
@@ -186,8 +217,9 @@ def _root_cause(event: Any) -> str:
     return error.message.strip()
 
 
-def print_summary(spec: PipelineSpec, instance: dg.DagsterInstance, result: Any,
-                  console: Console, seconds: float) -> None:
+def print_summary(
+    spec: PipelineSpec, instance: dg.DagsterInstance, result: Any, console: Console, seconds: float
+) -> None:
     n, run_id = spec.name, result.run_id
     validated = _run_metadata(instance, f"{n}_validated", run_id)
     candidate = _run_metadata(instance, f"{n}_candidate_model", run_id)
@@ -200,15 +232,21 @@ def print_summary(spec: PipelineSpec, instance: dg.DagsterInstance, result: Any,
     console.print(f"\n{status} {n} in {seconds:.1f} s (run {run_id})")
     table = Table(show_header=False, box=None, padding=(0, 2))
     if validated:
-        table.add_row("rows", f"{validated['rows_in']:,} in, {validated['rows_valid']:,} valid, "
-                      f"{validated['rows_quarantined']:,} quarantined")
+        table.add_row(
+            "rows",
+            f"{validated['rows_in']:,} in, {validated['rows_valid']:,} valid, "
+            f"{validated['rows_quarantined']:,} quarantined",
+        )
     table.add_row("checks", f"{len(passed)} passed, {len(failed)} failed")
     for check in failed:
         meta = check.metadata.get("message") or check.metadata.get("failures")
         table.add_row("", f"[red]x {check.check_name}[/red]: {meta.value if meta else ''}"[:400])
     if registered:
-        table.add_row("model", f"{registered['model']} v{registered['version']} "
-                      f"({registered['decision']}; champion v{registered['champion_version']})")
+        table.add_row(
+            "model",
+            f"{registered['model']} v{registered['version']} "
+            f"({registered['decision']}; champion v{registered['champion_version']})",
+        )
     elif candidate:
         table.add_row("model", "not registered (a gate failed)")
     metric_names = ("roc_auc", "pr_auc", "log_loss", "brier", "f1", "rmse", "mae", "r2")
@@ -219,6 +257,9 @@ def print_summary(spec: PipelineSpec, instance: dg.DagsterInstance, result: Any,
         table.add_row("mlflow run", str(candidate.get("mlflow_run", "")))
     for err in [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]:
         table.add_row("[red]error[/red]", f"{err.step_key}: {_root_cause(err)}"[:800])
-    table.add_row("look", "Dagster UI: make dev (http://127.0.0.1:3000); "
-                  "MLflow UI: make mlflow (http://127.0.0.1:5000)")
+    table.add_row(
+        "look",
+        "Dagster UI: make dev (http://127.0.0.1:3000); "
+        "MLflow UI: make mlflow (http://127.0.0.1:5000)",
+    )
     console.print(table)

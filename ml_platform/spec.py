@@ -47,10 +47,13 @@ def resolve_import(path: str) -> Any:
 class SourceSpec(_Strict):
     """Where raw data lands: a file path or glob, CSV or Parquet."""
 
-    path: str = Field(description="Path or glob; '{home}' expands to the platform home, "
-                      "relative paths are relative to the project root, $VARS are expanded.")
+    path: str = Field(
+        description="Path or glob; '{home}' expands to the platform home, "
+        "relative paths are relative to the project root, $VARS are expanded."
+    )
     format: Literal["csv", "parquet"] | None = Field(
-        default=None, description="Inferred from the extension when omitted.")
+        default=None, description="Inferred from the extension when omitted."
+    )
 
     @property
     def file_format(self) -> str:
@@ -92,16 +95,22 @@ class FeaturesSpec(_Strict):
     aggregates: list[AggregateFeature] = Field(default_factory=list)
     custom: list[str] = Field(
         default_factory=list,
-        description="Import paths of functions DataFrame -> DataFrame adding numeric columns.")
+        description="Import paths of functions DataFrame -> DataFrame adding numeric columns.",
+    )
     custom_outputs: list[str] = Field(
-        default_factory=list, description="Numeric columns the custom functions add.")
+        default_factory=list, description="Numeric columns the custom functions add."
+    )
     ttl: str | None = Field(
-        default=None, description="Feature time-to-live ('30d', '12h', '90m'): a feature row "
-        "older than this at label (or serving) time counts as missing. None: never expires.")
+        default=None,
+        description="Feature time-to-live ('30d', '12h', '90m'): a feature row "
+        "older than this at label (or serving) time counts as missing. None: never expires.",
+    )
     dbt_model: str | None = Field(
-        default=None, description="A dbt model in dbt_project/ that computes this pipeline's "
+        default=None,
+        description="A dbt model in dbt_project/ that computes this pipeline's "
         "feature table instead of the declared SQL; it must output the entity key, the event "
-        "timestamp and every declared feature column.")
+        "timestamp and every declared feature column.",
+    )
 
     @field_validator("ttl")
     @classmethod
@@ -158,7 +167,8 @@ class ModelSpec(_Strict):
     n_trials: int = Field(default=10, ge=1)
     timeout_seconds: float | None = Field(default=None, gt=0)
     balance_classes: bool = Field(
-        default=True, description="Weight samples inversely to class frequency (classification).")
+        default=True, description="Weight samples inversely to class frequency (classification)."
+    )
 
     @field_validator("estimator")
     @classmethod
@@ -183,10 +193,14 @@ class GatesSpec(_Strict):
     max_latency_ms: float = Field(default=500.0, gt=0, description="Per 1,000-row batch.")
     max_memory_mb: float = Field(default=1024.0, gt=0)
     bootstrap_samples: int = Field(default=500, ge=50)
-    min_slice_rows: int = Field(default=200, ge=1, description="Smaller slices are reported, "
-                                "not gated.")
-    auto_promote: bool = Field(default=True, description="Promote a challenger that passes "
-                               "every gate and scores strictly better than the champion.")
+    min_slice_rows: int = Field(
+        default=200, ge=1, description="Smaller slices are reported, not gated."
+    )
+    auto_promote: bool = Field(
+        default=True,
+        description="Promote a challenger that passes "
+        "every gate and scores strictly better than the champion.",
+    )
 
 
 class PipelineSpec(_Strict):
@@ -205,7 +219,8 @@ class PipelineSpec(_Strict):
     gates: GatesSpec = Field(default_factory=GatesSpec)
     slices: list[str] = Field(default_factory=list, description="Categorical columns to slice by.")
     contract: str | None = Field(
-        default=None, description="Data contract file, relative to the spec's folder.")
+        default=None, description="Data contract file, relative to the spec's folder."
+    )
     seed: int = 42
     spec_dir: str | None = Field(default=None, exclude=True)
 

@@ -23,8 +23,14 @@ SMALL_DEFS = "ml_platform_tests.cli.small_defs:defs"
 def ml_platform(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """The installed command in a fresh process, on the test's home (its environment)."""
     cli = str(Path(sys.executable).parent / "ml-platform")
-    return subprocess.run([cli, *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "COLUMNS": "200"})
+    return subprocess.run(
+        [cli, *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200"},
+    )
 
 
 def small_spec(n_trials: int = 2, dbt: bool = False, **updates: object) -> PipelineSpec:
@@ -32,8 +38,9 @@ def small_spec(n_trials: int = 2, dbt: bool = False, **updates: object) -> Pipel
     features come from the spec's declared SQL instead of the dbt model (the same table:
     features/test_dbt_features.py), so a test needs no dbt build."""
     spec = load_spec_file(DEMO_SPEC)
-    model = spec.model.model_copy(update={"n_trials": n_trials,
-                                          "params": {"max_iter": 30, "early_stopping": False}})
+    model = spec.model.model_copy(
+        update={"n_trials": n_trials, "params": {"max_iter": 30, "early_stopping": False}}
+    )
     features = spec.features if dbt else spec.features.model_copy(update={"dbt_model": None})
     return spec.model_copy(update={"model": model, "features": features, **updates})
 
@@ -44,19 +51,28 @@ def resources(home: PlatformHome) -> dict[str, object]:
     from ml_platform.components.mlflow_tracking import MlflowTrackingResource
     from ml_platform.resources import PlatformResource
 
-    out: dict[str, object] = {"platform": PlatformResource(home=str(home.root)),
-                              "mlflow": MlflowTrackingResource(),
-                              "io_manager": HandoffIOManager()}
+    out: dict[str, object] = {
+        "platform": PlatformResource(home=str(home.root)),
+        "mlflow": MlflowTrackingResource(),
+        "io_manager": HandoffIOManager(),
+    }
     return out
 
 
-def materialize(spec: PipelineSpec, home: PlatformHome, instance: dg.DagsterInstance | None = None,
-                selection: str | None = None) -> dg.ExecuteInProcessResult:
+def materialize(
+    spec: PipelineSpec,
+    home: PlatformHome,
+    instance: dg.DagsterInstance | None = None,
+    selection: str | None = None,
+) -> dg.ExecuteInProcessResult:
     """Materialize a pipeline's graph in this process on real local backends in ``home``."""
     from ml_platform.components.assets import pipeline_assets
 
-    assets = [a for a in pipeline_assets(spec) if isinstance(a, dg.AssetsDefinition)
-              and a.is_materializable]
+    assets = [
+        a
+        for a in pipeline_assets(spec)
+        if isinstance(a, dg.AssetsDefinition) and a.is_materializable
+    ]
     extra: dict[str, object] = {}
     if spec.features.dbt_model:  # the dbt feature model is upstream of the pipeline's features
         from ml_platform.defs.dbt.assets import dbt_defs, dbt_feature_models
@@ -64,5 +80,10 @@ def materialize(spec: PipelineSpec, home: PlatformHome, instance: dg.DagsterInst
         assets.append(dbt_feature_models)
         extra = dict(dbt_defs().resources or {})
     instance = instance or dg.DagsterInstance.ephemeral()
-    return dg.materialize(assets, instance=instance, resources={**resources(home), **extra},
-                          raise_on_error=False, selection=selection)
+    return dg.materialize(
+        assets,
+        instance=instance,
+        resources={**resources(home), **extra},
+        raise_on_error=False,
+        selection=selection,
+    )

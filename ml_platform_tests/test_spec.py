@@ -26,27 +26,46 @@ def test_demo_spec_loads() -> None:
     assert spec.primary_metric == "roc_auc"
 
 
-@pytest.mark.parametrize(("mutate", "key", "expected"), [
-    (lambda a: a["model"].update(n_trials="ten"), "model.n_trials", "integer"),
-    (lambda a: a["model"].update(estimator="sklearn.ensemble.NoSuchModel"), "model.estimator",
-     "no attribute 'NoSuchModel'"),
-    (lambda a: a["model"].update(estimator="not_a_package.Model"), "model.estimator",
-     "cannot import module"),
-    (lambda a: a.update(task="clustering"), "task", "binary_classification"),
-    (lambda a: a.pop("label"), "label", "Field required"),
-    (lambda a: a.update(colour="blue"), "colour", "Extra inputs are not permitted"),
-    (lambda a: a["features"]["aggregates"][0].update(window="a month"),
-     "features.aggregates.0.window", "must look like '30d'"),
-    (lambda a: a["features"]["aggregates"][2].pop("column"), "features.aggregates.2",
-     "needs a 'column'"),
-    (lambda a: a.update(name="Loan Default"), "name", "lower_snake_case"),
-    (lambda a: a["model"]["search_space"].update(lr={"type": "float", "low": 1, "high": 0}),
-     "model.search_space.lr", "'low' <= 'high'"),
-    (lambda a: a.update(slices=["amount"]), "<top level>", "not categorical features"),
-    (lambda a: a["split"].update(test_fraction=0.9), "split.test_fraction", "less than 0.5"),
-])
-def test_malformed_spec_names_file_key_and_expectation(tmp_path: Path, mutate, key: str,
-                                                       expected: str) -> None:
+@pytest.mark.parametrize(
+    ("mutate", "key", "expected"),
+    [
+        (lambda a: a["model"].update(n_trials="ten"), "model.n_trials", "integer"),
+        (
+            lambda a: a["model"].update(estimator="sklearn.ensemble.NoSuchModel"),
+            "model.estimator",
+            "no attribute 'NoSuchModel'",
+        ),
+        (
+            lambda a: a["model"].update(estimator="not_a_package.Model"),
+            "model.estimator",
+            "cannot import module",
+        ),
+        (lambda a: a.update(task="clustering"), "task", "binary_classification"),
+        (lambda a: a.pop("label"), "label", "Field required"),
+        (lambda a: a.update(colour="blue"), "colour", "Extra inputs are not permitted"),
+        (
+            lambda a: a["features"]["aggregates"][0].update(window="a month"),
+            "features.aggregates.0.window",
+            "must look like '30d'",
+        ),
+        (
+            lambda a: a["features"]["aggregates"][2].pop("column"),
+            "features.aggregates.2",
+            "needs a 'column'",
+        ),
+        (lambda a: a.update(name="Loan Default"), "name", "lower_snake_case"),
+        (
+            lambda a: a["model"]["search_space"].update(lr={"type": "float", "low": 1, "high": 0}),
+            "model.search_space.lr",
+            "'low' <= 'high'",
+        ),
+        (lambda a: a.update(slices=["amount"]), "<top level>", "not categorical features"),
+        (lambda a: a["split"].update(test_fraction=0.9), "split.test_fraction", "less than 0.5"),
+    ],
+)
+def test_malformed_spec_names_file_key_and_expectation(
+    tmp_path: Path, mutate, key: str, expected: str
+) -> None:
     path = _write(tmp_path, mutate)
     with pytest.raises(SpecError) as err:
         load_spec_file(path)
@@ -74,7 +93,8 @@ def test_duplicate_pipeline_names_are_refused(tmp_path: Path) -> None:
 def test_source_path_expands_home_and_project_root(tmp_path: Path) -> None:
     spec = load_spec_file(DEMO_SPEC)
     assert spec.source_path(tmp_path, Path("/proj")).startswith(str(tmp_path / "landing"))
-    relative = spec.model_copy(update={"source": spec.source.model_copy(
-        update={"path": "data/x.csv"})})
+    relative = spec.model_copy(
+        update={"source": spec.source.model_copy(update={"path": "data/x.csv"})}
+    )
     assert relative.source_path(tmp_path, Path("/proj")) == "/proj/data/x.csv"
     assert relative.source.file_format == "csv"

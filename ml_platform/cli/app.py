@@ -14,8 +14,11 @@ from rich.table import Table
 from ml_platform.home import PROJECT_ROOT, activate_home
 from ml_platform.spec import SpecError, load_all_specs
 
-app = typer.Typer(help="Declared ML pipelines on Dagster: run, inspect and operate them.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Declared ML pipelines on Dagster: run, inspect and operate them.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 console = Console(highlight=False)
 DEFS_ROOT = PROJECT_ROOT / "ml_platform" / "defs"
 
@@ -31,8 +34,10 @@ def _specs() -> dict:
 def _spec(name: str):  # noqa: ANN202 - returns a PipelineSpec
     specs = _specs()
     if name not in specs:
-        console.print(f"[red]error:[/red] no pipeline named '{name}'; declared: "
-                      f"{', '.join(sorted(specs)) or 'none'}")
+        console.print(
+            f"[red]error:[/red] no pipeline named '{name}'; declared: "
+            f"{', '.join(sorted(specs)) or 'none'}"
+        )
         raise typer.Exit(2)
     return specs[name]
 
@@ -42,8 +47,13 @@ def pipelines() -> None:
     """List the declared pipelines."""
     table = Table("pipeline", "task", "source", "model", "spec file")
     for name, spec in sorted(_specs().items()):
-        table.add_row(name, spec.task, spec.source.path, spec.model.estimator.rsplit(".", 1)[-1],
-                      str(Path(spec.spec_dir or "").relative_to(PROJECT_ROOT) / "defs.yaml"))
+        table.add_row(
+            name,
+            spec.task,
+            spec.source.path,
+            spec.model.estimator.rsplit(".", 1)[-1],
+            str(Path(spec.spec_dir or "").relative_to(PROJECT_ROOT) / "defs.yaml"),
+        )
     console.print(table)
 
 
@@ -51,8 +61,9 @@ def pipelines() -> None:
 def generate(
     events: Annotated[int, typer.Option(help="Total events over the generated days.")] = 300_000,
     days: Annotated[int, typer.Option(help="Days of data to land.")] = 120,
-    new_days: Annotated[int | None, typer.Option(help="Append this many days after the last "
-                                                 "landed one instead.")] = None,
+    new_days: Annotated[
+        int | None, typer.Option(help="Append this many days after the last landed one instead.")
+    ] = None,
     drift: Annotated[float, typer.Option(min=0.0, max=1.0, help="Population shift 0..1.")] = 0.0,
     seed: int = 7,
 ) -> None:
@@ -69,9 +80,13 @@ def generate(
 @app.command()
 def run(
     pipeline: str,
-    definitions: Annotated[str, typer.Option(
-        help="The code location, as module:attribute (Definitions or a function returning "
-        "them).")] = "ml_platform.definitions:defs",
+    definitions: Annotated[
+        str,
+        typer.Option(
+            help="The code location, as module:attribute (Definitions or a function returning "
+            "them)."
+        ),
+    ] = "ml_platform.definitions:defs",
 ) -> None:
     """Run a pipeline's training job on the platform home's Dagster instance, with the
     executor the UI uses, and print progress and a summary."""
@@ -99,16 +114,29 @@ def dev(port: int = 3000) -> None:
     home = activate_home()
     console.print(f"DAGSTER_HOME={home.dagster_home}")
     os.chdir(PROJECT_ROOT)
-    os.execvp(sys.executable, [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml",
-                               "-p", str(port)])
+    os.execvp(
+        sys.executable,
+        [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(port)],
+    )
 
 
 @app.command("mlflow-ui")
 def mlflow_ui(port: int = 5000) -> None:
     """Start the MLflow UI on the platform home's tracking store."""
     home = activate_home()
-    os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
-                               home.tracking_uri, "--port", str(port)])
+    os.execvp(
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            home.tracking_uri,
+            "--port",
+            str(port),
+        ],
+    )
 
 
 def main() -> None:

@@ -12,8 +12,9 @@ import typer
 
 from ml_platform.cli.app import _spec, app, console
 
-contract_app = typer.Typer(help="Data contracts compiled for pandera and Great Expectations.",
-                           no_args_is_help=True)
+contract_app = typer.Typer(
+    help="Data contracts compiled for pandera and Great Expectations.", no_args_is_help=True
+)
 app.add_typer(contract_app, name="contract")
 
 
@@ -40,11 +41,16 @@ def _load(spec, data: Path | None):  # noqa: ANN001, ANN202 - PipelineSpec -> (D
 @app.command("infer-contract")
 def infer_contract(
     pipeline: str,
-    data: Annotated[Path | None, typer.Option(help="Reference CSV or Parquet file; default: "
-                                              "the pipeline's landed files.")] = None,
-    output: Annotated[Path | None, typer.Option(help="Where to write; default: the spec's "
-                                                "'contract' file (or contract.yaml beside it).")
-                      ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Reference CSV or Parquet file; default: the pipeline's landed files."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to write; default: the spec's 'contract' file (or contract.yaml beside it)."
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing contract file.")] = False,
 ) -> None:
     """Derive a draft data contract from reference data and write it for review."""
@@ -55,14 +61,18 @@ def infer_contract(
     spec = _spec(pipeline)
     target = output or spec.contract_path() or Path(spec.spec_dir or ".") / "contract.yaml"
     if target.exists() and not force:
-        console.print(f"[red]error:[/red] {target} exists; review changes with --output "
-                      f"<other file>, or replace it with --force")
+        console.print(
+            f"[red]error:[/red] {target} exists; review changes with --output "
+            f"<other file>, or replace it with --force"
+        )
         raise typer.Exit(1)
     frame, source = _load(spec, data)
     contract = infer(spec, frame, source=source)
-    header = (f"# Data contract of '{spec.name}', drafted by `ml-platform infer-contract` from "
-              f"{source} ({len(frame):,} rows)\n# on {datetime.now(UTC):%Y-%m-%d}. Review every "
-              f"rule before committing: the gates use this file as is.\n")
+    header = (
+        f"# Data contract of '{spec.name}', drafted by `ml-platform infer-contract` from "
+        f"{source} ({len(frame):,} rows)\n# on {datetime.now(UTC):%Y-%m-%d}. Review every "
+        f"rule before committing: the gates use this file as is.\n"
+    )
     write_text(dump_contract(contract, header), target)
     console.print(f"wrote a draft contract with {len(contract.columns)} columns to {target}")
     if spec.contract is None and output is None:
@@ -92,13 +102,19 @@ def validate(
     table = Table("rule", "column", "failing rows", "message", title="broken rules")
     for r in [*result.failures, *result.quarantined_rules]:
         policy = "" if r.policy == "fail" else " (quarantine)"
-        table.add_row(escape(r.rule + policy), escape(r.column or ""), f"{r.failing_rows:,}",
-                      escape(r.message[:300]))
+        table.add_row(
+            escape(r.rule + policy),
+            escape(r.column or ""),
+            f"{r.failing_rows:,}",
+            escape(r.message[:300]),
+        )
     if table.rows:
         console.print(table)
     verdict = "[green]PASSED[/green]" if result.passed else "[red]FAILED[/red]"
-    console.print(f"{verdict} {len(result.rules)} rules, {len(result.failures)} failing; "
-                  f"{result.rows_in:,} rows, {result.rows_quarantined:,} would be quarantined")
+    console.print(
+        f"{verdict} {len(result.rules)} rules, {len(result.failures)} failing; "
+        f"{result.rows_in:,} rows, {result.rows_quarantined:,} would be quarantined"
+    )
     console.print(f"report: {escape(str(report))}")
     if result.data_docs is not None:
         console.print(f"Great Expectations Data Docs: {escape(str(result.data_docs.index))}")
@@ -110,11 +126,15 @@ def validate(
 @contract_app.command("export")
 def export(
     pipeline: str,
-    format: Annotated[SchemaFormat, typer.Option(
-        "--format", help="yaml: pandera's to_yaml (load with DataFrameSchema.from_yaml); "
-        "python: pandera's to_script (import `schema` from it).")] = SchemaFormat.yaml,
-    output: Annotated[Path | None, typer.Option(help="File to write; default: print it.")
-                      ] = None,
+    format: Annotated[
+        SchemaFormat,
+        typer.Option(
+            "--format",
+            help="yaml: pandera's to_yaml (load with DataFrameSchema.from_yaml); "
+            "python: pandera's to_script (import `schema` from it).",
+        ),
+    ] = SchemaFormat.yaml,
+    output: Annotated[Path | None, typer.Option(help="File to write; default: print it.")] = None,
 ) -> None:
     """Write the pipeline's schema rules as a pandera schema to reuse in a notebook."""
     from ml_platform.contracts import ContractError, load_for_spec

@@ -14,8 +14,9 @@ from ml_platform.cli.app import _spec, app, console
 if TYPE_CHECKING:
     from ml_platform.registry.ledger import Decision, PromotionLedger
 
-models_app = typer.Typer(help="Registered model versions and the promotion ledger.",
-                         no_args_is_help=True)
+models_app = typer.Typer(
+    help="Registered model versions and the promotion ledger.", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
 
 
@@ -32,8 +33,9 @@ def _versions(ledger: PromotionLedger, pipeline: str) -> list[Any]:
     client = ledger.tracking.client
     found = client.search_model_versions(f"name = '{pipeline}'")
     # Search results carry no aliases in this MLflow; a get per version does.
-    return [client.get_model_version(pipeline, v) for v in
-            sorted((mv.version for mv in found), key=int)]
+    return [
+        client.get_model_version(pipeline, v) for v in sorted((mv.version for mv in found), key=int)
+    ]
 
 
 def _gates(ledger: PromotionLedger, pipeline: str, version: str) -> str:
@@ -52,10 +54,14 @@ def list_versions(pipeline: str) -> None:
     metric = spec.primary_metric
     table = Table("version", "aliases", metric, "gates (ledger)", "data version", "created")
     for mv in _versions(ledger, pipeline):
-        table.add_row(str(mv.version), ", ".join(mv.aliases) or "-", mv.tags.get(metric, "?"),
-                      _gates(ledger, pipeline, str(mv.version)),
-                      mv.tags.get("data_version", "?"),
-                      _when(mv.creation_timestamp))
+        table.add_row(
+            str(mv.version),
+            ", ".join(mv.aliases) or "-",
+            mv.tags.get(metric, "?"),
+            _gates(ledger, pipeline, str(mv.version)),
+            mv.tags.get("data_version", "?"),
+            _when(mv.creation_timestamp),
+        )
     console.print(table)
     for problem in ledger.consistency(pipeline):
         console.print(f"[red]ledger and registry disagree:[/red] {problem}")
@@ -79,9 +85,11 @@ def _refused(exc: Exception) -> typer.Exit:
 
 
 def _done(decision: Decision) -> None:
-    console.print(f"{decision.action} recorded as ledger decision #{decision.id}: "
-                  f"champion {_v(decision.previous_champion)} -> {_v(decision.version)} "
-                  f"by {decision.actor} ({decision.reason})")
+    console.print(
+        f"{decision.action} recorded as ledger decision #{decision.id}: "
+        f"champion {_v(decision.previous_champion)} -> {_v(decision.version)} "
+        f"by {decision.actor} ({decision.reason})"
+    )
 
 
 @models_app.command()
@@ -89,8 +97,12 @@ def promote(
     pipeline: str,
     version: str,
     reason: Annotated[str, typer.Option(help="Why; recorded in the ledger.")],
-    force: Annotated[bool, typer.Option(help="Promote even without passing gates or over a "
-                                              "drifted alias; recorded as forced.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Promote even without passing gates or over a drifted alias; recorded as forced."
+        ),
+    ] = False,
 ) -> None:
     """Make VERSION the champion (refused unless it passed its gates, or --force)."""
     from ml_platform.registry.ledger import PromotionRefused
@@ -130,22 +142,41 @@ def history(
     if as_json:
         from dataclasses import asdict
 
-        print(json.dumps({"decisions": [asdict(d) for d in decisions],
-                          "evidence": [asdict(e) for e in ledger.evidence(pipeline)]},
-                         indent=2))
+        print(
+            json.dumps(
+                {
+                    "decisions": [asdict(d) for d in decisions],
+                    "evidence": [asdict(e) for e in ledger.evidence(pipeline)],
+                },
+                indent=2,
+            )
+        )
         return
-    table = Table("#", "when (UTC)", "action", "version", "previous", "actor", "reason",
-                  "evidence")
+    table = Table("#", "when (UTC)", "action", "version", "previous", "actor", "reason", "evidence")
     for d in decisions:
         action = f"[red]{d.action}[/red]" if d.forced or d.action == "reject" else d.action
-        table.add_row(str(d.id), d.decided_at[:19], action, d.version or "-",
-                      d.previous_champion or "-", d.actor, d.reason[:120],
-                      ", ".join(f"#{i}" for i in d.evidence_ids) or "-")
+        table.add_row(
+            str(d.id),
+            d.decided_at[:19],
+            action,
+            d.version or "-",
+            d.previous_champion or "-",
+            d.actor,
+            d.reason[:120],
+            ", ".join(f"#{i}" for i in d.evidence_ids) or "-",
+        )
     console.print(table)
     if evidence:
         ev_table = Table("#", "kind", "version", "run", "passed", "actor", "summary")
         for e in ledger.evidence(pipeline):
-            ev_table.add_row(str(e.id), e.kind, e.version or "-", (e.run_id or "-")[:12],
-                             "yes" if e.passed else "[red]no[/red]", e.actor, e.summary[:160])
+            ev_table.add_row(
+                str(e.id),
+                e.kind,
+                e.version or "-",
+                (e.run_id or "-")[:12],
+                "yes" if e.passed else "[red]no[/red]",
+                e.actor,
+                e.summary[:160],
+            )
         console.print(ev_table)
     console.print(f"champion (ledger): {_v(ledger.champion(pipeline))}")

@@ -13,5 +13,10 @@ from ml_platform.spec import PipelineSpec
 
 def pipeline_assets(spec: PipelineSpec) -> list[Any]:
     stage = Stage(spec)
-    return [*ingest_assets(stage), *feature_assets(stage), *training_assets(stage),
-            *evaluation_assets(stage), *registry_assets(stage)]
+    return [
+        *ingest_assets(stage),
+        *feature_assets(stage),
+        *training_assets(stage),
+        *evaluation_assets(stage),
+        *registry_assets(stage),
+    ]

@@ -12,8 +12,15 @@ import dagster as dg
 
 from ml_platform.spec import PipelineSpec
 
-STAGES = ("raw", "validated", "features", "training_set", "candidate_model",
-          "evaluation_report", "registered_model")
+STAGES = (
+    "raw",
+    "validated",
+    "features",
+    "training_set",
+    "candidate_model",
+    "evaluation_report",
+    "registered_model",
+)
 
 
 def pipeline_pool(pipeline: str) -> str:
@@ -57,5 +64,11 @@ class Stage:
         return pipeline_pool(self.spec.name)
 
     def common(self, stage: str) -> dict[str, Any]:
-        return {"key": self.key[stage], "group_name": self.spec.name, "owners": self.owners,
-                "tags": self.tags, "code_version": self.code_version, "pool": self.pool}
+        return {
+            "key": self.key[stage],
+            "group_name": self.spec.name,
+            "owners": self.owners,
+            "tags": self.tags,
+            "code_version": self.code_version,
+            "pool": self.pool,
+        }

@@ -18,21 +18,28 @@ HANDOFF = "handoff"
 SCAN = 100  # materializations looked through for this run's (more only with >100 runs at once)
 
 
-def handoff(instance: dg.DagsterInstance, key: dg.AssetKey, run_id: str | None,
-            fallback: bool = False) -> dict[str, Any]:
+def handoff(
+    instance: dg.DagsterInstance, key: dg.AssetKey, run_id: str | None, fallback: bool = False
+) -> dict[str, Any]:
     """The hand-off document of ``key`` as materialized in ``run_id``; its newest one when
     ``run_id`` is None (an upstream outside the run), or when ``fallback`` allows it."""
-    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key),
-                                              limit=SCAN).records
-    usable = [r for r in records if r.asset_materialization is not None
-              and HANDOFF in r.asset_materialization.metadata]
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key), limit=SCAN
+    ).records
+    usable = [
+        r
+        for r in records
+        if r.asset_materialization is not None and HANDOFF in r.asset_materialization.metadata
+    ]
     own = [r for r in usable if r.run_id == run_id]
     newest = usable if run_id is None or fallback else []
     found = own or newest
     if not found:
         where = f" in run {run_id}" if run_id and not fallback else ""
-        raise dg.Failure(f"'{key.to_user_string()}' has no materialization{where} to hand "
-                         f"over: materialize it (or its whole pipeline) first")
+        raise dg.Failure(
+            f"'{key.to_user_string()}' has no materialization{where} to hand "
+            f"over: materialize it (or its whole pipeline) first"
+        )
     materialization = found[0].asset_materialization
     assert materialization is not None
     return dict(materialization.metadata[HANDOFF].value)  # type: ignore[arg-type]

@@ -34,8 +34,9 @@ class MLPipelineComponent(dg.Component):
         return PipelineSpec
 
     @classmethod
-    def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext
-             ) -> MLPipelineComponent:
+    def load(
+        cls, attributes: BaseModel | None, context: dg.ComponentLoadContext
+    ) -> MLPipelineComponent:
         path = Path(context.path)
         spec_dir = path if path.is_dir() else path.parent
         if not isinstance(attributes, PipelineSpec):
@@ -53,10 +54,17 @@ class MLPipelineComponent(dg.Component):
             # observable source of landed files is observed, not materialized.
             selection=dg.AssetSelection.groups(spec.name).upstream().materializable()
             - dg.AssetSelection.assets(online_key(stage)),
-            tags=tags, description=f"Raw data to registered model for '{spec.name}'.")
-        online_job = dg.define_asset_job(
-            f"{spec.name}_online_job", selection=dg.AssetSelection.assets(online_key(stage)),
             tags=tags,
-            description=f"Load the newest features of '{spec.name}' into the online store.")
-        return dg.Definitions(assets=pipeline_assets(spec), jobs=[job, online_job],
-                              sensors=[new_data_sensor(stage, job)])
+            description=f"Raw data to registered model for '{spec.name}'.",
+        )
+        online_job = dg.define_asset_job(
+            f"{spec.name}_online_job",
+            selection=dg.AssetSelection.assets(online_key(stage)),
+            tags=tags,
+            description=f"Load the newest features of '{spec.name}' into the online store.",
+        )
+        return dg.Definitions(
+            assets=pipeline_assets(spec),
+            jobs=[job, online_job],
+            sensors=[new_data_sensor(stage, job)],
+        )

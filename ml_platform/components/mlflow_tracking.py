@@ -41,12 +41,15 @@ class MlflowTrackingResource(dg.ConfigurableResource):
     """Opens the MLflow run of one asset materialization, tagged to link back to Dagster."""
 
     experiment_name: str = Field(default="", description="Default: the pipeline's name.")
-    env_to_tag: list[str] = Field(default_factory=list,
-                                  description="Environment variables logged as run tags.")
+    env_to_tag: list[str] = Field(
+        default_factory=list, description="Environment variables logged as run tags."
+    )
     extra_tags: dict[str, str] = Field(default_factory=dict)
     dagster_ui_url: str = Field(
-        default="", description=f"Base URL of the Dagster UI for the run link; default "
-        f"${DAGSTER_UI_ENV} or http://127.0.0.1:3000.")
+        default="",
+        description=f"Base URL of the Dagster UI for the run link; default "
+        f"${DAGSTER_UI_ENV} or http://127.0.0.1:3000.",
+    )
 
     def run_link(self, dagster_run_id: str) -> str:
         base = self.dagster_ui_url or os.environ.get(DAGSTER_UI_ENV) or "http://127.0.0.1:3000"
@@ -57,10 +60,14 @@ class MlflowTrackingResource(dg.ConfigurableResource):
         in the MLflow UI), the configured environment variables and extra tags."""
         tags = run_tags(context)
         url = self.run_link(tags["dagster_run_id"])
-        return {**{name: os.environ.get(name, "") for name in self.env_to_tag},
-                **self.extra_tags, **tags, "dagster_run_url": url,
-                "mlflow.note.content": f"Materialization of `{tags['dagster_asset_key']}` in "
-                                       f"Dagster run [{tags['dagster_run_id']}]({url})."}
+        return {
+            **{name: os.environ.get(name, "") for name in self.env_to_tag},
+            **self.extra_tags,
+            **tags,
+            "dagster_run_url": url,
+            "mlflow.note.content": f"Materialization of `{tags['dagster_asset_key']}` in "
+            f"Dagster run [{tags['dagster_run_id']}]({url}).",
+        }
 
     def opener(self, context: dg.AssetExecutionContext, tracking: Tracking) -> RunOpener:
         """What ``train_candidate`` calls to open its run: a run of this materialization in
@@ -68,8 +75,7 @@ class MlflowTrackingResource(dg.ConfigurableResource):
         dagster_tags = self.tags(context)
 
         @contextmanager
-        def open_run(experiment: str, run_name: str, tags: dict[str, str]
-                     ) -> Iterator[RunInfo]:
+        def open_run(experiment: str, run_name: str, tags: dict[str, str]) -> Iterator[RunInfo]:
             experiment_id = tracking.experiment_id(self.experiment_name or experiment)
             with tracking.run(experiment_id, run_name, {**tags, **dagster_tags}) as info:
                 yield info

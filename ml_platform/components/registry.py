@@ -15,23 +15,40 @@ from ml_platform.training import train
 def registry_assets(stage: Stage) -> list[dg.AssetsDefinition]:
     spec, key = stage.spec, stage.key
 
-    @dg.asset(ins={"candidate_model": dg.AssetIn(key["candidate_model"]),
-                   "evaluation_report": dg.AssetIn(key["evaluation_report"])},
-              kinds={"mlflow"}, **stage.common("registered_model"))
-    def registered_model(context: dg.AssetExecutionContext, platform: PlatformResource,
-                         candidate_model: dict, evaluation_report: dict) -> dg.Output[dict]:
+    @dg.asset(
+        ins={
+            "candidate_model": dg.AssetIn(key["candidate_model"]),
+            "evaluation_report": dg.AssetIn(key["evaluation_report"]),
+        },
+        kinds={"mlflow"},
+        **stage.common("registered_model"),
+    )
+    def registered_model(
+        context: dg.AssetExecutionContext,
+        platform: PlatformResource,
+        candidate_model: dict,
+        evaluation_report: dict,
+    ) -> dg.Output[dict]:
         """The registered model version (alias 'challenger', model card as description);
         promoted to 'champion' through the promotion ledger when it is the first model or
         scores better than the champion it was compared with."""
         cand = train.Candidate(**candidate_model)
         report = EvaluationReport.load(Path(evaluation_report["report"]))
-        reg = register.register(spec, platform.tracking(), platform.ledger(), cand, report,
-                                run_tags(context))
-        return dg.Output(reg.to_dict(), metadata={
-            "model": reg.model_name, "version": reg.version, "promoted": reg.promoted,
-            "champion_version": reg.champion_version or "none", "decision": reg.decision,
-            "model_uri": f"models:/{reg.model_name}/{reg.version}",
-            "ledger": dg.MetadataValue.path(str(platform.platform_home().ledger_db)),
-            "history": f"ml-platform models history {spec.name}"})
+        reg = register.register(
+            spec, platform.tracking(), platform.ledger(), cand, report, run_tags(context)
+        )
+        return dg.Output(
+            reg.to_dict(),
+            metadata={
+                "model": reg.model_name,
+                "version": reg.version,
+                "promoted": reg.promoted,
+                "champion_version": reg.champion_version or "none",
+                "decision": reg.decision,
+                "model_uri": f"models:/{reg.model_name}/{reg.version}",
+                "ledger": dg.MetadataValue.path(str(platform.platform_home().ledger_db)),
+                "history": f"ml-platform models history {spec.name}",
+            },
+        )
 
     return [registered_model]

@@ -19,16 +19,30 @@ from ml_platform.contracts.model import (
 from ml_platform.contracts.results import RuleResult
 from ml_platform.spec import PipelineSpec
 
-__all__ = ["ContractError", "ContractResult", "Contract", "RuleResult", "check_contract",
-           "dump_contract", "load_contract", "load_for_spec", "minimal_contract"]
+__all__ = [
+    "ContractError",
+    "ContractResult",
+    "Contract",
+    "RuleResult",
+    "check_contract",
+    "dump_contract",
+    "load_contract",
+    "load_for_spec",
+    "minimal_contract",
+]
 
 
 def minimal_contract(spec: PipelineSpec) -> Contract:
     """What every pipeline gets without a contract file: its declared columns exist, the key,
     time and label are never null, a classification label is 0/1."""
-    required = [spec.entity_key, spec.event_timestamp, spec.label, *spec.features.numeric,
-                *spec.features.categorical,
-                *(a.column for a in spec.features.aggregates if a.column)]
+    required = [
+        spec.entity_key,
+        spec.event_timestamp,
+        spec.label,
+        *spec.features.numeric,
+        *spec.features.categorical,
+        *(a.column for a in spec.features.aggregates if a.column),
+    ]
     columns = {c: ColumnRule() for c in dict.fromkeys(required)}
     for c in (spec.entity_key, spec.event_timestamp, spec.label):
         columns[c] = ColumnRule(nullable=False)
@@ -42,6 +56,7 @@ def load_for_spec(spec: PipelineSpec) -> Contract:
         return minimal_contract(spec)
     contract = load_contract(path)
     if contract.pipeline != spec.name:
-        raise ContractError(f"{path}: the contract is for pipeline '{contract.pipeline}', "
-                            f"not '{spec.name}'")
+        raise ContractError(
+            f"{path}: the contract is for pipeline '{contract.pipeline}', not '{spec.name}'"
+        )
     return contract

@@ -39,22 +39,24 @@ RESULT_FORMAT = {"result_format": "BASIC"}  # observed values and counts, no row
 DATASOURCE = "ml_platform"
 FIXES = {
     "row_count": "check for a partial or duplicated load upstream; if the volume changed for "
-                 "good, adjust distribution.min_rows / max_rows",
+    "good, adjust distribution.min_rows / max_rows",
     "null_fraction": "find why the column lost values upstream, or raise max_null_fraction",
     "category_set": "map the category upstream, or add it to the column's allowed values",
     "distance": "the column drifted from the reference profile: investigate; if it is the new "
-                "normal, re-infer the contract (infer-contract) and review the reference",
+    "normal, re-infer the contract (infer-contract) and review the reference",
 }
-SHIFT_FIX = ("investigate the shift; if it is the new normal, re-infer the bands "
-             "(infer-contract) and review them")
+SHIFT_FIX = (
+    "investigate the shift; if it is the new normal, re-infer the bands "
+    "(infer-contract) and review them"
+)
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
 
 
 @dataclass(frozen=True)
 class DataDocs:
-    index: Path              # the site's index.html
-    page: Path | None        # this validation's page
+    index: Path  # the site's index.html
+    page: Path | None  # this validation's page
 
 
 @dataclass
@@ -135,12 +137,17 @@ def _stored_suite(context: Any, contract: Contract, persistent: bool) -> Any:
         stored = context.suites.get(name)
     except DataContextError:
         stored = None
-    if stored is not None and (stored.meta or {}).get(META_KEY, {}).get(
-            "contract_sha256") == digest:
+    if (
+        stored is not None
+        and (stored.meta or {}).get(META_KEY, {}).get("contract_sha256") == digest
+    ):
         return stored
     if stored is not None and persistent:
-        log.warning("contract of '%s' changed without a version bump; suite %s rewritten",
-                    contract.pipeline, name)
+        log.warning(
+            "contract of '%s' changed without a version bump; suite %s rewritten",
+            contract.pipeline,
+            name,
+        )
     return context.suites.add_or_update(build_suite(contract))
 
 
@@ -155,13 +162,24 @@ def _checkpoint(project: _Project, contract: Contract) -> Any:
 
     context = project.context
     suite = _stored_suite(context, contract, persistent=project.root is not None)
-    definition = context.validation_definitions.add_or_update(gx.ValidationDefinition(
-        name=suite.name, data=_batch_definition(context, contract.pipeline), suite=suite))
-    actions: list[Any] = ([gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")]
-                          if project.root is not None else [])
-    checkpoint = context.checkpoints.add_or_update(gx.Checkpoint(
-        name=suite.name, validation_definitions=[definition], actions=actions,
-        result_format=RESULT_FORMAT))
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(
+            name=suite.name, data=_batch_definition(context, contract.pipeline), suite=suite
+        )
+    )
+    actions: list[Any] = (
+        [gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")]
+        if project.root is not None
+        else []
+    )
+    checkpoint = context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=suite.name,
+            validation_definitions=[definition],
+            actions=actions,
+            result_format=RESULT_FORMAT,
+        )
+    )
     project.checkpoints[name] = (digest, checkpoint)
     return checkpoint
 
@@ -170,8 +188,9 @@ def _path(url: str | None) -> Path | None:
     return Path(unquote(urlparse(url).path)) if url else None
 
 
-def run_suite(contract: Contract, frame: pd.DataFrame, root: Path | None, run_name: str
-              ) -> tuple[Any, DataDocs | None]:
+def run_suite(
+    contract: Contract, frame: pd.DataFrame, root: Path | None, run_name: str
+) -> tuple[Any, DataDocs | None]:
     """Run the contract's suite on ``frame`` (narrowed to the columns it reads); with a
     ``root``, also build Data Docs. Returns GX's ExpectationSuiteValidationResult."""
     from great_expectations.core.run_identifier import RunIdentifier
@@ -183,26 +202,36 @@ def run_suite(contract: Contract, frame: pd.DataFrame, root: Path | None, run_na
         run_id = RunIdentifier(run_name=run_name, run_time=pd.Timestamp.now(tz="UTC"))
         try:
             result = _checkpoint(project, contract).run(
-                batch_parameters={"dataframe": batch}, run_id=run_id)
+                batch_parameters={"dataframe": batch}, run_id=run_id
+            )
         except ResourceFreshnessAggregateError:
             # the stored suite was rewritten since (another contract with the same name and
             # version, or another process): store ours again and rebuild the checkpoint
             project.checkpoints.pop(suite_name(contract), None)
             result = _checkpoint(project, contract).run(
-                batch_parameters={"dataframe": batch}, run_id=run_id)
+                batch_parameters={"dataframe": batch}, run_id=run_id
+            )
         ((key, validation),) = result.run_results.items()
         docs = None
         if root is not None:
             index = project.context.get_docs_sites_urls(only_if_exists=False)
-            page = project.context.get_docs_sites_urls(resource_identifier=key,
-                                                       only_if_exists=False)
-            docs = DataDocs(_path(index[0]["site_url"]) or root / "gx",
-                            _path(page[0]["site_url"]) if page else None)
+            page = project.context.get_docs_sites_urls(
+                resource_identifier=key, only_if_exists=False
+            )
+            docs = DataDocs(
+                _path(index[0]["site_url"]) or root / "gx",
+                _path(page[0]["site_url"]) if page else None,
+            )
     return validation, docs
 
 
-def check(contract: Contract, frame: pd.DataFrame, usable: set[str], root: Path | None = None,
-          run_name: str = "validation") -> DistributionCheck:
+def check(
+    contract: Contract,
+    frame: pd.DataFrame,
+    usable: set[str],
+    root: Path | None = None,
+    run_name: str = "validation",
+) -> DistributionCheck:
     validation, docs = run_suite(contract, frame, root, run_name)
     results: list[RuleResult] = []
     for res in validation.results:
@@ -212,9 +241,16 @@ def check(contract: Contract, frame: pd.DataFrame, usable: set[str], root: Path 
             continue  # missing or mistyped: the schema rules already report it
         error = _exception(res.exception_info)
         if error:
-            results.append(batch_rule(rule, column, False, f"Great Expectations could not "
-                                      f"evaluate {res.expectation_config.type}: {error}",
-                                      len(frame), kind="distribution"))
+            results.append(
+                batch_rule(
+                    rule,
+                    column,
+                    False,
+                    f"Great Expectations could not evaluate {res.expectation_config.type}: {error}",
+                    len(frame),
+                    kind="distribution",
+                )
+            )
             continue
         results += _results(rule, column, res, contract, len(frame))
     return DistributionCheck(results, validation.suite_name, docs, len(validation.results))
@@ -241,52 +277,126 @@ def _value(value: Any) -> str:
     return "undefined (no values)" if value is None or pd.isna(value) else f"{value:.6g}"
 
 
-def _outcome(rule: str, column: str | None, passed: bool, what: str, value: Any, low: Any,
-             high: Any, n: int, fix: str, sample: list[Any] | None = None) -> RuleResult:
+def _outcome(
+    rule: str,
+    column: str | None,
+    passed: bool,
+    what: str,
+    value: Any,
+    low: Any,
+    high: Any,
+    n: int,
+    fix: str,
+    sample: list[Any] | None = None,
+) -> RuleResult:
     message = f"{what} is {_value(value)}, outside the allowed {_bounds(low, high)}. Fix: {fix}"
-    result = batch_rule(rule, column, passed, message, n, kind="distribution",
-                        sample=sample if sample is not None else [value])
+    result = batch_rule(
+        rule,
+        column,
+        passed,
+        message,
+        n,
+        kind="distribution",
+        sample=sample if sample is not None else [value],
+    )
     return result
 
 
-def _results(rule: str, column: str | None, res: Any, contract: Contract, n: int
-             ) -> list[RuleResult]:
+def _results(
+    rule: str, column: str | None, res: Any, contract: Contract, n: int
+) -> list[RuleResult]:
     kwargs, result, ok = res.expectation_config.kwargs, res.result or {}, bool(res.success)
     observed = result.get("observed_value")
     if rule == "row_count":
-        return [_outcome(rule, None, ok, "the row count", observed, kwargs.get("min_value"),
-                         kwargs.get("max_value"), n, FIXES[rule])]
+        return [
+            _outcome(
+                rule,
+                None,
+                ok,
+                "the row count",
+                observed,
+                kwargs.get("min_value"),
+                kwargs.get("max_value"),
+                n,
+                FIXES[rule],
+            )
+        ]
     if rule == "null_fraction":
-        nulls, total = int(result.get("unexpected_count") or 0), int(result.get(
-            "element_count") or 0)
-        out = _outcome(rule, column, ok, f"the null fraction of '{column}'",
-                       nulls / max(total, 1), 0.0, round(1 - kwargs["mostly"], 12), n,
-                       FIXES[rule])
+        nulls, total = (
+            int(result.get("unexpected_count") or 0),
+            int(result.get("element_count") or 0),
+        )
+        out = _outcome(
+            rule,
+            column,
+            ok,
+            f"the null fraction of '{column}'",
+            nulls / max(total, 1),
+            0.0,
+            round(1 - kwargs["mostly"], 12),
+            n,
+            FIXES[rule],
+        )
         if not ok:
             out.failing_rows, out.failing_fraction = nulls, nulls / max(total, 1)
         return [out]
     if rule == "mean":
-        return [_outcome(rule, column, ok, f"the mean of '{column}'", observed,
-                         kwargs.get("min_value"), kwargs.get("max_value"), n, SHIFT_FIX)]
+        return [
+            _outcome(
+                rule,
+                column,
+                ok,
+                f"the mean of '{column}'",
+                observed,
+                kwargs.get("min_value"),
+                kwargs.get("max_value"),
+                n,
+                SHIFT_FIX,
+            )
+        ]
     if rule == "quantile":
         return _quantiles(column, kwargs, result, n)
     if rule == "category_set":
         unexpected = [jsonable(v) for v in result.get("partial_unexpected_list") or []]
         count = int(result.get("unexpected_count") or 0)
-        message = (f"{count} values of '{column}' are outside its allowed set, e.g. "
-                   f"{unexpected[:5]}. Fix: {FIXES[rule]}")
+        message = (
+            f"{count} values of '{column}' are outside its allowed set, e.g. "
+            f"{unexpected[:5]}. Fix: {FIXES[rule]}"
+        )
         out = batch_rule(rule, column, ok, message, n, kind="distribution", sample=unexpected[:5])
         if not ok:
             out.failing_rows, out.failing_fraction = count, count / max(n, 1)
         return [out]
     if rule == "category_frequency":
         details = (result.get("details") or {}).get("categories", {})
-        return [_outcome(rule, column, d["success"], f"the share of category '{cat}' in "
-                         f"'{column}'", d["observed"], d["low"], d["high"], n, SHIFT_FIX,
-                         sample=[cat, d["observed"]]) for cat, d in details.items()]
-    return [_outcome(rule, column, ok, f"the {rule.replace('_', ' ')} of '{column}' from the "
-                     "reference profile", observed, 0.0, kwargs.get("threshold"), n,
-                     FIXES["distance"])]
+        return [
+            _outcome(
+                rule,
+                column,
+                d["success"],
+                f"the share of category '{cat}' in '{column}'",
+                d["observed"],
+                d["low"],
+                d["high"],
+                n,
+                SHIFT_FIX,
+                sample=[cat, d["observed"]],
+            )
+            for cat, d in details.items()
+        ]
+    return [
+        _outcome(
+            rule,
+            column,
+            ok,
+            f"the {rule.replace('_', ' ')} of '{column}' from the reference profile",
+            observed,
+            0.0,
+            kwargs.get("threshold"),
+            n,
+            FIXES["distance"],
+        )
+    ]
 
 
 def _quantiles(column: str | None, kwargs: dict, result: dict, n: int) -> list[RuleResult]:
@@ -295,9 +405,19 @@ def _quantiles(column: str | None, kwargs: dict, result: dict, n: int) -> list[R
     values = observed.get("values") or [None] * len(ranges["quantiles"])
     flags = (result.get("details") or {}).get("success_details") or [False] * len(values)
     out = []
-    for q, (low, high), value, ok in zip(ranges["quantiles"], ranges["value_ranges"], values,
-                                         flags, strict=True):
-        r = _outcome("quantile", column, bool(ok), f"quantile q{q:g} of '{column}'", value, low,
-                     high, n, SHIFT_FIX)
+    for q, (low, high), value, ok in zip(
+        ranges["quantiles"], ranges["value_ranges"], values, flags, strict=True
+    ):
+        r = _outcome(
+            "quantile",
+            column,
+            bool(ok),
+            f"quantile q{q:g} of '{column}'",
+            value,
+            low,
+            high,
+            n,
+            SHIFT_FIX,
+        )
         out.append(r)
     return out

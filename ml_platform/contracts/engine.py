@@ -19,10 +19,10 @@ from ml_platform.contracts.results import RuleResult, batch_rule
 class ContractResult:
     rules: list[RuleResult]
     rows_in: int
-    quarantine: np.ndarray                      # True: the row goes to the quarantine table
+    quarantine: np.ndarray  # True: the row goes to the quarantine table
     reasons: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))
-    data_docs: DataDocs | None = None           # Great Expectations Data Docs of this run
-    suite: str | None = None                    # the GX expectation suite that ran
+    data_docs: DataDocs | None = None  # Great Expectations Data Docs of this run
+    suite: str | None = None  # the GX expectation suite that ran
 
     @property
     def failures(self) -> list[RuleResult]:
@@ -42,9 +42,13 @@ class ContractResult:
         return int(self.quarantine.sum())
 
 
-def check_contract(contract: Contract, frame: pd.DataFrame, now: pd.Timestamp | None = None,
-                   gx_root: Path | None = None, run_name: str = "validation"
-                   ) -> ContractResult:
+def check_contract(
+    contract: Contract,
+    frame: pd.DataFrame,
+    now: pd.Timestamp | None = None,
+    gx_root: Path | None = None,
+    run_name: str = "validation",
+) -> ContractResult:
     """Check ``frame`` (indexed 0..n-1). ``gx_root``: the platform home whose ``gx/`` project
     stores the suite, the validation results and the Data Docs (None: an ephemeral context)."""
     now = now or pd.Timestamp.now(tz="UTC")
@@ -52,8 +56,15 @@ def check_contract(contract: Contract, frame: pd.DataFrame, now: pd.Timestamp | 
     rules = list(schema.results)
     nothing = np.zeros(len(frame), dtype=bool)
     if frame.empty:
-        rules.append(batch_rule("non_empty", None, False, "the batch has no rows. Fix: land "
-                                "data (an empty file or an export that matched nothing?)"))
+        rules.append(
+            batch_rule(
+                "non_empty",
+                None,
+                False,
+                "the batch has no rows. Fix: land "
+                "data (an empty file or an export that matched nothing?)",
+            )
+        )
         return ContractResult(rules, 0, nothing)
     quarantine, reasons, limit = _quarantine(contract, schema.results, schema.masks, len(frame))
     rules.append(limit)
@@ -63,8 +74,9 @@ def check_contract(contract: Contract, frame: pd.DataFrame, now: pd.Timestamp | 
     return ContractResult(rules, len(frame), quarantine, reasons, dist.data_docs, dist.suite)
 
 
-def _quarantine(contract: Contract, results: list[RuleResult], masks: dict[str, np.ndarray],
-                n: int) -> tuple[np.ndarray, pd.Series, RuleResult]:
+def _quarantine(
+    contract: Contract, results: list[RuleResult], masks: dict[str, np.ndarray], n: int
+) -> tuple[np.ndarray, pd.Series, RuleResult]:
     """Union the failing rows of quarantine-policy rules, with the reasons for each row."""
     bad = np.zeros(n, dtype=bool)
     reasons: dict[int, list[str]] = {}
@@ -80,10 +92,15 @@ def _quarantine(contract: Contract, results: list[RuleResult], masks: dict[str, 
             reasons.setdefault(i, []).append(result.label)
     fraction = bad.sum() / max(n, 1)
     limit = contract.max_quarantine_fraction
-    rule = batch_rule("quarantine_limit", None, fraction <= limit,
-                      f"{int(bad.sum())} of {n} rows ({fraction:.2%}) break quarantine-policy "
-                      f"rules {', '.join(broken)}, above the limit of {limit:.2%}. Fix: correct "
-                      f"those rows upstream, or raise max_quarantine_fraction", n)
+    rule = batch_rule(
+        "quarantine_limit",
+        None,
+        fraction <= limit,
+        f"{int(bad.sum())} of {n} rows ({fraction:.2%}) break quarantine-policy "
+        f"rules {', '.join(broken)}, above the limit of {limit:.2%}. Fix: correct "
+        f"those rows upstream, or raise max_quarantine_fraction",
+        n,
+    )
     if not rule.passed:
         rule.failing_rows, rule.failing_fraction = int(bad.sum()), float(fraction)
     series = pd.Series({i: "; ".join(r) for i, r in reasons.items()}, dtype=object)

@@ -41,8 +41,9 @@ from ml_platform.contracts import profile
 class ExpectColumnQuantileValuesWithinRanges(gxe.ExpectColumnQuantileValuesToBeBetween):
     """``ExpectColumnQuantileValuesToBeBetween`` whose result GX can store (see module doc)."""
 
-    def _validate(self, metrics: dict, runtime_configuration: dict | None = None,
-                  execution_engine: Any = None) -> dict:
+    def _validate(
+        self, metrics: dict, runtime_configuration: dict | None = None, execution_engine: Any = None
+    ) -> dict:
         out = super()._validate(metrics, runtime_configuration, execution_engine)
         return {**out, "success": bool(out["success"])}
 
@@ -57,8 +58,9 @@ class ExpectColumnCategoryFrequenciesToBeBetween(ColumnAggregateExpectation):
     success_keys: ClassVar[tuple[str, ...]] = ("frequencies",)
     args_keys: ClassVar[tuple[str, ...]] = ("column", "frequencies")
 
-    def _validate(self, metrics: dict, runtime_configuration: dict | None = None,
-                  execution_engine: Any = None) -> dict:
+    def _validate(
+        self, metrics: dict, runtime_configuration: dict | None = None, execution_engine: Any = None
+    ) -> dict:
         counts = metrics["column.value_counts"]  # non-null values only
         n = int(counts.sum())
         shares = {str(k): float(v) / n for k, v in counts.items()} if n else {}
@@ -66,11 +68,19 @@ class ExpectColumnCategoryFrequenciesToBeBetween(ColumnAggregateExpectation):
         for category, (low, high) in self.configuration.kwargs["frequencies"].items():
             share = shares.get(category, 0.0)
             ok = n > 0 and (low is None or share >= low) and (high is None or share <= high)
-            details[category] = {"observed": round(share, 6), "low": low, "high": high,
-                                 "success": bool(ok)}
-        return {"success": all(d["success"] for d in details.values()),
-                "result": {"observed_value": {c: d["observed"] for c, d in details.items()},
-                           "details": {"categories": details, "nonnull_count": n}}}
+            details[category] = {
+                "observed": round(share, 6),
+                "low": low,
+                "high": high,
+                "success": bool(ok),
+            }
+        return {
+            "success": all(d["success"] for d in details.values()),
+            "result": {
+                "observed_value": {c: d["observed"] for c, d in details.items()},
+                "details": {"categories": details, "nonnull_count": n},
+            },
+        }
 
 
 def _weights(partition: dict, metrics: dict) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -84,8 +94,11 @@ def _weights(partition: dict, metrics: dict) -> tuple[np.ndarray, np.ndarray, li
         known = [str(v) for v in partition["values"]]
         observed = [shares.get(v, 0.0) for v in known]
         other = sum(v for k, v in shares.items() if k not in set(known))
-        return (np.append(expected, 0.0), np.asarray([*observed, other]),
-                [*known, "(not in the reference)"])
+        return (
+            np.append(expected, 0.0),
+            np.asarray([*observed, other]),
+            [*known, "(not in the reference)"],
+        )
     hist = np.asarray(metrics["column.histogram"], dtype="float64")
     return expected, (hist / n if n else np.zeros_like(expected)), []
 
@@ -108,37 +121,55 @@ class _ReferenceDistance(gxe.ExpectColumnKLDivergenceToBeLessThan):
 
     @classmethod
     @renderer(renderer_type=LegacyDiagnosticRendererType.OBSERVED_VALUE)
-    def _diagnostic_observed_value_renderer(cls, configuration: Any = None, result: Any = None,
-                                            runtime_configuration: dict | None = None,
-                                            **kwargs: Any) -> Any:
+    def _diagnostic_observed_value_renderer(
+        cls,
+        configuration: Any = None,
+        result: Any = None,
+        runtime_configuration: dict | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """KL's Data Docs cell (the observed histogram), labelled with this distance."""
         if result is None or not result.result.get("details"):
             return "--"
         value = result.result.get("observed_value")
         text = RenderedStringTemplateContent(
             content_block_type="string_template",
-            string_template={"template": f"{cls.label}: $observed_value",
-                             "params": {"observed_value": num_to_str(value) if value is not None
-                                        else "undefined (no values)"},
-                             "styling": {"classes": ["mb-2"]}})
+            string_template={
+                "template": f"{cls.label}: $observed_value",
+                "params": {
+                    "observed_value": num_to_str(value)
+                    if value is not None
+                    else "undefined (no values)"
+                },
+                "styling": {"classes": ["mb-2"]},
+            },
+        )
         chart = cls._get_kl_divergence_chart(result.result["details"]["observed_partition"])
-        return RenderedContentBlockContainer(content_block_type="content_block_container",
-                                             content_blocks=[text, chart])
+        return RenderedContentBlockContainer(
+            content_block_type="content_block_container", content_blocks=[text, chart]
+        )
 
     def _distance(self, p: np.ndarray, q: np.ndarray) -> float:
         raise NotImplementedError
 
-    def _validate(self, metrics: dict, runtime_configuration: dict | None = None,
-                  execution_engine: Any = None) -> dict:
+    def _validate(
+        self, metrics: dict, runtime_configuration: dict | None = None, execution_engine: Any = None
+    ) -> dict:
         kwargs = self.configuration.kwargs
         partition = kwargs["partition_object"]
         p, q, values = _weights(partition, metrics)
         value = self._distance(p, q) if q.sum() > 0 else float("inf")
         finite = bool(np.isfinite(value))
-        return {"success": finite and value <= kwargs["threshold"],
-                "result": {"observed_value": float(value) if finite else None, "details": {
+        return {
+            "success": finite and value <= kwargs["threshold"],
+            "result": {
+                "observed_value": float(value) if finite else None,
+                "details": {
                     "observed_partition": _partition_details(partition, q, values),
-                    "expected_partition": _partition_details(partition, p, values)}}}
+                    "expected_partition": _partition_details(partition, p, values),
+                },
+            },
+        }
 
 
 class ExpectColumnPsiToBeLessThan(_ReferenceDistance):

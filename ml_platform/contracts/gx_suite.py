@@ -63,17 +63,26 @@ def _distance(contract: Contract, name: str, rules: ColumnDistribution) -> Any:
     if rules.max_distance is None or ref is None:
         return None
     metric = contract.distribution.distance
-    cls = {"kl": ours.gxe.ExpectColumnKLDivergenceToBeLessThan,
-           "psi": ours.ExpectColumnPsiToBeLessThan,
-           "js": ours.ExpectColumnJsDistanceToBeLessThan}[metric]
-    what = {"kl": "KL divergence", "psi": "population stability index (PSI)",
-            "js": "Jensen-Shannon distance"}[metric]
-    return cls(column=name, partition_object=_partition(ref, floor=metric == "kl"),
-               threshold=rules.max_distance, meta=_meta(f"{metric}_distance", name),
-               description=f"{name}: {what} from the reference profile "
-                           f"({len(ref.categories or ref.fractions or [])} "
-                           f"{'categories' if ref.categories else 'bins'}) is at most "
-                           f"{rules.max_distance:g}")
+    cls = {
+        "kl": ours.gxe.ExpectColumnKLDivergenceToBeLessThan,
+        "psi": ours.ExpectColumnPsiToBeLessThan,
+        "js": ours.ExpectColumnJsDistanceToBeLessThan,
+    }[metric]
+    what = {
+        "kl": "KL divergence",
+        "psi": "population stability index (PSI)",
+        "js": "Jensen-Shannon distance",
+    }[metric]
+    return cls(
+        column=name,
+        partition_object=_partition(ref, floor=metric == "kl"),
+        threshold=rules.max_distance,
+        meta=_meta(f"{metric}_distance", name),
+        description=f"{name}: {what} from the reference profile "
+        f"({len(ref.categories or ref.fractions or [])} "
+        f"{'categories' if ref.categories else 'bins'}) is at most "
+        f"{rules.max_distance:g}",
+    )
 
 
 def _column(contract: Contract, name: str, rules: ColumnDistribution) -> list[Any]:
@@ -83,31 +92,54 @@ def _column(contract: Contract, name: str, rules: ColumnDistribution) -> list[An
 
     out: list[Any] = []
     if rules.max_null_fraction is not None:
-        out.append(gxe.ExpectColumnValuesToNotBeNull(
-            column=name, mostly=round(1.0 - rules.max_null_fraction, 12),
-            meta=_meta("null_fraction", name)))
+        out.append(
+            gxe.ExpectColumnValuesToNotBeNull(
+                column=name,
+                mostly=round(1.0 - rules.max_null_fraction, 12),
+                meta=_meta("null_fraction", name),
+            )
+        )
     if rules.mean is not None:
-        out.append(gxe.ExpectColumnMeanToBeBetween(
-            column=name, min_value=rules.mean[0], max_value=rules.mean[1],
-            meta=_meta("mean", name)))
+        out.append(
+            gxe.ExpectColumnMeanToBeBetween(
+                column=name,
+                min_value=rules.mean[0],
+                max_value=rules.mean[1],
+                meta=_meta("mean", name),
+            )
+        )
     if rules.quantiles:
         qs = sorted(rules.quantiles)
-        out.append(ours.ExpectColumnQuantileValuesWithinRanges(
-            column=name, quantile_ranges={"quantiles": qs,
-                                          "value_ranges": [list(rules.quantiles[q]) for q in qs]},
-            meta=_meta("quantile", name)))
+        out.append(
+            ours.ExpectColumnQuantileValuesWithinRanges(
+                column=name,
+                quantile_ranges={
+                    "quantiles": qs,
+                    "value_ranges": [list(rules.quantiles[q]) for q in qs],
+                },
+                meta=_meta("quantile", name),
+            )
+        )
     allowed = contract.columns[name].allowed
     if allowed:
         # ExpectColumnDistinctValuesToBeInSet would reuse the value counts, but GX 1.24.1's
         # Data Docs cannot render it when it fails (KeyError 'unexpected_percent')
-        out.append(gxe.ExpectColumnValuesToBeInSet(
-            column=name, value_set=list(allowed), meta=_meta("category_set", name)))
+        out.append(
+            gxe.ExpectColumnValuesToBeInSet(
+                column=name, value_set=list(allowed), meta=_meta("category_set", name)
+            )
+        )
     if rules.category_frequency:
         bands = {k: list(v) for k, v in rules.category_frequency.items()}
-        out.append(ours.ExpectColumnCategoryFrequenciesToBeBetween(
-            column=name, frequencies=bands, meta=_meta("category_frequency", name),
-            description=f"{name}: share of each category within its band: " + ", ".join(
-                f"{k} [{_g(lo)}, {_g(hi)}]" for k, (lo, hi) in bands.items())))
+        out.append(
+            ours.ExpectColumnCategoryFrequenciesToBeBetween(
+                column=name,
+                frequencies=bands,
+                meta=_meta("category_frequency", name),
+                description=f"{name}: share of each category within its band: "
+                + ", ".join(f"{k} [{_g(lo)}, {_g(hi)}]" for k, (lo, hi) in bands.items()),
+            )
+        )
     distance = _distance(contract, name, rules)
     return out + ([distance] if distance is not None else [])
 
@@ -124,16 +156,26 @@ def build_suite(contract: Contract) -> Any:
     dist = contract.distribution
     expectations: list[Any] = []
     if dist.min_rows is not None or dist.max_rows is not None:
-        expectations.append(gxe.ExpectTableRowCountToBeBetween(
-            min_value=dist.min_rows, max_value=dist.max_rows, meta=_meta("row_count", None)))
+        expectations.append(
+            gxe.ExpectTableRowCountToBeBetween(
+                min_value=dist.min_rows, max_value=dist.max_rows, meta=_meta("row_count", None)
+            )
+        )
     for name, rules in dist.columns.items():
         expectations += _column(contract, name, rules)
     return gx.ExpectationSuite(
-        name=suite_name(contract), expectations=expectations,
-        meta={META_KEY: {"pipeline": contract.pipeline, "contract_version": contract.version,
-                         "contract_sha256": contract_digest(contract),
-                         "note": "compiled from the data contract by ml_platform; edit the "
-                                 "contract, not this suite"}})
+        name=suite_name(contract),
+        expectations=expectations,
+        meta={
+            META_KEY: {
+                "pipeline": contract.pipeline,
+                "contract_version": contract.version,
+                "contract_sha256": contract_digest(contract),
+                "note": "compiled from the data contract by ml_platform; edit the "
+                "contract, not this suite",
+            }
+        },
+    )
 
 
 def suite_columns(contract: Contract) -> list[str]:

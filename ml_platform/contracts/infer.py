@@ -21,12 +21,12 @@ from ml_platform.contracts.model import (
 from ml_platform.contracts.schema_rules import METADATA_COLUMNS
 from ml_platform.spec import PipelineSpec
 
-RANGE_MARGIN = 0.1      # of the observed span, on each side
-STAT_MARGIN = 0.5       # of the standard deviation, around the mean and quartiles
-FREQ_MARGIN = 0.15      # absolute, around each category's frequency
-MAX_CATEGORIES = 50     # more distinct strings than this: an identifier, not a category
+RANGE_MARGIN = 0.1  # of the observed span, on each side
+STAT_MARGIN = 0.5  # of the standard deviation, around the mean and quartiles
+FREQ_MARGIN = 0.15  # absolute, around each category's frequency
+MAX_CATEGORIES = 50  # more distinct strings than this: an identifier, not a category
 QUANTILES = (0.25, 0.5, 0.75)  # tails of small batches are too noisy to gate on
-MAX_PSI = 0.25          # the usual "significant shift" threshold
+MAX_PSI = 0.25  # the usual "significant shift" threshold
 
 
 def _dtype(s: pd.Series) -> str | None:
@@ -67,8 +67,9 @@ def _column_rule(spec: PipelineSpec, name: str, s: pd.Series) -> ColumnRule:
     return ColumnRule(**rule)
 
 
-def _distribution(spec: PipelineSpec, name: str, s: pd.Series, rule: ColumnRule
-                  ) -> ColumnDistribution | None:
+def _distribution(
+    spec: PipelineSpec, name: str, s: pd.Series, rule: ColumnRule
+) -> ColumnDistribution | None:
     if name in (spec.entity_key, spec.event_timestamp) or rule.dtype in (None, "datetime"):
         return None
     out: dict = {"max_null_fraction": _r(min(1.0, 2 * s.isna().mean() + 0.01))}
@@ -77,15 +78,17 @@ def _distribution(spec: PipelineSpec, name: str, s: pd.Series, rule: ColumnRule
         pad = STAT_MARGIN * float(data.std() or 0.0)
         mean = float(data.mean())
         out["mean"] = (_r(mean - pad), _r(mean + pad))
-        out["quantiles"] = {q: (_r(v - pad), _r(v + pad))
-                            for q, v in zip(QUANTILES, data.quantile(list(QUANTILES)),
-                                            strict=True)}
+        out["quantiles"] = {
+            q: (_r(v - pad), _r(v + pad))
+            for q, v in zip(QUANTILES, data.quantile(list(QUANTILES)), strict=True)
+        }
         out["max_distance"] = MAX_PSI
     elif rule.allowed is not None:
         freq = profile.category_fractions(s)
         out["category_frequency"] = {
             k: (_r(max(0.0, v - FREQ_MARGIN)), _r(min(1.0, v + FREQ_MARGIN)))
-            for k, v in freq.items()}
+            for k, v in freq.items()
+        }
         out["max_distance"] = MAX_PSI
     return ColumnDistribution(**out)
 
@@ -113,14 +116,20 @@ def infer_contract(spec: PipelineSpec, frame: pd.DataFrame, source: str = "") ->
     label = None
     if spec.label in columns:
         values = sorted(float(v) for v in frame[spec.label].dropna().unique())
-        label = LabelRule(column=spec.label, values=values if spec.is_classification else None,
-                          min_classes=min(2, len(values)) if spec.is_classification else 1)
+        label = LabelRule(
+            column=spec.label,
+            values=values if spec.is_classification else None,
+            min_classes=min(2, len(values)) if spec.is_classification else 1,
+        )
     unique = [c for c in (spec.entity_key, spec.event_timestamp) if c in columns]
     if len(unique) == 2 and frame.duplicated(unique).any():
         unique = []  # the reference itself repeats keys: a reviewer must decide
     return Contract(
-        pipeline=spec.name, columns=columns, unique=unique if len(unique) == 2 else [],
+        pipeline=spec.name,
+        columns=columns,
+        unique=unique if len(unique) == 2 else [],
         event_timestamp=spec.event_timestamp if spec.event_timestamp in columns else None,
         label=label,
         distribution=DistributionRules(min_rows=max(1, len(frame) // 10), columns=dists),
-        reference=ReferenceProfile(rows=len(frame), source=source, columns=refs))
+        reference=ReferenceProfile(rows=len(frame), source=source, columns=refs),
+    )

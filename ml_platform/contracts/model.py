@@ -35,16 +35,21 @@ class ColumnRule(_Strict):
     max: float | None = None
     allowed: list[str] | None = Field(default=None, description="Allowed categories.")
     timezone_aware: bool | None = Field(
-        default=None, description="datetime only: true requires tz-aware, false tz-naive.")
+        default=None, description="datetime only: true requires tz-aware, false tz-naive."
+    )
     on_fail: Policy | None = Field(
-        default=None, description="Row-level policy; None inherits the contract default.")
+        default=None, description="Row-level policy; None inherits the contract default."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ColumnRule:
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min {self.min} is greater than max {self.max}")
         if (self.min is not None or self.max is not None) and self.dtype not in (
-                None, "int", "float"):
+            None,
+            "int",
+            "float",
+        ):
             raise ValueError(f"min/max need a numeric dtype, not '{self.dtype}'")
         return self
 
@@ -82,7 +87,8 @@ class ColumnDistribution(_Strict):
     quantiles: dict[float, Bounds] = Field(default_factory=dict)
     category_frequency: dict[str, Bounds] = Field(default_factory=dict)
     max_distance: float | None = Field(
-        default=None, gt=0, description="Threshold on the distance from the reference profile.")
+        default=None, gt=0, description="Threshold on the distance from the reference profile."
+    )
 
     @field_validator("quantiles")
     @classmethod
@@ -131,8 +137,9 @@ class Contract(_Strict):
     ordered: bool = Field(default=False, description="Columns must arrive in the declared order.")
     unique: list[str] = Field(default_factory=list, description="Key that must be unique.")
     event_timestamp: str | None = None
-    max_future_seconds: float = Field(default=300, ge=0,
-                                      description="Clock skew allowed for 'not in the future'.")
+    max_future_seconds: float = Field(
+        default=300, ge=0, description="Clock skew allowed for 'not in the future'."
+    )
     label: LabelRule | None = None
     custom_checks: list[CustomCheck] = Field(default_factory=list)
     default_on_fail: Policy = "fail"
@@ -142,8 +149,11 @@ class Contract(_Strict):
 
     @model_validator(mode="after")
     def _known_columns(self) -> Contract:
-        named = [*self.unique, *self.distribution.columns,
-                 *(self.reference.columns if self.reference else [])]
+        named = [
+            *self.unique,
+            *self.distribution.columns,
+            *(self.reference.columns if self.reference else []),
+        ]
         if self.event_timestamp:
             named.append(self.event_timestamp)
         if self.label:
@@ -160,8 +170,10 @@ class Contract(_Strict):
 
 
 def _format(exc: ValidationError) -> str:
-    return "\n".join(f"  key '{'.'.join(str(p) for p in e['loc']) or '<top level>'}': {e['msg']}"
-                     for e in exc.errors())
+    return "\n".join(
+        f"  key '{'.'.join(str(p) for p in e['loc']) or '<top level>'}': {e['msg']}"
+        for e in exc.errors()
+    )
 
 
 def load_contract(path: Path) -> Contract:

@@ -19,8 +19,11 @@ def numeric_reference(values: pd.Series, bins: int = 10) -> ReferenceColumn:
     """Equal-frequency bins of the reference; the outer edges are open (-inf, +inf)."""
     data = values.dropna().to_numpy(dtype="float64")
     data = data[np.isfinite(data)]
-    inner = (np.unique(np.quantile(data, np.linspace(0, 1, bins + 1)[1:-1])) if len(data)
-             else np.array([]))
+    inner = (
+        np.unique(np.quantile(data, np.linspace(0, 1, bins + 1)[1:-1]))
+        if len(data)
+        else np.array([])
+    )
     edges = [-np.inf, *[float(e) for e in inner], np.inf]
     fractions = numeric_histogram(values, edges)
     return ReferenceColumn(edges=[_edge(e) for e in edges], fractions=fractions)
@@ -51,14 +54,19 @@ def category_fractions(values: pd.Series) -> dict[str, float]:
     return {str(k): float(round(v, 6)) for k, v in sorted(counts.items())}
 
 
-def _aligned(ref: ReferenceColumn, values: pd.Series | np.ndarray,
-             now: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _aligned(
+    ref: ReferenceColumn, values: pd.Series | np.ndarray, now: dict[str, float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     if ref.categories is not None:
         now = category_fractions(values) if now is None else now
         # categories never seen in the reference share one extra bin ("other")
         p = np.array([*ref.categories.values(), 0.0])
-        q = np.array([*(now.get(k, 0.0) for k in ref.categories),
-                      sum(v for k, v in now.items() if k not in ref.categories)])
+        q = np.array(
+            [
+                *(now.get(k, 0.0) for k in ref.categories),
+                sum(v for k, v in now.items() if k not in ref.categories),
+            ]
+        )
         return p, q
     return np.asarray(ref.fractions), np.asarray(numeric_histogram(values, ref.edges or []))
 
@@ -76,8 +84,12 @@ def js_distance(p: np.ndarray, q: np.ndarray) -> float:
     return float(jensenshannon(p, q, base=2))
 
 
-def distance(ref: ReferenceColumn, values: pd.Series | np.ndarray, metric: str,
-             fractions: dict[str, float] | None = None) -> float:
+def distance(
+    ref: ReferenceColumn,
+    values: pd.Series | np.ndarray,
+    metric: str,
+    fractions: dict[str, float] | None = None,
+) -> float:
     """PSI or JS distance of ``values`` from the reference; ``fractions`` reuses category
     frequencies, and an array ``values`` the finite numbers, already computed for the batch."""
     p, q = _aligned(ref, values, fractions)

@@ -19,11 +19,21 @@ text-align:left;font-size:14px}th{background:#f4f4f4}.fail{color:#b00020;font-we
 
 def _row(r: RuleResult) -> str:
     status = "pass" if r.passed else ("quarantine" if r.policy == "quarantine" else "fail")
-    cells = [f'<span class="{status}">{status.upper()}</span>', r.kind, r.rule, r.column or "",
-             f"{r.failing_rows:,}", f"{r.failing_fraction:.4%}",
-             ", ".join(str(v) for v in r.sample), r.message]
-    return "<tr>" + "".join(f"<td>{html.escape(str(c)) if i else c}</td>"
-                            for i, c in enumerate(cells)) + "</tr>"
+    cells = [
+        f'<span class="{status}">{status.upper()}</span>',
+        r.kind,
+        r.rule,
+        r.column or "",
+        f"{r.failing_rows:,}",
+        f"{r.failing_fraction:.4%}",
+        ", ".join(str(v) for v in r.sample),
+        r.message,
+    ]
+    return (
+        "<tr>"
+        + "".join(f"<td>{html.escape(str(c)) if i else c}</td>" for i, c in enumerate(cells))
+        + "</tr>"
+    )
 
 
 def render(pipeline: str, source: str, result: ContractResult) -> str:
@@ -33,23 +43,27 @@ def render(pipeline: str, source: str, result: ContractResult) -> str:
     docs = ""
     if result.data_docs is not None:
         page = result.data_docs.page or result.data_docs.index
-        docs = (f' &middot; Great Expectations Data Docs: <a href="{html.escape(page.as_uri())}">'
-                f'{html.escape(result.suite or "suite")}</a>')
+        docs = (
+            f' &middot; Great Expectations Data Docs: <a href="{html.escape(page.as_uri())}">'
+            f"{html.escape(result.suite or 'suite')}</a>"
+        )
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>{html.escape(pipeline)} validation {verdict}</title><style>{_STYLE}</style></head><body>
-<h1>Data contract of <code>{html.escape(pipeline)}</code>: <span class="{'pass' if result.passed
-else 'fail'}">{verdict}</span></h1>
+<h1>Data contract of <code>{html.escape(pipeline)}</code>: <span class="{
+        "pass" if result.passed else "fail"
+    }">{verdict}</span></h1>
 <p>Source: <code>{html.escape(source)}</code> &middot; checked {datetime.now(UTC):%Y-%m-%d %H:%M:%S}
 UTC &middot; {result.rows_in:,} rows in, {result.rows_in - result.rows_quarantined:,} valid,
 {result.rows_quarantined:,} quarantined &middot; {len(result.rules)} rules, {failed} failing
 {docs}</p>
 <table><tr><th>status</th><th>kind</th><th>rule</th><th>column</th><th>failing rows</th>
 <th>fraction</th><th>sample</th><th>message</th></tr>
-{''.join(_row(r) for r in ordered)}</table></body></html>"""
+{"".join(_row(r) for r in ordered)}</table></body></html>"""
 
 
-def write_report(reports_dir: Path, pipeline: str, source: str, result: ContractResult,
-                 tag: str) -> Path:
+def write_report(
+    reports_dir: Path, pipeline: str, source: str, result: ContractResult, tag: str
+) -> Path:
     """Write ``<reports>/<pipeline>/validation/<time>-<tag>.html`` atomically."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     target = reports_dir / pipeline / "validation" / f"{stamp}-{tag}.html"

@@ -31,10 +31,17 @@ class RuleResult:
         return f"{self.rule}({self.column})" if self.column else self.rule
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule, "column": self.column, "passed": self.passed,
-                "failing_rows": self.failing_rows,
-                "failing_fraction": round(self.failing_fraction, 6), "sample": self.sample,
-                "message": self.message, "kind": self.kind, "policy": self.policy}
+        return {
+            "rule": self.rule,
+            "column": self.column,
+            "passed": self.passed,
+            "failing_rows": self.failing_rows,
+            "failing_fraction": round(self.failing_fraction, 6),
+            "sample": self.sample,
+            "message": self.message,
+            "kind": self.kind,
+            "policy": self.policy,
+        }
 
 
 def jsonable(value: Any) -> Any:
@@ -48,8 +55,23 @@ def jsonable(value: Any) -> Any:
     return value if isinstance(value, int | float | str | bool) or value is None else str(value)
 
 
-def batch_rule(rule: str, column: str | None, passed: bool, message: str, rows: int = 0,
-               kind: Kind = "schema", sample: list[Any] | None = None) -> RuleResult:
+def batch_rule(
+    rule: str,
+    column: str | None,
+    passed: bool,
+    message: str,
+    rows: int = 0,
+    kind: Kind = "schema",
+    sample: list[Any] | None = None,
+) -> RuleResult:
     """A rule about the whole batch: failing means every row is affected."""
-    return RuleResult(rule, column, passed, 0 if passed else rows, 0.0 if passed else 1.0,
-                      [jsonable(v) for v in (sample or [])], "" if passed else message, kind)
+    return RuleResult(
+        rule,
+        column,
+        passed,
+        0 if passed else rows,
+        0.0 if passed else 1.0,
+        [jsonable(v) for v in (sample or [])],
+        "" if passed else message,
+        kind,
+    )

@@ -27,19 +27,21 @@ from ml_platform.contracts.pandera_schema import (
 from ml_platform.contracts.results import SAMPLE_SIZE, RuleResult, jsonable
 
 __all__ = ["METADATA_COLUMNS", "SchemaCheck", "check"]
-STRUCTURE = {"column_in_dataframe": "column_present", "column_in_schema": "no_extra_column",
-             "column_ordered": "column_order"}
+STRUCTURE = {
+    "column_in_dataframe": "column_present",
+    "column_in_schema": "no_extra_column",
+    "column_ordered": "column_order",
+}
 
 
 @dataclass
 class SchemaCheck:
     results: list[RuleResult]
     masks: dict[str, np.ndarray] = field(default_factory=dict)  # rule label -> ok mask
-    usable_columns: set[str] = field(default_factory=set)       # present with the right type
+    usable_columns: set[str] = field(default_factory=set)  # present with the right type
 
 
-def check(contract: Contract, frame: pd.DataFrame, now: pd.Timestamp | None = None
-          ) -> SchemaCheck:
+def check(contract: Contract, frame: pd.DataFrame, now: pd.Timestamp | None = None) -> SchemaCheck:
     """Validate ``frame`` (indexed 0..n-1) against the contract's pandera schema."""
     from pandera.errors import SchemaErrors
 
@@ -52,29 +54,50 @@ def check(contract: Contract, frame: pd.DataFrame, now: pd.Timestamp | None = No
         schema = schema.update_columns({name: {"dtype": None} for name in text_times})
     try:
         schema.validate(_timestamps_in_ns_utc(contract, frame), lazy=True, inplace=True)
-        cases = pd.DataFrame(columns=["schema_context", "column", "check", "check_number",
-                                      "failure_case", "index"])
+        cases = pd.DataFrame(
+            columns=["schema_context", "column", "check", "check_number", "failure_case", "index"]
+        )
     except SchemaErrors as exc:
         cases = exc.failure_cases
     except Exception as exc:  # noqa: BLE001 - pandera itself failed: the gate fails closed
-        message = (f"pandera could not validate the batch: {exc!r}. Fix: report it with the "
-                   "batch; the rules above this one were not evaluated")
+        message = (
+            f"pandera could not validate the batch: {exc!r}. Fix: report it with the "
+            "batch; the rules above this one were not evaluated"
+        )
         return SchemaCheck([RuleResult("schema", None, False, len(frame), 1.0, [], message)])
     if text_times:
-        cases = pd.concat([cases, pd.DataFrame({
-            "schema_context": "Column", "column": text_times,
-            "check": [f"dtype('{dtype_of(contract.columns[n])[0]}')" for n in text_times],
-            "check_number": None, "failure_case": [str(frame[n].dtype) for n in text_times],
-            "index": None})], ignore_index=True)
+        cases = pd.concat(
+            [
+                cases,
+                pd.DataFrame(
+                    {
+                        "schema_context": "Column",
+                        "column": text_times,
+                        "check": [
+                            f"dtype('{dtype_of(contract.columns[n])[0]}')" for n in text_times
+                        ],
+                        "check_number": None,
+                        "failure_case": [str(frame[n].dtype) for n in text_times],
+                        "index": None,
+                    }
+                ),
+            ],
+            ignore_index=True,
+        )
     return _Reader(contract, compiled, frame).read(cases)
 
 
 def _not_datetimes(contract: Contract, frame: pd.DataFrame) -> list[str]:
     """Columns the contract declares as timestamps (with a known kind) that arrived as another
     type."""
-    return [name for name, rule in contract.columns.items()
-            if rule.dtype == "datetime" and rule.timezone_aware is not None
-            and name in frame.columns and not pd.api.types.is_datetime64_any_dtype(frame[name])]
+    return [
+        name
+        for name, rule in contract.columns.items()
+        if rule.dtype == "datetime"
+        and rule.timezone_aware is not None
+        and name in frame.columns
+        and not pd.api.types.is_datetime64_any_dtype(frame[name])
+    ]
 
 
 def _timestamps_in_ns_utc(contract: Contract, frame: pd.DataFrame) -> pd.DataFrame:
@@ -98,8 +121,7 @@ def _timestamps_in_ns_utc(contract: Contract, frame: pd.DataFrame) -> pd.DataFra
     return out
 
 
-def _message(count: int, n: int, column: str | None, what: str, sample: list[Any],
-             fix: str) -> str:
+def _message(count: int, n: int, column: str | None, what: str, sample: list[Any], fix: str) -> str:
     where = f" of '{column}'" if column and "," not in column else ""
     text = f"{count} of {n} rows ({count / max(n, 1):.2%}){where} {what}"
     return text + (f"; e.g. {sample}" if sample else "") + (f". Fix: {fix}" if fix else "")
@@ -146,8 +168,9 @@ class _Reader:
             else:
                 what = f"columns are not in the contract's order: {name}"
             column = None if rule == "column_order" else str(name)
-            self.results.append(RuleResult(rule, column, False, self.n, 1.0, [],
-                                           f"{what}. Fix: {FIXES[rule]}"))
+            self.results.append(
+                RuleResult(rule, column, False, self.n, 1.0, [], f"{what}. Fix: {FIXES[rule]}")
+            )
 
     def _dtypes(self, cases: pd.DataFrame) -> None:
         for column, group in cases.groupby("column", sort=False):
@@ -158,25 +181,48 @@ class _Reader:
             rows = _positions(group["index"])
             if len(rows) and len(rows) < self.n:  # values that cannot be read as the type
                 sample = [jsonable(v) for v in _ordered_sample(group)]
-                what = f"are not {spec.dtype if spec else 'of the declared type'} " \
-                       f"(column dtype {got})"
-                self.results.append(RuleResult(
-                    "dtype", name, False, len(rows), len(rows) / max(self.n, 1), sample,
-                    _message(len(rows), self.n, name, what, sample, FIXES["dtype"])))
+                what = (
+                    f"are not {spec.dtype if spec else 'of the declared type'} (column dtype {got})"
+                )
+                self.results.append(
+                    RuleResult(
+                        "dtype",
+                        name,
+                        False,
+                        len(rows),
+                        len(rows) / max(self.n, 1),
+                        sample,
+                        _message(len(rows), self.n, name, what, sample, FIXES["dtype"]),
+                    )
+                )
                 continue
             rule, want = self._type_rule(name, got)
-            self.results.append(RuleResult(rule, name, False, self.n, 1.0, [str(got)],
-                                           f"column '{name}': expected {want}, got dtype {got}. "
-                                           f"Fix: {FIXES[rule]}"))
+            self.results.append(
+                RuleResult(
+                    rule,
+                    name,
+                    False,
+                    self.n,
+                    1.0,
+                    [str(got)],
+                    f"column '{name}': expected {want}, got dtype {got}. Fix: {FIXES[rule]}",
+                )
+            )
 
     def _type_rule(self, name: str, got: Any) -> tuple[str, str]:
         spec = self.contract.columns[name]
-        if (spec.dtype == "datetime" and spec.timezone_aware is not None
-                and pd.api.types.is_datetime64_any_dtype(got)):
+        if (
+            spec.dtype == "datetime"
+            and spec.timezone_aware is not None
+            and pd.api.types.is_datetime64_any_dtype(got)
+        ):
             tz = getattr(got, "tz", None)
             if (tz is not None) != spec.timezone_aware or (tz is not None and str(tz) != "UTC"):
-                return "timezone", ("timezone-aware UTC timestamps" if spec.timezone_aware
-                                    else "tz-naive timestamps")
+                return "timezone", (
+                    "timezone-aware UTC timestamps"
+                    if spec.timezone_aware
+                    else "tz-naive timestamps"
+                )
         return "dtype", f"{spec.dtype} ({dtype_of(spec)[0] or 'any datetime'})"
 
     def _group(self, cases: pd.DataFrame, context: pd.Series) -> dict[Rule, pd.DataFrame]:
@@ -185,11 +231,17 @@ class _Reader:
         out: dict[Rule, list[pd.DataFrame]] = {}
         table = context == "DataFrameSchema"
         numbers = pd.to_numeric(cases["check_number"], errors="coerce")
-        keys = pd.DataFrame({"table": table, "column": cases["column"].astype(str),
-                             "check": cases["check"].astype(str), "number": numbers})
+        keys = pd.DataFrame(
+            {
+                "table": table,
+                "column": cases["column"].astype(str),
+                "check": cases["check"].astype(str),
+                "number": numbers,
+            }
+        )
         for (is_table, column, check, number), group in cases.groupby(
-                [keys["table"], keys["column"], keys["check"], keys["number"]], sort=False,
-                dropna=False):
+            [keys["table"], keys["column"], keys["check"], keys["number"]], sort=False, dropna=False
+        ):
             rule: Rule | None
             if check == "not_nullable":
                 rule = compiled.not_null.get(column)
@@ -213,15 +265,29 @@ class _Reader:
         if not len(rows):  # a batch-level check, or a check that raised
             case = str(cases["failure_case"].iloc[0])
             what = rule.what if case in ("False", "false") else f"the check raised {case}"
-            return RuleResult(rule.rule, rule.column, False, self.n, 1.0, [],
-                              f"{what}. Fix: {rule.fix}" if rule.fix else what)
+            return RuleResult(
+                rule.rule,
+                rule.column,
+                False,
+                self.n,
+                1.0,
+                [],
+                f"{what}. Fix: {rule.fix}" if rule.fix else what,
+            )
         ok = np.ones(self.n, dtype=bool)
         ok[rows] = False
         self.masks[rule.label] = ok
         sample = self._sample(rule, rows, cases)
-        return RuleResult(rule.rule, rule.column, False, len(rows), len(rows) / max(self.n, 1),
-                          sample, _message(len(rows), self.n, rule.column, rule.what, sample,
-                                           rule.fix), policy=rule.policy)
+        return RuleResult(
+            rule.rule,
+            rule.column,
+            False,
+            len(rows),
+            len(rows) / max(self.n, 1),
+            sample,
+            _message(len(rows), self.n, rule.column, rule.what, sample, rule.fix),
+            policy=rule.policy,
+        )
 
     def _sample(self, rule: Rule, rows: np.ndarray, cases: pd.DataFrame) -> list[Any]:
         column = rule.column or ""

@@ -54,8 +54,10 @@ class ValidationOutcome:
 
     def summary(self) -> str:
         if self.passed:
-            return (f"all {len(self.rules)} rules passed on {self.rows_in} rows "
-                    f"({self.rows_quarantined} quarantined)")
+            return (
+                f"all {len(self.rules)} rules passed on {self.rows_in} rows "
+                f"({self.rows_quarantined} quarantined)"
+            )
         shown = [f"{r.label}: {r.message}" for r in self.failures[:SHOWN]]
         more = len(self.failures) - SHOWN
         if more > 0:
@@ -76,8 +78,9 @@ def normalise(spec: PipelineSpec, frame: pd.DataFrame) -> pd.DataFrame:
     ts = frame[spec.event_timestamp]
     if not pd.api.types.is_datetime64_any_dtype(ts):
         ts = pd.to_datetime(ts, utc=True, errors="raise", format="mixed")
-    frame[spec.event_timestamp] = (ts.dt.tz_localize("UTC") if ts.dt.tz is None
-                                   else ts.dt.tz_convert("UTC"))
+    frame[spec.event_timestamp] = (
+        ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
+    )
     dtype = "int64" if spec.is_classification else "float64"
     frame[spec.label] = frame[spec.label].astype(dtype)
     return frame
@@ -86,13 +89,16 @@ def normalise(spec: PipelineSpec, frame: pd.DataFrame) -> pd.DataFrame:
 def publish(spec: PipelineSpec, home: PlatformHome, valid: pd.DataFrame) -> tuple[Path, str]:
     """Write the validated batch once, under its content hash (``validated/<hash>.parquet``)."""
     out = valid.drop(columns=["_source_file"], errors="ignore").sort_values(
-        [spec.event_timestamp, spec.entity_key], kind="stable", ignore_index=True)
-    return write_parquet_hashed(out, home.pipeline_dir(spec.name) / "validated",
-                                lambda h: f"{h}.parquet")
+        [spec.event_timestamp, spec.entity_key], kind="stable", ignore_index=True
+    )
+    return write_parquet_hashed(
+        out, home.pipeline_dir(spec.name) / "validated", lambda h: f"{h}.parquet"
+    )
 
 
-def write_quarantine(spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame,
-                     result: ContractResult, tag: str) -> Path:
+def write_quarantine(
+    spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame, result: ContractResult, tag: str
+) -> Path:
     """The quarantined rows with the rules they broke, one file per validated batch."""
     rows = frame.loc[result.quarantine].copy()
     rows["_reasons"] = result.reasons.reindex(range(len(frame))).to_numpy()[result.quarantine]
@@ -103,34 +109,42 @@ def write_quarantine(spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame
     return write_parquet(rows.astype(objects), target)
 
 
-def check_only(spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame, source: str
-               ) -> tuple[ContractResult, Path]:
+def check_only(
+    spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame, source: str
+) -> tuple[ContractResult, Path]:
     """Check a batch against the pipeline's committed contract and write the report."""
-    result = check_contract(load_for_spec(spec), positional(frame), gx_root=home.root,
-                            run_name=spec.name)
+    result = check_contract(
+        load_for_spec(spec), positional(frame), gx_root=home.root, run_name=spec.name
+    )
     tag = "passed" if result.passed else "failed"
     return result, write_report(home.reports, spec.name, source, result, tag)
 
 
-def validate_batch(spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame,
-                   source: str = "landed files") -> ValidationOutcome:
+def validate_batch(
+    spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame, source: str = "landed files"
+) -> ValidationOutcome:
     frame = positional(frame)
     result, report = check_only(spec, home, frame, source)
-    outcome = ValidationOutcome(result.rules, len(frame), len(frame) - result.rows_quarantined,
-                                result.rows_quarantined, report_path=report,
-                                quarantined=result.quarantined_rules,
-                                data_docs=result.data_docs)
+    outcome = ValidationOutcome(
+        result.rules,
+        len(frame),
+        len(frame) - result.rows_quarantined,
+        result.rows_quarantined,
+        report_path=report,
+        quarantined=result.quarantined_rules,
+        data_docs=result.data_docs,
+    )
     if not outcome.passed:
         return outcome
     valid = frame.loc[~result.quarantine] if result.rows_quarantined else frame
     outcome.validated_path, outcome.data_version = publish(spec, home, normalise(spec, valid))
     if result.rows_quarantined:
-        outcome.quarantine_path = write_quarantine(spec, home, frame, result,
-                                                   outcome.data_version)
+        outcome.quarantine_path = write_quarantine(spec, home, frame, result, outcome.data_version)
     return outcome
 
 
-def validate_snapshot(spec: PipelineSpec, home: PlatformHome, snap: raw.RawSnapshot
-                      ) -> ValidationOutcome:
+def validate_snapshot(
+    spec: PipelineSpec, home: PlatformHome, snap: raw.RawSnapshot
+) -> ValidationOutcome:
     """Read a raw snapshot's files and validate them: the validated asset's work."""
     return validate_batch(spec, home, raw.read(spec, snap))

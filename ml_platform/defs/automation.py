@@ -7,7 +7,14 @@ import dagster as dg
 
 @dg.definitions
 def automation() -> dg.Definitions:
-    return dg.Definitions(sensors=[dg.AutomationConditionSensorDefinition(
-        "ml_platform_automation", target=dg.AssetSelection.all(),
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Evaluates the assets' automation conditions (e.g. the eager online store).")])
+    return dg.Definitions(
+        sensors=[
+            dg.AutomationConditionSensorDefinition(
+                "ml_platform_automation",
+                target=dg.AssetSelection.all(),
+                default_status=dg.DefaultSensorStatus.RUNNING,
+                description="Evaluates the assets' automation conditions "
+                "(e.g. the eager online store).",
+            )
+        ]
+    )

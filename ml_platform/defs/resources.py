@@ -8,15 +8,31 @@ from ml_platform.resources import PlatformResource
 
 # Chosen by measurement (docs/operations.md, "Execution"): a process per step, forked from a
 # server that has imported these modules once, instead of a fresh interpreter per step.
-EXECUTOR = dg.multiprocess_executor.configured({
-    "max_concurrent": 2,
-    "start_method": {"forkserver": {"preload_modules": [
-        "ml_platform.definitions", "sklearn.ensemble", "mlflow", "pandas", "duckdb"]}}})
+EXECUTOR = dg.multiprocess_executor.configured(
+    {
+        "max_concurrent": 2,
+        "start_method": {
+            "forkserver": {
+                "preload_modules": [
+                    "ml_platform.definitions",
+                    "sklearn.ensemble",
+                    "mlflow",
+                    "pandas",
+                    "duckdb",
+                ]
+            }
+        },
+    }
+)
 
 
 @dg.definitions
 def resources() -> dg.Definitions:
     return dg.Definitions(
-        resources={"platform": PlatformResource(home=dg.EnvVar("ML_PLATFORM_HOME")),
-                   "mlflow": MlflowTrackingResource(), "io_manager": HandoffIOManager()},
-        executor=EXECUTOR)
+        resources={
+            "platform": PlatformResource(home=dg.EnvVar("ML_PLATFORM_HOME")),
+            "mlflow": MlflowTrackingResource(),
+            "io_manager": HandoffIOManager(),
+        },
+        executor=EXECUTOR,
+    )

@@ -19,32 +19,55 @@ from ml_platform.training.fitting import features_of
 def _linear(spec: PipelineSpec) -> Pipeline:
     parts = []
     if spec.features.model_numeric:
-        parts.append(("num", make_pipeline(SimpleImputer(strategy="median",
-                                                         keep_empty_features=True),
-                                           StandardScaler()), spec.features.model_numeric))
+        parts.append(
+            (
+                "num",
+                make_pipeline(
+                    SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()
+                ),
+                spec.features.model_numeric,
+            )
+        )
     if spec.features.categorical:
-        parts.append(("cat", make_pipeline(
-            SimpleImputer(strategy="constant", fill_value="__missing__"),
-            OneHotEncoder(handle_unknown="ignore", min_frequency=5)), spec.features.categorical))
-    model = (LogisticRegression(max_iter=500, class_weight="balanced")
-             if spec.is_classification else Ridge(alpha=1.0))
+        parts.append(
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="__missing__"),
+                    OneHotEncoder(handle_unknown="ignore", min_frequency=5),
+                ),
+                spec.features.categorical,
+            )
+        )
+    model = (
+        LogisticRegression(max_iter=500, class_weight="balanced")
+        if spec.is_classification
+        else Ridge(alpha=1.0)
+    )
     return Pipeline([("preprocess", ColumnTransformer(parts)), ("model", model)])
 
 
-def _scores(spec: PipelineSpec, model: Pipeline | DummyClassifier | DummyRegressor,
-            x: pd.DataFrame) -> np.ndarray:
+def _scores(
+    spec: PipelineSpec, model: Pipeline | DummyClassifier | DummyRegressor, x: pd.DataFrame
+) -> np.ndarray:
     return model.predict_proba(x)[:, 1] if spec.is_classification else model.predict(x)
 
 
-def baseline_scores(spec: PipelineSpec, history: pd.DataFrame, holdout: pd.DataFrame
-                    ) -> dict[str, np.ndarray]:
+def baseline_scores(
+    spec: PipelineSpec, history: pd.DataFrame, holdout: pd.DataFrame
+) -> dict[str, np.ndarray]:
     """Holdout scores of the dummy and the linear baseline, both fitted on ``history`` (rows
     strictly before the holdout window, so neither sees the holdout)."""
     if history.empty:
         raise ValueError("no training rows precede the holdout window; baselines cannot be fitted")
     y = history[spec.label].to_numpy()
-    dummy = (DummyClassifier(strategy="prior") if spec.is_classification
-             else DummyRegressor(strategy="mean")).fit(np.zeros((len(y), 1)), y)
+    dummy = (
+        DummyClassifier(strategy="prior")
+        if spec.is_classification
+        else DummyRegressor(strategy="mean")
+    ).fit(np.zeros((len(y), 1)), y)
     linear = _linear(spec).fit(features_of(history, spec), y)
-    return {"dummy": _scores(spec, dummy, np.zeros((len(holdout), 1))),
-            "linear": _scores(spec, linear, features_of(holdout, spec))}
+    return {
+        "dummy": _scores(spec, dummy, np.zeros((len(holdout), 1))),
+        "linear": _scores(spec, linear, features_of(holdout, spec)),
+    }

@@ -31,8 +31,7 @@ def _score_groups(scores: np.ndarray) -> tuple[np.ndarray, int]:
     return inverse, len(unique)
 
 
-def _weighted_auc(positive: np.ndarray, groups: tuple[np.ndarray, int], w: np.ndarray
-                  ) -> float:
+def _weighted_auc(positive: np.ndarray, groups: tuple[np.ndarray, int], w: np.ndarray) -> float:
     """ROC AUC with per-row bootstrap weights; tied scores count one half, as in
     ``roc_auc_score`` (tree models and constant baselines produce many ties). ``positive`` is
     the label as 0.0/1.0. The weights are counts, so every sum here is exact."""
@@ -46,9 +45,16 @@ def _weighted_auc(positive: np.ndarray, groups: tuple[np.ndarray, int], w: np.nd
     return float(pos @ (np.cumsum(neg) - 0.5 * neg) / (total_pos * total_neg))
 
 
-def paired_bootstrap(metric: str, y: np.ndarray, challenger: np.ndarray, champion: np.ndarray,
-                     samples: int = 500, seed: int = 0, alpha: float = 0.05,
-                     max_rows: int = 50_000) -> PairedComparison:
+def paired_bootstrap(
+    metric: str,
+    y: np.ndarray,
+    challenger: np.ndarray,
+    champion: np.ndarray,
+    samples: int = 500,
+    seed: int = 0,
+    alpha: float = 0.05,
+    max_rows: int = 50_000,
+) -> PairedComparison:
     """CI of (challenger - champion) by resampling rows, the same resample for both models."""
     rng = np.random.default_rng(seed)
     y, a, b = np.asarray(y), np.asarray(challenger, float), np.asarray(champion, float)
@@ -66,14 +72,24 @@ def paired_bootstrap(metric: str, y: np.ndarray, challenger: np.ndarray, champio
             # how often each row is drawn: a multinomial resample, 20x faster than
             # rng.multinomial over len(y) equal cells
             w = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y)).astype(float)
-            diffs[i] = (_weighted_auc(positive, groups_a, w)
-                        - _weighted_auc(positive, groups_b, w))
+            diffs[i] = _weighted_auc(positive, groups_a, w) - _weighted_auc(positive, groups_b, w)
     else:
         for i in range(samples):
             idx = rng.integers(0, len(y), len(y))
             diffs[i] = sign * (score(metric, y[idx], a[idx]) - score(metric, y[idx], b[idx]))
     diffs = diffs[~np.isnan(diffs)]
-    low, high = (np.quantile(diffs, [alpha / 2, 1 - alpha / 2]) if len(diffs)
-                 else (float("nan"), float("nan")))
-    return PairedComparison(metric, point_a, point_b, sign * (point_a - point_b), float(low),
-                            float(high), len(y), samples)
+    low, high = (
+        np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
+        if len(diffs)
+        else (float("nan"), float("nan"))
+    )
+    return PairedComparison(
+        metric,
+        point_a,
+        point_b,
+        sign * (point_a - point_b),
+        float(low),
+        float(high),
+        len(y),
+        samples,
+    )

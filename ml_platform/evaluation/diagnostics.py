@@ -55,10 +55,16 @@ def _default_scores(model: Any, x: pd.DataFrame) -> np.ndarray:
     return model.predict_proba(x)[:, 1] if hasattr(model, "predict_proba") else model.predict(x)
 
 
-def permutation_importance(model: Any, x: pd.DataFrame, y: np.ndarray, metric: str,
-                           scores: Callable[[Any, pd.DataFrame], np.ndarray] | None = None,
-                           repeats: int = 3, seed: int = 0, max_rows: int = 5_000
-                           ) -> dict[str, dict[str, float]]:
+def permutation_importance(
+    model: Any,
+    x: pd.DataFrame,
+    y: np.ndarray,
+    metric: str,
+    scores: Callable[[Any, pd.DataFrame], np.ndarray] | None = None,
+    repeats: int = 3,
+    seed: int = 0,
+    max_rows: int = 5_000,
+) -> dict[str, dict[str, float]]:
     """``sklearn.inspection.permutation_importance`` of ``metric``: how much it drops when one
     raw input column is shuffled (positive = the model uses it), mean and standard deviation
     over ``repeats`` shuffles, most important first.
@@ -88,8 +94,13 @@ def permutation_importance(model: Any, x: pd.DataFrame, y: np.ndarray, metric: s
     if len(x) > max_rows:
         keep = np.random.default_rng(seed).choice(len(x), max_rows, replace=False)
         x, y = x.iloc[keep].reset_index(drop=True), y[keep]
-    found = sk_permutation_importance(model, x, y, scoring=scorer, n_repeats=repeats,
-                                      random_state=seed)
-    out = {col: {"mean": float(mean), "std": float(std)} for col, mean, std
-           in zip(x.columns, found.importances_mean, found.importances_std, strict=True)}
+    found = sk_permutation_importance(
+        model, x, y, scoring=scorer, n_repeats=repeats, random_state=seed
+    )
+    out = {
+        col: {"mean": float(mean), "std": float(std)}
+        for col, mean, std in zip(
+            x.columns, found.importances_mean, found.importances_std, strict=True
+        )
+    }
     return dict(sorted(out.items(), key=lambda kv: -kv[1]["mean"]))

@@ -26,8 +26,11 @@ from ml_platform.training import fitting
 from ml_platform.training.tracking import Tracking
 from ml_platform.training.train import Candidate, holdout_metrics, holdout_of
 
-DUMMY, LINEAR, CHAMPION_GATE = ("beats_dummy_baseline", "not_worse_than_linear_baseline",
-                                "not_worse_than_champion")
+DUMMY, LINEAR, CHAMPION_GATE = (
+    "beats_dummy_baseline",
+    "not_worse_than_linear_baseline",
+    "not_worse_than_champion",
+)
 
 
 @dataclass
@@ -77,15 +80,18 @@ def gate_names(spec: PipelineSpec) -> list[str]:
     return [*names, CHAMPION_GATE, *infra.GATES]
 
 
-def slice_metrics(spec: PipelineSpec, holdout: pd.DataFrame, scores: np.ndarray
-                  ) -> dict[str, dict[str, dict[str, float]]]:
+def slice_metrics(
+    spec: PipelineSpec, holdout: pd.DataFrame, scores: np.ndarray
+) -> dict[str, dict[str, dict[str, float]]]:
     out: dict[str, dict[str, dict[str, float]]] = {}
     y_all = holdout[spec.label].to_numpy()
     for col in spec.slices:
         out[col] = {}
         for value, idx in holdout.groupby(col, dropna=False).indices.items():
-            out[col][str(value)] = {"rows": float(len(idx)),
-                                    **holdout_metrics(spec, y_all[idx], scores[idx])}
+            out[col][str(value)] = {
+                "rows": float(len(idx)),
+                **holdout_metrics(spec, y_all[idx], scores[idx]),
+            }
     return out
 
 
@@ -93,38 +99,55 @@ def threshold_gates(spec: PipelineSpec, metrics: dict[str, float]) -> list[Gate]
     gates = []
     for name, floor in spec.gates.min_metrics.items():
         value = metrics.get(name, float("nan"))  # NaN compares False: an absent metric fails
-        gates.append(Gate(f"{name}_above_floor", bool(value >= floor),
-                          f"{name} = {value:.4f}, floor {floor}",
-                          {"value": value, "floor": floor}))
+        gates.append(
+            Gate(
+                f"{name}_above_floor",
+                bool(value >= floor),
+                f"{name} = {value:.4f}, floor {floor}",
+                {"value": value, "floor": floor},
+            )
+        )
     for name, ceiling in spec.gates.max_metrics.items():
         value = metrics.get(name, float("nan"))
-        gates.append(Gate(f"{name}_below_ceiling", bool(value <= ceiling),
-                          f"{name} = {value:.4f}, ceiling {ceiling}",
-                          {"value": value, "ceiling": ceiling}))
+        gates.append(
+            Gate(
+                f"{name}_below_ceiling",
+                bool(value <= ceiling),
+                f"{name} = {value:.4f}, ceiling {ceiling}",
+                {"value": value, "ceiling": ceiling},
+            )
+        )
     return gates
 
 
-def _slice_comparisons(spec: PipelineSpec, holdout: pd.DataFrame, y: np.ndarray,
-                       cand: np.ndarray, other: np.ndarray) -> dict[str, PairedComparison]:
+def _slice_comparisons(
+    spec: PipelineSpec, holdout: pd.DataFrame, y: np.ndarray, cand: np.ndarray, other: np.ndarray
+) -> dict[str, PairedComparison]:
     """Paired comparisons in every slice big enough (and with both classes) to judge."""
     out = {}
     for col in spec.slices:
         for value, idx in holdout.groupby(col, dropna=False).indices.items():
             if len(idx) < spec.gates.min_slice_rows or (
-                    spec.is_classification and len(np.unique(y[idx])) < 2):
+                spec.is_classification and len(np.unique(y[idx])) < 2
+            ):
                 continue
             out[f"{col}={value}"] = paired_bootstrap(
-                spec.primary_metric, y[idx], cand[idx], other[idx],
-                samples=spec.gates.bootstrap_samples, seed=spec.seed)
+                spec.primary_metric,
+                y[idx],
+                cand[idx],
+                other[idx],
+                samples=spec.gates.bootstrap_samples,
+                seed=spec.seed,
+            )
     return out
 
 
 RULES = {
     "better": "the CI's lower bound must be above 0 (significantly better)",
     "non_inferior": "the CI's lower bound must be above -margin (shown not worse by more "
-                    "than the margin)",
+    "than the margin)",
     "not_worse": "fails only if the whole CI is below -margin (significantly worse by more "
-                 "than the margin)",
+    "than the margin)",
 }
 
 
@@ -138,16 +161,25 @@ def _rule_fails(rule: str, comp: PairedComparison, margin: float) -> str | None:
     return None
 
 
-def comparison_gate(spec: PipelineSpec, gate: str, other_name: str, y: np.ndarray,
-                    cand: np.ndarray, other: np.ndarray, margin: float, rule: str,
-                    holdout: pd.DataFrame | None = None) -> Gate:
+def comparison_gate(
+    spec: PipelineSpec,
+    gate: str,
+    other_name: str,
+    y: np.ndarray,
+    cand: np.ndarray,
+    other: np.ndarray,
+    margin: float,
+    rule: str,
+    holdout: pd.DataFrame | None = None,
+) -> Gate:
     """Judge (candidate - other) on a paired bootstrap CI of the primary metric, overall by
     ``rule`` (see RULES) and, when ``holdout`` is given, per slice by "not_worse": slices are
     small, so asking each one to prove non-inferiority would fail equal models by chance.
     """
     metric = spec.primary_metric
-    overall = paired_bootstrap(metric, y, cand, other, samples=spec.gates.bootstrap_samples,
-                               seed=spec.seed)
+    overall = paired_bootstrap(
+        metric, y, cand, other, samples=spec.gates.bootstrap_samples, seed=spec.seed
+    )
     failures = []
     if why := _rule_fails(rule, overall, margin):
         failures.append(f"overall {why}")
@@ -155,15 +187,24 @@ def comparison_gate(spec: PipelineSpec, gate: str, other_name: str, y: np.ndarra
     for name, comp in slices.items():
         if why := _rule_fails("not_worse", comp, margin):
             failures.append(f"slice {name} {why}")
-    message = (f"{metric}: candidate {overall.challenger:.4f} vs {other_name} "
-               f"{overall.champion:.4f}, diff {overall.diff:+.4f}, 95% CI "
-               f"[{overall.ci_low:+.4f}, {overall.ci_high:+.4f}], margin {margin}")
+    message = (
+        f"{metric}: candidate {overall.challenger:.4f} vs {other_name} "
+        f"{overall.champion:.4f}, diff {overall.diff:+.4f}, 95% CI "
+        f"[{overall.ci_low:+.4f}, {overall.ci_high:+.4f}], margin {margin}"
+    )
     if failures:
         message += "; FAILED: " + "; ".join(failures[:5])
-    return Gate(gate, not failures, message, {"overall": overall.to_dict(), "margin": margin,
-                                              "rule": RULES[rule],
-                                              "slices": {k: v.to_dict()
-                                                         for k, v in slices.items()}})
+    return Gate(
+        gate,
+        not failures,
+        message,
+        {
+            "overall": overall.to_dict(),
+            "margin": margin,
+            "rule": RULES[rule],
+            "slices": {k: v.to_dict() for k, v in slices.items()},
+        },
+    )
 
 
 def _history(spec: PipelineSpec, training_set: Path, holdout: pd.DataFrame) -> pd.DataFrame:
@@ -178,8 +219,9 @@ class Champion:
     error: str | None
 
 
-def score_champion(spec: PipelineSpec, tracking: Tracking, holdout: pd.DataFrame,
-                   version: str | None) -> Champion | None:
+def score_champion(
+    spec: PipelineSpec, tracking: Tracking, holdout: pd.DataFrame, version: str | None
+) -> Champion | None:
     """Re-score the champion ``version`` (the registry's, read by the caller; pinned, as the alias
     may move while we evaluate) on the candidate's holdout; None when there is no champion."""
     if version is None:
@@ -191,16 +233,28 @@ def score_champion(spec: PipelineSpec, tracking: Tracking, holdout: pd.DataFrame
         return Champion(version, None, f"{type(exc).__name__}: {exc}"[:500])
 
 
-def champion_gate(spec: PipelineSpec, champion: Champion, y: np.ndarray, scores: np.ndarray,
-                  holdout: pd.DataFrame) -> Gate:
+def champion_gate(
+    spec: PipelineSpec, champion: Champion, y: np.ndarray, scores: np.ndarray, holdout: pd.DataFrame
+) -> Gate:
     if champion.scores is None:
-        return Gate(CHAMPION_GATE, False,
-                    f"champion v{champion.version} cannot be re-scored on this holdout "
-                    f"({champion.error}); a human must decide (promote --force)",
-                    {"champion_version": champion.version, "error": champion.error})
-    gate = comparison_gate(spec, CHAMPION_GATE, f"champion v{champion.version}", y, scores,
-                           champion.scores, spec.gates.champion_margin, "non_inferior",
-                           holdout=holdout)
+        return Gate(
+            CHAMPION_GATE,
+            False,
+            f"champion v{champion.version} cannot be re-scored on this holdout "
+            f"({champion.error}); a human must decide (promote --force)",
+            {"champion_version": champion.version, "error": champion.error},
+        )
+    gate = comparison_gate(
+        spec,
+        CHAMPION_GATE,
+        f"champion v{champion.version}",
+        y,
+        scores,
+        champion.scores,
+        spec.gates.champion_margin,
+        "non_inferior",
+        holdout=holdout,
+    )
     gate.evidence["champion_version"] = champion.version
     return gate
 
@@ -211,21 +265,32 @@ def not_evaluated(spec: PipelineSpec, done: list[Gate], why: str) -> list[Gate]:
     return [Gate(n, False, f"not evaluated: {why}") for n in gate_names(spec) if n not in have]
 
 
-def evaluate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking, candidate: Candidate,
-             training_set: Path, lineage: dict[str, Any] | None = None,
-             champion_version: str | None = None) -> EvaluationReport:
+def evaluate(
+    spec: PipelineSpec,
+    home: PlatformHome,
+    tracking: Tracking,
+    candidate: Candidate,
+    training_set: Path,
+    lineage: dict[str, Any] | None = None,
+    champion_version: str | None = None,
+) -> EvaluationReport:
     """Judge ``candidate``; ``champion_version`` is the current champion to re-score beside it
     (the promotion ledger's), None for the first model."""
     # One native thread: on a shared host OpenMP oversubscription made HistGradientBoosting's
     # predict ~25x slower (2.2 s vs 0.08 s for 3k rows), and evaluation predicts ~45 times.
     with threadpool_limits(1):
-        return _evaluate(spec, home, tracking, candidate, training_set, lineage,
-                         champion_version)
+        return _evaluate(spec, home, tracking, candidate, training_set, lineage, champion_version)
 
 
-def _evaluate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking, candidate: Candidate,
-              training_set: Path, lineage: dict[str, Any] | None,
-              champion_version: str | None) -> EvaluationReport:
+def _evaluate(
+    spec: PipelineSpec,
+    home: PlatformHome,
+    tracking: Tracking,
+    candidate: Candidate,
+    training_set: Path,
+    lineage: dict[str, Any] | None,
+    champion_version: str | None,
+) -> EvaluationReport:
     holdout = holdout_of(candidate)
     report_dir = home.reports / spec.name / candidate.run_id
     # The fresh-process check loads the artifact on the other core while we score here.
@@ -235,26 +300,50 @@ def _evaluate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking, candid
             model = tracking.load_sklearn_model(candidate.model_uri)
         except Exception as exc:  # judged below: the fresh process fails to load it too
             model, load_error = None, f"{type(exc).__name__}: {exc}"[:500]
-        report = (None if model is None else
-                  _judge(spec, tracking, candidate, model, holdout, training_set, report_dir,
-                         champion_version))
+        report = (
+            None
+            if model is None
+            else _judge(
+                spec,
+                tracking,
+                candidate,
+                model,
+                holdout,
+                training_set,
+                report_dir,
+                champion_version,
+            )
+        )
         infra_gates = infra.gates_of(spec, check.result())
     if report is None and all(g.passed for g in infra_gates):
-        infra_gates[0] = Gate(infra.INFRA, False, "the artifact loads in a fresh process but "
-                              f"not in the evaluating one: {load_error}")
+        infra_gates[0] = Gate(
+            infra.INFRA,
+            False,
+            f"the artifact loads in a fresh process but not in the evaluating one: {load_error}",
+        )
     if report is None or not all(g.passed for g in infra_gates):
-        gates = [*infra_gates, *not_evaluated(spec, infra_gates, "the artifact failed infra "
-                                              "validation")]
-        report = EvaluationReport(spec.name, candidate.run_id, {}, {}, {}, None, None, gates,
-                                  str(report_dir))
+        gates = [
+            *infra_gates,
+            *not_evaluated(spec, infra_gates, "the artifact failed infra validation"),
+        ]
+        report = EvaluationReport(
+            spec.name, candidate.run_id, {}, {}, {}, None, None, gates, str(report_dir)
+        )
     else:
         report.gates += infra_gates
     return _finish(spec, tracking, candidate, report, lineage)
 
 
-def _judge(spec: PipelineSpec, tracking: Tracking, candidate: Candidate, model: Any,
-           holdout: pd.DataFrame, training_set: Path, report_dir: Path,
-           champion_version: str | None) -> EvaluationReport:
+def _judge(
+    spec: PipelineSpec,
+    tracking: Tracking,
+    candidate: Candidate,
+    model: Any,
+    holdout: pd.DataFrame,
+    training_set: Path,
+    report_dir: Path,
+    champion_version: str | None,
+) -> EvaluationReport:
     """Score the candidate, the baselines and the champion on the holdout and judge every
     gate but the infra ones; diagnostics and plots go to ``report_dir``.
 
@@ -271,39 +360,64 @@ def _judge(spec: PipelineSpec, tracking: Tracking, candidate: Candidate, model: 
         bases = fitted.result()
     gates = threshold_gates(spec, metrics)
     if spec.gates.beat_baseline:
-        gates.append(comparison_gate(spec, DUMMY, "dummy baseline", y, scores, bases["dummy"],
-                                     0.0, "better"))
-        gates.append(comparison_gate(spec, LINEAR, "linear baseline", y, scores,
-                                     bases["linear"], spec.gates.champion_margin, "not_worse"))
+        gates.append(
+            comparison_gate(spec, DUMMY, "dummy baseline", y, scores, bases["dummy"], 0.0, "better")
+        )
+        gates.append(
+            comparison_gate(
+                spec,
+                LINEAR,
+                "linear baseline",
+                y,
+                scores,
+                bases["linear"],
+                spec.gates.champion_margin,
+                "not_worse",
+            )
+        )
     if champion is not None:
         gates.append(champion_gate(spec, champion, y, scores, holdout))
     report = EvaluationReport(
-        spec.name, candidate.run_id, metrics, slices,
+        spec.name,
+        candidate.run_id,
+        metrics,
+        slices,
         {name: holdout_metrics(spec, y, s) for name, s in bases.items()},
         None if champion is None else champion.version,
-        None if champion is None or champion.scores is None
+        None
+        if champion is None or champion.scores is None
         else holdout_metrics(spec, y, champion.scores),
-        gates, str(report_dir))
+        gates,
+        str(report_dir),
+    )
     report.diagnostics, report.plots = diagnostics, plots
     return report
 
 
-def _baselines_one_thread(spec: PipelineSpec, training_set: Path, holdout: pd.DataFrame
-                          ) -> dict[str, np.ndarray]:
+def _baselines_one_thread(
+    spec: PipelineSpec, training_set: Path, holdout: pd.DataFrame
+) -> dict[str, np.ndarray]:
     # OpenMP's thread count is per thread: a new thread starts from the default, so limit again.
     with threadpool_limits(1):
         return baseline_scores(spec, _history(spec, training_set, holdout), holdout)
 
 
-def _finish(spec: PipelineSpec, tracking: Tracking, candidate: Candidate,
-            report: EvaluationReport, lineage: dict[str, Any] | None) -> EvaluationReport:
+def _finish(
+    spec: PipelineSpec,
+    tracking: Tracking,
+    candidate: Candidate,
+    report: EvaluationReport,
+    lineage: dict[str, Any] | None,
+) -> EvaluationReport:
     """Write the card and report atomically, then log them to the candidate's MLflow run."""
     from ml_platform.evaluation.model_card import model_card
 
     report_dir = Path(report.report_dir)
-    report.model_card = str(write_text(model_card(spec, candidate, report, lineage or {}),
-                                       report_dir / "model_card.md"))
+    report.model_card = str(
+        write_text(model_card(spec, candidate, report, lineage or {}), report_dir / "model_card.md")
+    )
     write_json(report.to_dict(), report_dir / "evaluation.json")
-    report_artifacts.log_to_mlflow(tracking, candidate.run_id, report_dir, report.metrics,
-                                   report.passed)
+    report_artifacts.log_to_mlflow(
+        tracking, candidate.run_id, report_dir, report.metrics, report.passed
+    )
     return report

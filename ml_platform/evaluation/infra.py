@@ -30,8 +30,13 @@ class InfraCheck:
     it loads the artifact while the caller evaluates in-process; ``result()`` waits for its
     JSON verdict. Its output goes to temporary files, not pipes, so it can never block."""
 
-    def __init__(self, model_uri: str, tracking_uri: str, sample: pd.DataFrame,
-                 timeout: float = TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        model_uri: str,
+        tracking_uri: str,
+        sample: pd.DataFrame,
+        timeout: float = TIMEOUT_SECONDS,
+    ) -> None:
         self.timeout = timeout
         self._tmp = tempfile.TemporaryDirectory(prefix="infra-")
         sample_path = Path(self._tmp.name) / "sample.parquet"
@@ -40,9 +45,19 @@ class InfraCheck:
         self._err = tempfile.TemporaryFile("w+")  # noqa: SIM115
         self._deadline = time.monotonic() + timeout
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "ml_platform.inference.infra_check", model_uri,
-             str(sample_path), tracking_uri], stdout=self._out, stderr=self._err,
-            stdin=subprocess.DEVNULL, text=True)
+            [
+                sys.executable,
+                "-m",
+                "ml_platform.inference.infra_check",
+                model_uri,
+                str(sample_path),
+                tracking_uri,
+            ],
+            stdout=self._out,
+            stderr=self._err,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
 
     def result(self) -> dict[str, Any]:
         try:
@@ -57,8 +72,10 @@ class InfraCheck:
         try:
             return json.loads(out.strip().splitlines()[-1])
         except (json.JSONDecodeError, IndexError):
-            return {"ok": False, "error": err.strip()[-500:] or
-                    f"exit code {self._proc.returncode}, no output"}
+            return {
+                "ok": False,
+                "error": err.strip()[-500:] or f"exit code {self._proc.returncode}, no output",
+            }
 
     def close(self) -> None:
         """Stop the child if it still runs and remove its files (idempotent)."""
@@ -95,17 +112,19 @@ def local_artifact(client: Any, model_uri: str) -> str:
     return str(path) if (path / "MLmodel").exists() else model_uri
 
 
-def start(spec: PipelineSpec, model_uri: str, tracking_uri: str, holdout: pd.DataFrame
-          ) -> InfraCheck:
+def start(
+    spec: PipelineSpec, model_uri: str, tracking_uri: str, holdout: pd.DataFrame
+) -> InfraCheck:
     """Start the fresh-process check on the first rows of the holdout."""
-    return InfraCheck(model_uri, tracking_uri,
-                      fitting.features_of(holdout.head(BATCH_ROWS), spec))
+    return InfraCheck(model_uri, tracking_uri, fitting.features_of(holdout.head(BATCH_ROWS), spec))
 
 
 def expected_schema(spec: PipelineSpec) -> dict[str, str]:
     """What the feature service serves: numeric features as double, categoricals as string."""
-    return {**{c: "double" for c in spec.features.model_numeric},
-            **{c: "string" for c in spec.features.categorical}}
+    return {
+        **{c: "double" for c in spec.features.model_numeric},
+        **{c: "string" for c in spec.features.categorical},
+    }
 
 
 def signature_gate(spec: PipelineSpec, schema: dict[str, str]) -> Gate:
@@ -118,8 +137,11 @@ def signature_gate(spec: PipelineSpec, schema: dict[str, str]) -> Gate:
         problems.append(f"signature lacks feature columns {missing}")
     if extra:
         problems.append(f"signature has columns the feature service does not serve {extra}")
-    problems += [f"column '{c}' is {schema[c]} in the signature, the feature service serves "
-                 f"{t}" for c, t in expected.items() if c in schema and schema[c] != t]
+    problems += [
+        f"column '{c}' is {schema[c]} in the signature, the feature service serves {t}"
+        for c, t in expected.items()
+        if c in schema and schema[c] != t
+    ]
     message = "; ".join(problems) or f"signature = the {len(expected)} feature columns and types"
     return Gate(SIGNATURE, not problems, message, {"signature": schema, "expected": expected})
 
@@ -127,17 +149,23 @@ def signature_gate(spec: PipelineSpec, schema: dict[str, str]) -> Gate:
 def budget_gate(spec: PipelineSpec, result: dict[str, Any]) -> Gate:
     problems = []
     if result["predictions"] != result["batch_rows"] or not result["finite"]:
-        problems.append(f"{result['predictions']} predictions for {result['batch_rows']} rows "
-                        f"(all finite: {result['finite']})")
+        problems.append(
+            f"{result['predictions']} predictions for {result['batch_rows']} rows "
+            f"(all finite: {result['finite']})"
+        )
     if result["batch_latency_ms"] > spec.gates.max_latency_ms:
-        problems.append(f"latency {result['batch_latency_ms']:.1f} ms > "
-                        f"{spec.gates.max_latency_ms} ms per {BATCH_ROWS:,} rows")
+        problems.append(
+            f"latency {result['batch_latency_ms']:.1f} ms > "
+            f"{spec.gates.max_latency_ms} ms per {BATCH_ROWS:,} rows"
+        )
     if result["peak_rss_mb"] > spec.gates.max_memory_mb:
-        problems.append(f"peak memory {result['peak_rss_mb']:.0f} MB > "
-                        f"{spec.gates.max_memory_mb} MB")
+        problems.append(
+            f"peak memory {result['peak_rss_mb']:.0f} MB > {spec.gates.max_memory_mb} MB"
+        )
     message = "; ".join(problems) or (
         f"loaded in a fresh process in {result['load_seconds']:.2f} s; {result['batch_rows']:,} "
-        f"rows in {result['batch_latency_ms']:.1f} ms; peak {result['peak_rss_mb']:.0f} MB")
+        f"rows in {result['batch_latency_ms']:.1f} ms; peak {result['peak_rss_mb']:.0f} MB"
+    )
     return Gate(INFRA, not problems, message, result)
 
 
@@ -145,14 +173,18 @@ def gates_of(spec: PipelineSpec, result: dict[str, Any]) -> list[Gate]:
     """The two gates judged from a check's verdict."""
     if not result.get("ok"):
         why = f"the artifact failed to load or predict in a fresh process: {result.get('error')}"
-        signature = (signature_gate(spec, result["input_schema"]) if "input_schema" in result
-                     else Gate(SIGNATURE, False, f"not evaluated: {why}"))
+        signature = (
+            signature_gate(spec, result["input_schema"])
+            if "input_schema" in result
+            else Gate(SIGNATURE, False, f"not evaluated: {why}")
+        )
         return [Gate(INFRA, False, why, result), signature]
     return [budget_gate(spec, result), signature_gate(spec, result["input_schema"])]
 
 
-def infra_gates(spec: PipelineSpec, model_uri: str, tracking_uri: str, holdout: pd.DataFrame
-                ) -> list[Gate]:
+def infra_gates(
+    spec: PipelineSpec, model_uri: str, tracking_uri: str, holdout: pd.DataFrame
+) -> list[Gate]:
     """Start the check and wait for its gates."""
     with start(spec, model_uri, tracking_uri, holdout) as check:
         return gates_of(spec, check.result())

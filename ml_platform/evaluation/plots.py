@@ -13,8 +13,9 @@ def calibration_png(cal: Calibration, scores: np.ndarray, title: str) -> bytes:
     from sklearn.calibration import CalibrationDisplay
 
     ax = axes(4.5, 4)
-    CalibrationDisplay(np.asarray(cal.fraction_positive), np.asarray(cal.mean_predicted),
-                       scores).plot(ax=ax, name="model")
+    CalibrationDisplay(
+        np.asarray(cal.fraction_positive), np.asarray(cal.mean_predicted), scores
+    ).plot(ax=ax, name="model")
     ax.set_title(f"{title}\nECE {cal.expected_calibration_error:.3f}")
     return png(ax.figure)
 
@@ -24,7 +25,8 @@ def confusion_png(matrix: list[list[int]], threshold: float, title: str) -> byte
 
     ax = axes(4.2, 3.6)
     ConfusionMatrixDisplay(np.asarray(matrix), display_labels=[0, 1]).plot(
-        ax=ax, cmap="Blues", values_format=",d", colorbar=False)
+        ax=ax, cmap="Blues", values_format=",d", colorbar=False
+    )
     ax.set_title(f"{title}\nthreshold {threshold}")
     return png(ax.figure)
 
@@ -33,8 +35,9 @@ def residuals_png(y: np.ndarray, pred: np.ndarray, title: str, seed: int = 0) ->
     from sklearn.metrics import PredictionErrorDisplay
 
     ax = axes(4.5, 4)
-    PredictionErrorDisplay.from_predictions(y, pred, kind="residual_vs_predicted",
-                                            subsample=2_000, random_state=seed, ax=ax)
+    PredictionErrorDisplay.from_predictions(
+        y, pred, kind="residual_vs_predicted", subsample=2_000, random_state=seed, ax=ax
+    )
     ax.set_title(title)
     return png(ax.figure)
 
@@ -44,7 +47,11 @@ def importance_png(importance: dict[str, dict[str, float]], metric: str, title: 
     (scikit-learn has no display class for it)."""
     names = list(importance)[::-1]
     ax = axes(5.5, 0.3 * len(names) + 1.2)
-    ax.barh(names, [importance[n]["mean"] for n in names],
-            xerr=[importance[n]["std"] for n in names], color="tab:blue")
+    ax.barh(
+        names,
+        [importance[n]["mean"] for n in names],
+        xerr=[importance[n]["std"] for n in names],
+        color="tab:blue",
+    )
     ax.set(xlabel=f"drop in {metric} when shuffled", title=title)
     return png(ax.figure)

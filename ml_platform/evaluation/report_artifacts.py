@@ -24,8 +24,9 @@ def _write_png(data: bytes, path: Path) -> str:
     return str(path)
 
 
-def diagnose(spec: PipelineSpec, model: Any, holdout: pd.DataFrame, scores: np.ndarray,
-             report_dir: Path) -> tuple[dict[str, Any], dict[str, str]]:
+def diagnose(
+    spec: PipelineSpec, model: Any, holdout: pd.DataFrame, scores: np.ndarray, report_dir: Path
+) -> tuple[dict[str, Any], dict[str, str]]:
     """Calibration, confusion matrix (classification) or residuals (regression), and
     permutation importance, as data and as PNG files drawn by scikit-learn's displays."""
     from ml_platform.evaluation import plots  # matplotlib: not at definitions load
@@ -36,37 +37,53 @@ def diagnose(spec: PipelineSpec, model: Any, holdout: pd.DataFrame, scores: np.n
     if spec.is_classification:
         cal = diagnostics.calibration(y, scores)
         matrix = diagnostics.confusion(y, scores, THRESHOLD)
-        found |= {"calibration": cal.to_dict(), "confusion_matrix": matrix,
-                  "threshold": THRESHOLD}
+        found |= {"calibration": cal.to_dict(), "confusion_matrix": matrix, "threshold": THRESHOLD}
         pngs["calibration"] = _write_png(
             plots.calibration_png(cal, scores, "calibration (holdout)"),
-            plot_dir / "calibration.png")
+            plot_dir / "calibration.png",
+        )
         pngs["confusion_matrix"] = _write_png(
             plots.confusion_png(matrix, THRESHOLD, "confusion matrix (holdout)"),
-            plot_dir / "confusion_matrix.png")
+            plot_dir / "confusion_matrix.png",
+        )
     else:
         pngs["residuals"] = _write_png(
             plots.residuals_png(y, scores, "residuals (holdout)", seed=spec.seed),
-            plot_dir / "residuals.png")
+            plot_dir / "residuals.png",
+        )
     importance = diagnostics.permutation_importance(
-        model, fitting.features_of(holdout, spec), y, spec.primary_metric,
-        scores=lambda fitted, x: fitting.predict(spec, fitted, x), seed=spec.seed)
+        model,
+        fitting.features_of(holdout, spec),
+        y,
+        spec.primary_metric,
+        scores=lambda fitted, x: fitting.predict(spec, fitted, x),
+        seed=spec.seed,
+    )
     found["permutation_importance"] = importance
     pngs["permutation_importance"] = _write_png(
         plots.importance_png(importance, spec.primary_metric, "permutation importance"),
-        plot_dir / "permutation_importance.png")
+        plot_dir / "permutation_importance.png",
+    )
     return found, pngs
 
 
-def log_to_mlflow(tracking: Tracking, run_id: str, report_dir: Path,
-                  metrics: dict[str, float], passed: bool) -> None:
+def log_to_mlflow(
+    tracking: Tracking, run_id: str, report_dir: Path, metrics: dict[str, float], passed: bool
+) -> None:
     """Evaluation metrics, the gate verdict, the report, card and plots on the candidate run."""
     from mlflow.entities import Metric, RunTag
 
     now = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
     finite = {k: v for k, v in metrics.items() if np.isfinite(v)}
-    tracking.call(lambda: tracking.client.log_batch(
-        run_id, metrics=[Metric(f"eval_{k}", v, now, 0) for k, v in finite.items()],
-        tags=[RunTag("gates_passed", str(passed).lower())]), f"log evaluation of run {run_id}")
-    tracking.call(lambda: tracking.client.log_artifacts(run_id, str(report_dir), "evaluation"),
-                  f"log evaluation artifacts of run {run_id}")
+    tracking.call(
+        lambda: tracking.client.log_batch(
+            run_id,
+            metrics=[Metric(f"eval_{k}", v, now, 0) for k, v in finite.items()],
+            tags=[RunTag("gates_passed", str(passed).lower())],
+        ),
+        f"log evaluation of run {run_id}",
+    )
+    tracking.call(
+        lambda: tracking.client.log_artifacts(run_id, str(report_dir), "evaluation"),
+        f"log evaluation artifacts of run {run_id}",
+    )

@@ -64,14 +64,19 @@ def export_tables(home: PlatformHome, run_id: str) -> list[Path]:
     written = []
     try:
         con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
-        tables = [r[0] for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
-            "AND database_name = current_database()").fetchall()]
+        tables = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' "
+                "AND database_name = current_database()"
+            ).fetchall()
+        ]
         for table in tables:
             with atomic_path(target / f"{table}.parquet") as tmp:
                 path = str(tmp).replace("'", "''")
-                con.execute(f"COPY main.{_q(table)} TO '{path}' "
-                            "(FORMAT parquet, USE_TMP_FILE false)")
+                con.execute(
+                    f"COPY main.{_q(table)} TO '{path}' (FORMAT parquet, USE_TMP_FILE false)"
+                )
             written.append(target / f"{table}.parquet")
     finally:
         con.close()
@@ -82,8 +87,11 @@ def export_tables(home: PlatformHome, run_id: str) -> list[Path]:
 def _prune_exports(home: PlatformHome, keep: Path) -> None:
     """Keep the newest runs' exports (a run still going reads its own); remove the rest, and
     the temporary files of killed exports in those kept."""
-    runs = sorted((p for p in keep.parent.iterdir() if p.is_dir()),
-                  key=lambda p: p.stat().st_mtime, reverse=True)
+    runs = sorted(
+        (p for p in keep.parent.iterdir() if p.is_dir()),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
     for old in runs[EXPORTS_KEPT:]:
         if old != keep:
             shutil.rmtree(old, ignore_errors=True)
@@ -91,20 +99,22 @@ def _prune_exports(home: PlatformHome, keep: Path) -> None:
         remove_stale_temp_files(kept)
 
 
-def _model_frame(spec: PipelineSpec, home: PlatformHome, model: str, run_id: str | None
-                 ) -> pd.DataFrame:
+def _model_frame(
+    spec: PipelineSpec, home: PlatformHome, model: str, run_id: str | None
+) -> pd.DataFrame:
     """The model's rows as built in run ``run_id``; the warehouse's current table when that run
     did not build it (the dbt assets were not part of the run)."""
     order = f"ORDER BY {_q(spec.entity_key)}, {_q(spec.event_timestamp)}"
     export = export_dir(home, run_id) / f"{model}.parquet" if run_id else None
     if export is not None and export.exists():
         with duckdb_session() as session:
-            return session.execute(f"SELECT * FROM read_parquet(?) {order}",
-                                   [str(export)]).df()
+            return session.execute(f"SELECT * FROM read_parquet(?) {order}", [str(export)]).df()
     db = warehouse_db(home)
     if not db.exists():
-        raise FileNotFoundError(f"dbt model '{model}' of '{spec.name}' has not been built: "
-                                f"{db} does not exist (materialize the dbt assets first)")
+        raise FileNotFoundError(
+            f"dbt model '{model}' of '{spec.name}' has not been built: "
+            f"{db} does not exist (materialize the dbt assets first)"
+        )
     con = duckdb.connect(str(db), read_only=True)
     try:
         con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
@@ -115,18 +125,23 @@ def _model_frame(spec: PipelineSpec, home: PlatformHome, model: str, run_id: str
         con.close()
 
 
-def read_model(spec: PipelineSpec, home: PlatformHome, run_id: str | None = None
-               ) -> pd.DataFrame:
+def read_model(spec: PipelineSpec, home: PlatformHome, run_id: str | None = None) -> pd.DataFrame:
     """The pipeline's dbt feature model as a frame, as built in run ``run_id`` (see the module
     docstring), checked against the spec's columns."""
     model = spec.features.dbt_model
     if model is None:
         raise ValueError(f"pipeline '{spec.name}' declares no features.dbt_model")
     frame = _model_frame(spec, home, model, run_id)
-    needed = [spec.entity_key, spec.event_timestamp, *spec.features.numeric,
-              *spec.features.categorical, *(a.name for a in spec.features.aggregates)]
+    needed = [
+        spec.entity_key,
+        spec.event_timestamp,
+        *spec.features.numeric,
+        *spec.features.categorical,
+        *(a.name for a in spec.features.aggregates),
+    ]
     missing = [c for c in needed if c not in frame.columns]
     if missing:
-        raise ValueError(f"dbt model '{model}' lacks columns {missing} declared by pipeline "
-                         f"'{spec.name}'")
+        raise ValueError(
+            f"dbt model '{model}' lacks columns {missing} declared by pipeline '{spec.name}'"
+        )
     return as_utc(frame[needed], spec.event_timestamp)

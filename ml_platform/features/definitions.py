@@ -72,8 +72,10 @@ def _arrow_dtype(column: str, typ: pa.DataType) -> str:
         return "float64"
     if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_dictionary(typ):
         return "string"
-    raise ValueError(f"feature column '{column}' has type {typ}, which the feature store cannot "
-                     f"serve; cast it to an integer, float, boolean or string")
+    raise ValueError(
+        f"feature column '{column}' has type {typ}, which the feature store cannot "
+        f"serve; cast it to an integer, float, boolean or string"
+    )
 
 
 def _declared_dtypes(spec: PipelineSpec) -> dict[str, str]:
@@ -101,14 +103,20 @@ def view_def(spec: PipelineSpec, home: PlatformHome) -> ViewDef:
     table = features_table(spec, home)
     dtypes = column_dtypes(spec, table)
     if dtypes[spec.entity_key] not in ("int64", "string"):
-        raise ValueError(f"entity key '{spec.entity_key}' has type {dtypes[spec.entity_key]}; "
-                         f"the feature store needs an integer or string key")
+        raise ValueError(
+            f"entity key '{spec.entity_key}' has type {dtypes[spec.entity_key]}; "
+            f"the feature store needs an integer or string key"
+        )
     return ViewDef(
-        name=f"{spec.name}_fv", entity=f"{spec.name}_{spec.entity_key}",
-        entity_key=spec.entity_key, entity_dtype=dtypes[spec.entity_key],
-        timestamp=spec.event_timestamp, source_path=str(table),
+        name=f"{spec.name}_fv",
+        entity=f"{spec.name}_{spec.entity_key}",
+        entity_key=spec.entity_key,
+        entity_dtype=dtypes[spec.entity_key],
+        timestamp=spec.event_timestamp,
+        source_path=str(table),
         fields=tuple(FieldDef(c, dtypes[c]) for c in spec.features.all_columns),
-        ttl_seconds=spec.features.ttl_seconds)
+        ttl_seconds=spec.features.ttl_seconds,
+    )
 
 
 def registry_file(home: PlatformHome) -> Path:
@@ -132,8 +140,7 @@ def known_versions(spec: PipelineSpec, home: PlatformHome) -> dict[str, int]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def feature_service(spec: PipelineSpec, home: PlatformHome, register: bool = True
-                    ) -> ServiceDef:
+def feature_service(spec: PipelineSpec, home: PlatformHome, register: bool = True) -> ServiceDef:
     """The current feature service: a new version whenever the feature contract changes.
 
     With ``register`` the version number is recorded, so the same contract keeps its name and
@@ -145,5 +152,4 @@ def feature_service(spec: PipelineSpec, home: PlatformHome, register: bool = Tru
     version = versions.get(fp, max(versions.values(), default=0) + 1)
     if register and fp not in versions:
         write_json({**versions, fp: version}, _versions_file(spec, home))
-    return ServiceDef(name=f"{spec.name}_v{version}", version=version, view=view,
-                      fingerprint=fp)
+    return ServiceDef(name=f"{spec.name}_v{version}", version=version, view=view, fingerprint=fp)

@@ -19,8 +19,12 @@ from ml_platform.home import PROJECT_ROOT, PlatformHome
 
 REPO_DIR = PROJECT_ROOT / "feature_repo"
 _FIELD_TYPES = {"int64": Int64, "float64": Float64, "string": String, "bool": Bool}
-_VALUE_TYPES = {"int64": ValueType.INT64, "string": ValueType.STRING, "bool": ValueType.BOOL,
-                "float64": ValueType.DOUBLE}
+_VALUE_TYPES = {
+    "int64": ValueType.INT64,
+    "string": ValueType.STRING,
+    "bool": ValueType.BOOL,
+    "float64": ValueType.DOUBLE,
+}
 
 
 def online_path(home: PlatformHome) -> Path:
@@ -30,12 +34,19 @@ def online_path(home: PlatformHome) -> Path:
 def repo_config(home: PlatformHome) -> RepoConfig:
     """The configuration feature_repo/feature_store.yaml expands to for this home."""
     os.environ.setdefault("FEAST_USAGE", "False")
-    return RepoConfig(project=FEAST_PROJECT, provider="local", repo_path=REPO_DIR,
-                      registry={"registry_type": "file", "path": str(registry_file(home)),
-                                "cache_ttl_seconds": 0},
-                      offline_store={"type": "duckdb"},
-                      online_store={"type": "sqlite", "path": str(online_path(home))},
-                      entity_key_serialization_version=3)
+    return RepoConfig(
+        project=FEAST_PROJECT,
+        provider="local",
+        repo_path=REPO_DIR,
+        registry={
+            "registry_type": "file",
+            "path": str(registry_file(home)),
+            "cache_ttl_seconds": 0,
+        },
+        offline_store={"type": "duckdb"},
+        online_store={"type": "sqlite", "path": str(online_path(home))},
+        entity_key_serialization_version=3,
+    )
 
 
 def feature_store(home: PlatformHome) -> FeatureStore:
@@ -44,29 +55,46 @@ def feature_store(home: PlatformHome) -> FeatureStore:
 
 
 def entity(view: ViewDef) -> Entity:
-    return Entity(name=view.entity, join_keys=[view.entity_key],
-                  value_type=_VALUE_TYPES[view.entity_dtype],
-                  description=f"Entity keyed by '{view.entity_key}'.")
+    return Entity(
+        name=view.entity,
+        join_keys=[view.entity_key],
+        value_type=_VALUE_TYPES[view.entity_dtype],
+        description=f"Entity keyed by '{view.entity_key}'.",
+    )
 
 
 def feature_view(view: ViewDef, pipeline: str) -> FeatureView:
-    source = FileSource(name=f"{pipeline}_features_source", path=view.source_path,
-                        timestamp_field=view.timestamp,
-                        description=f"Offline feature table of pipeline '{pipeline}'.")
+    source = FileSource(
+        name=f"{pipeline}_features_source",
+        path=view.source_path,
+        timestamp_field=view.timestamp,
+        description=f"Offline feature table of pipeline '{pipeline}'.",
+    )
     # Feast reads ttl=0 as "never expires".
     ttl = timedelta(seconds=view.ttl_seconds or 0)
-    return FeatureView(name=view.name, entities=[entity(view)], ttl=ttl, source=source,
-                       schema=[Field(name=f.name, dtype=_FIELD_TYPES[f.dtype])
-                               for f in view.fields],
-                       online=True, tags={"pipeline": pipeline},
-                       description=f"Declared features of pipeline '{pipeline}'.")
+    return FeatureView(
+        name=view.name,
+        entities=[entity(view)],
+        ttl=ttl,
+        source=source,
+        schema=[Field(name=f.name, dtype=_FIELD_TYPES[f.dtype]) for f in view.fields],
+        online=True,
+        tags={"pipeline": pipeline},
+        description=f"Declared features of pipeline '{pipeline}'.",
+    )
 
 
 def service_objects(service: ServiceDef, pipeline: str) -> list[Any]:
     """Entity, source-backed feature view and the versioned feature service, ready to apply."""
     fv = feature_view(service.view, pipeline)
-    fs = FeatureService(name=service.name, features=[fv],
-                        tags={"pipeline": pipeline, "fingerprint": service.fingerprint,
-                              "version": str(service.version)},
-                        description=f"Train/serve contract v{service.version} of '{pipeline}'.")
+    fs = FeatureService(
+        name=service.name,
+        features=[fv],
+        tags={
+            "pipeline": pipeline,
+            "fingerprint": service.fingerprint,
+            "version": str(service.version),
+        },
+        description=f"Train/serve contract v{service.version} of '{pipeline}'.",
+    )
     return [entity(service.view), fv, fs]

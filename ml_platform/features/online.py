@@ -74,7 +74,8 @@ def latest_in_window(view: ViewDef, start: datetime, end: datetime) -> pd.DataFr
             f"SELECT {cols} FROM {utc_source(view.source_path, view.timestamp)} "
             f"WHERE {t} >= ? AND {t} <= ? "
             f"QUALIFY row_number() OVER (PARTITION BY {k} ORDER BY {t} DESC) = 1",
-            [start, end]).df()
+            [start, end],
+        ).df()
     frame[view.timestamp] = pd.to_datetime(frame[view.timestamp], utc=True)
     return frame
 
@@ -95,15 +96,23 @@ def online_rows(store: Any, features: Any, view: ViewDef, keys: list[Any]) -> pd
     parts = []
     for i in range(0, len(keys), READ_BATCH):
         response = store.get_online_features(
-            features=features, entity_rows={view.entity_key: keys[i:i + READ_BATCH]})
+            features=features, entity_rows={view.entity_key: keys[i : i + READ_BATCH]}
+        )
         part = response.to_df()
-        for name, vector in zip(response.proto.metadata.feature_names.val,
-                                response.proto.results, strict=True):
+        for name, vector in zip(
+            response.proto.metadata.feature_names.val, response.proto.results, strict=True
+        ):
             if name != view.entity_key:
-                part[name + TS_SUFFIX] = pd.to_datetime(pd.Series(
-                    [_event_time(ts, st, FieldStatus.NOT_FOUND)
-                     for ts, st in zip(vector.event_timestamps, vector.statuses, strict=True)],
-                    dtype="object"), utc=True)
+                part[name + TS_SUFFIX] = pd.to_datetime(
+                    pd.Series(
+                        [
+                            _event_time(ts, st, FieldStatus.NOT_FOUND)
+                            for ts, st in zip(vector.event_timestamps, vector.statuses, strict=True)
+                        ],
+                        dtype="object",
+                    ),
+                    utc=True,
+                )
         parts.append(part)
     if not parts:
         return pd.DataFrame({view.entity_key: []})
@@ -150,9 +159,13 @@ def _loaded_until(state: dict[str, Any], mark: datetime | None) -> datetime | No
     return max(ends) if ends else None
 
 
-def materialize(service: ServiceDef, home: PlatformHome, end: datetime | None = None,
-                start: datetime | None = None, now: datetime | None = None
-                ) -> MaterializeResult:
+def materialize(
+    service: ServiceDef,
+    home: PlatformHome,
+    end: datetime | None = None,
+    start: datetime | None = None,
+    now: datetime | None = None,
+) -> MaterializeResult:
     """Load the window [start, end] into the online store: by default from the watermark to
     now. Refuses an end in the future (features for it may still change) and an empty window.
     """
@@ -161,8 +174,10 @@ def materialize(service: ServiceDef, home: PlatformHome, end: datetime | None = 
     now = utc(now or datetime.now(UTC))
     end = utc(end) if end else now
     if end > now:
-        raise ValueError(f"materialization end {end.isoformat()} is in the future "
-                         f"(now {now.isoformat()}): features for it may still change")
+        raise ValueError(
+            f"materialization end {end.isoformat()} is in the future "
+            f"(now {now.isoformat()}): features for it may still change"
+        )
     view = service.view
     with _locked(home.feast_dir / f"{view.name}.lock"), source.reading(Path(view.source_path)):
         store = feature_store(home)
@@ -173,8 +188,10 @@ def materialize(service: ServiceDef, home: PlatformHome, end: datetime | None = 
         default_start = mark if state.get("fingerprint") == service.fingerprint else None
         start = utc(start) if start else (default_start or EPOCH)
         if start >= end:
-            raise ValueError(f"empty materialization window: start {start.isoformat()} is not "
-                             f"before end {end.isoformat()}")
+            raise ValueError(
+                f"empty materialization window: start {start.isoformat()} is not "
+                f"before end {end.isoformat()}"
+            )
         rows = latest_in_window(view, start, end)
         older = pd.Series(False, index=rows.index)
         if loaded_until is not None and start < loaded_until and len(rows):
@@ -190,16 +207,24 @@ def materialize(service: ServiceDef, home: PlatformHome, end: datetime | None = 
                 store.write_to_online_store(view.name, _native(fresh.copy(), view))
             via = "guarded write"
         until = max(end, loaded_until) if loaded_until else end
-        write_json({"fingerprint": service.fingerprint, "loaded_until": until.isoformat()},
-                   _state_file(home, view))
+        write_json(
+            {"fingerprint": service.fingerprint, "loaded_until": until.isoformat()},
+            _state_file(home, view),
+        )
         new_mark = watermark(store, view.name) or end
     skipped = int(older.sum())
-    return MaterializeResult(view.name, start, end, len(rows), len(rows) - skipped, skipped,
-                             new_mark, via)
+    return MaterializeResult(
+        view.name, start, end, len(rows), len(rows) - skipped, skipped, new_mark, via
+    )
 
 
-def read_online(store: Any, service: ServiceDef, keys: list[Any], as_of: datetime | None = None,
-                event_times: bool = False) -> pd.DataFrame:
+def read_online(
+    store: Any,
+    service: ServiceDef,
+    keys: list[Any],
+    as_of: datetime | None = None,
+    event_times: bool = False,
+) -> pd.DataFrame:
     """Online feature vectors through the feature service, TTL applied as of ``as_of``; with
     ``event_times`` each feature's event time too (``<feature>__ts``).
 
@@ -212,7 +237,8 @@ def read_online(store: Any, service: ServiceDef, keys: list[Any], as_of: datetim
     frame = online_rows(store, fs, view, keys)
     if view.ttl_seconds:
         oldest = pd.Timestamp(utc(as_of or datetime.now(UTC))) - pd.Timedelta(
-            seconds=view.ttl_seconds)
+            seconds=view.ttl_seconds
+        )
         for name in view.feature_names:
             expired = frame[name + TS_SUFFIX].isna() | (frame[name + TS_SUFFIX] < oldest)
             frame[name] = frame[name].astype("object").where(~expired, None)

@@ -31,8 +31,9 @@ class RegistryState:
 
 def _objects_key(service: ServiceDef, pipeline: str) -> str:
     """Everything the Feast objects are generated from (source path included)."""
-    return hashlib.sha256(json.dumps({"pipeline": pipeline, **asdict(service)},
-                                     sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps({"pipeline": pipeline, **asdict(service)}, sort_keys=True).encode()
+    ).hexdigest()
 
 
 def _file_hash(path: Path) -> str | None:
@@ -48,8 +49,11 @@ def apply(spec: PipelineSpec, home: PlatformHome) -> RegistryState:
     next run applies again.
     """
     service = feature_service(spec, home)
-    key, registry, record = (_objects_key(service, spec.name), registry_file(home),
-                             home.feast_dir / spec.name / "applied.json")
+    key, registry, record = (
+        _objects_key(service, spec.name),
+        registry_file(home),
+        home.feast_dir / spec.name / "applied.json",
+    )
     if record.exists():
         last = json.loads(record.read_text())
         if last["objects"] == key and last["registry_sha256"] == _file_hash(registry):
@@ -60,26 +64,35 @@ def apply(spec: PipelineSpec, home: PlatformHome) -> RegistryState:
     store = feature_store(home)
     store.apply(service_objects(service, spec.name))
     state = RegistryState(
-        service=service.name, feature_view=service.view.name, fingerprint=service.fingerprint,
-        features=service.view.feature_names, registry_path=str(registry),
+        service=service.name,
+        feature_view=service.view.name,
+        fingerprint=service.fingerprint,
+        features=service.view.feature_names,
+        registry_path=str(registry),
         entities=sorted(e.name for e in store.list_entities(allow_cache=False)),
         feature_views=sorted(v.name for v in store.list_feature_views(allow_cache=False)),
-        feature_services=sorted(s.name for s in store.list_feature_services()))
-    write_json({"objects": key, "registry_sha256": _file_hash(registry),
-                "state": asdict(state)}, record)
+        feature_services=sorted(s.name for s in store.list_feature_services()),
+    )
+    write_json(
+        {"objects": key, "registry_sha256": _file_hash(registry), "state": asdict(state)}, record
+    )
     return state
 
 
-def materialize(spec: PipelineSpec, home: PlatformHome, start: datetime | None = None,
-                end: datetime | None = None) -> MaterializeResult:
+def materialize(
+    spec: PipelineSpec,
+    home: PlatformHome,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> MaterializeResult:
     from ml_platform.features.online import materialize as load_online
 
     return load_online(feature_service(spec, home, register=False), home, end=end, start=start)
 
 
-def skew(spec: PipelineSpec, home: PlatformHome, as_of: datetime, sample: int = 50
-         ) -> SkewReport:
+def skew(spec: PipelineSpec, home: PlatformHome, as_of: datetime, sample: int = 50) -> SkewReport:
     from ml_platform.features.skew import skew_report
 
-    return skew_report(feature_service(spec, home, register=False), home, as_of, sample=sample,
-                       seed=spec.seed)
+    return skew_report(
+        feature_service(spec, home, register=False), home, as_of, sample=sample, seed=spec.seed
+    )

@@ -37,24 +37,32 @@ class SkewReport:
 def sample_entities(service: ServiceDef, as_of: datetime, n: int, seed: int) -> list[Any]:
     view = service.view
     with duckdb_session() as con:
-        keys = con.execute(
-            f"SELECT DISTINCT {_q(view.entity_key)} AS k FROM "
-            f"{utc_source(view.source_path, view.timestamp)} WHERE {_q(view.timestamp)} <= ? "
-            f"ORDER BY k", [as_of]).df()["k"].tolist()
+        keys = (
+            con.execute(
+                f"SELECT DISTINCT {_q(view.entity_key)} AS k FROM "
+                f"{utc_source(view.source_path, view.timestamp)} WHERE {_q(view.timestamp)} <= ? "
+                f"ORDER BY k",
+                [as_of],
+            )
+            .df()["k"]
+            .tolist()
+        )
     if not keys:
         return []
     picked = np.random.default_rng(seed).choice(len(keys), size=min(n, len(keys)), replace=False)
     return [keys[i] for i in sorted(picked)]
 
 
-def offline_vectors(store: Any, service: ServiceDef, keys: list[Any], as_of: datetime
-                    ) -> pd.DataFrame:
+def offline_vectors(
+    store: Any, service: ServiceDef, keys: list[Any], as_of: datetime
+) -> pd.DataFrame:
     """Feast's offline point-in-time rows for entity rows stamped ``as_of``."""
     from ml_platform.features.offline import historical_features
 
     view = service.view
-    rows = pd.DataFrame({view.entity_key: keys,
-                         view.timestamp: pd.Timestamp(as_of).tz_convert("UTC")})
+    rows = pd.DataFrame(
+        {view.entity_key: keys, view.timestamp: pd.Timestamp(as_of).tz_convert("UTC")}
+    )
     return historical_features(store, service, rows)
 
 
@@ -75,8 +83,9 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def compare(service: ServiceDef, offline: pd.DataFrame, online: pd.DataFrame,
-            tolerance: float) -> list[dict[str, Any]]:
+def compare(
+    service: ServiceDef, offline: pd.DataFrame, online: pd.DataFrame, tolerance: float
+) -> list[dict[str, Any]]:
     key = service.view.entity_key
     on = online.set_index(key)
     mismatches = []
@@ -85,15 +94,28 @@ def compare(service: ServiceDef, offline: pd.DataFrame, online: pd.DataFrame,
             served = on.at[row[key], name] if row[key] in on.index else None
             if not same_value(row[name], served, tolerance):
                 stamp = on.at[row[key], name + TS_SUFFIX] if row[key] in on.index else None
-                mismatches.append({"entity": _plain(row[key]), "feature": name,
-                                   "offline": _plain(row[name]), "online": _plain(served),
-                                   "online_event_time": None if pd.isna(stamp)
-                                   else pd.Timestamp(stamp).isoformat()})
+                mismatches.append(
+                    {
+                        "entity": _plain(row[key]),
+                        "feature": name,
+                        "offline": _plain(row[name]),
+                        "online": _plain(served),
+                        "online_event_time": None
+                        if pd.isna(stamp)
+                        else pd.Timestamp(stamp).isoformat(),
+                    }
+                )
     return mismatches
 
 
-def skew_report(service: ServiceDef, home: PlatformHome, as_of: datetime, sample: int = 50,
-                seed: int = 0, tolerance: float = 1e-9) -> SkewReport:
+def skew_report(
+    service: ServiceDef,
+    home: PlatformHome,
+    as_of: datetime,
+    sample: int = 50,
+    seed: int = 0,
+    tolerance: float = 1e-9,
+) -> SkewReport:
     from ml_platform.features.feast_objects import feature_store
 
     with source.reading(Path(service.view.source_path)):
@@ -103,5 +125,4 @@ def skew_report(service: ServiceDef, home: PlatformHome, as_of: datetime, sample
         store = feature_store(home)
         offline = offline_vectors(store, service, keys, as_of)
         online = read_online(store, service, keys, as_of, event_times=True)
-    return SkewReport(service.name, as_of, len(keys),
-                      compare(service, offline, online, tolerance))
+    return SkewReport(service.name, as_of, len(keys), compare(service, offline, online, tolerance))

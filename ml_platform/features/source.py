@@ -87,7 +87,8 @@ def _check(source: Path, table: Path, published: str, pipeline: str) -> str:
     raise SourceReplaced(
         f"the Feast source {source} no longer holds this run's feature table {table.name}: "
         f"another run of '{pipeline}' published its features after this run's features step. "
-        f"The training set must come from this run's rows; re-run from '{pipeline}_features'.")
+        f"The training set must come from this run's rows; re-run from '{pipeline}_features'."
+    )
 
 
 @contextmanager
@@ -102,4 +103,5 @@ def pinned(source: Path, table: Path, published: str, pipeline: str) -> Iterator
         if stamp(source) != before:
             raise SourceReplaced(
                 f"the Feast source {source} was replaced while the training set was read from "
-                f"it (by a writer outside ml_platform's lock); re-run from '{pipeline}_features'.")
+                f"it (by a writer outside ml_platform's lock); re-run from '{pipeline}_features'."
+            )

@@ -10,8 +10,14 @@ import pandas as pd
 from ml_platform.ingest.io import duckdb_session
 from ml_platform.spec import PipelineSpec, resolve_import
 
-_AGG_SQL = {"count": "COUNT(*)", "sum": "SUM({c})", "mean": "AVG({c})", "min": "MIN({c})",
-            "max": "MAX({c})", "std": "STDDEV_SAMP({c})"}
+_AGG_SQL = {
+    "count": "COUNT(*)",
+    "sum": "SUM({c})",
+    "mean": "AVG({c})",
+    "min": "MIN({c})",
+    "max": "MAX({c})",
+    "std": "STDDEV_SAMP({c})",
+}
 
 
 def _q(name: str) -> str:
@@ -20,8 +26,10 @@ def _q(name: str) -> str:
 
 def utc_source(path: Path | str, ts: str) -> str:
     """A parquet file as a relation whose event time is TIMESTAMPTZ (naive values are UTC)."""
-    return (f"(SELECT * REPLACE (CAST({_q(ts)} AS TIMESTAMPTZ) AS {_q(ts)}) "
-            f"FROM read_parquet('{path}'))")
+    return (
+        f"(SELECT * REPLACE (CAST({_q(ts)} AS TIMESTAMPTZ) AS {_q(ts)}) "
+        f"FROM read_parquet('{path}'))"
+    )
 
 
 def as_utc(frame: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -38,8 +46,10 @@ def feature_sql(spec: PipelineSpec, source_sql: str) -> str:
     windows = {}
     for agg in spec.features.aggregates:
         win = f"w_{agg.window}"
-        windows[win] = (f"(PARTITION BY {key} ORDER BY {ts} "
-                        f"RANGE BETWEEN {agg.window_sql} PRECEDING AND CURRENT ROW)")
+        windows[win] = (
+            f"(PARTITION BY {key} ORDER BY {ts} "
+            f"RANGE BETWEEN {agg.window_sql} PRECEDING AND CURRENT ROW)"
+        )
         expr = _AGG_SQL[agg.agg].format(c=_q(agg.column or ""))
         cast = "BIGINT" if agg.agg == "count" else "DOUBLE"
         cols.append(f"CAST({expr} OVER {win} AS {cast}) AS {_q(agg.name)}")
@@ -54,7 +64,8 @@ def compute_features(spec: PipelineSpec, validated: Path) -> pd.DataFrame:
     sql = feature_sql(spec, f"SELECT * FROM {utc_source(validated, spec.event_timestamp)}")
     with duckdb_session() as con:
         frame = con.execute(
-            f"{sql} ORDER BY {_q(spec.entity_key)}, {_q(spec.event_timestamp)}").df()
+            f"{sql} ORDER BY {_q(spec.entity_key)}, {_q(spec.event_timestamp)}"
+        ).df()
     return apply_custom(spec, as_utc(frame, spec.event_timestamp))
 
 

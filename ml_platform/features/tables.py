@@ -41,8 +41,9 @@ class TableInfo:
         return asdict(self)
 
 
-def build_features(spec: PipelineSpec, home: PlatformHome, validated: Path,
-                   run_id: str | None = None) -> TableInfo:
+def build_features(
+    spec: PipelineSpec, home: PlatformHome, validated: Path, run_id: str | None = None
+) -> TableInfo:
     """The offline feature table of the ``validated`` batch: the spec's declared SQL over it, or
     the dbt model the spec names (built from the same batch); published as the Feast source."""
     if spec.features.dbt_model:
@@ -52,57 +53,68 @@ def build_features(spec: PipelineSpec, home: PlatformHome, validated: Path,
     directory = home.pipeline_dir(spec.name) / "features"
     path, version = write_parquet_hashed(frame, directory, lambda h: f"{h}.parquet")
     published = source.publish(path, features_table(spec, home))
-    return TableInfo(str(path), len(frame), version, list(frame.columns),
-                     source_stamp=published)
+    return TableInfo(str(path), len(frame), version, list(frame.columns), source_stamp=published)
 
 
 def training_set_version(content_hash: str, service: ServiceDef) -> str:
     """Same rows through a different feature contract is a different training set."""
-    return hashlib.sha256(f"{service.name}:{service.fingerprint}:{content_hash}".encode()
-                          ).hexdigest()[:16]
+    return hashlib.sha256(
+        f"{service.name}:{service.fingerprint}:{content_hash}".encode()
+    ).hexdigest()[:16]
 
 
 def entity_rows(spec: PipelineSpec, validated: Path) -> pd.DataFrame:
     """Feast's entity_df: every validated row's key, event time and label, numbered in
     (time, key, file) order so the retrieved rows can be put back in a fixed order."""
-    frame = pd.read_parquet(validated, columns=[spec.entity_key, spec.event_timestamp,
-                                                spec.label])
+    frame = pd.read_parquet(validated, columns=[spec.entity_key, spec.event_timestamp, spec.label])
     ts = frame[spec.event_timestamp]
-    frame[spec.event_timestamp] = (ts.dt.tz_localize("UTC") if ts.dt.tz is None
-                                   else ts.dt.tz_convert("UTC"))
+    frame[spec.event_timestamp] = (
+        ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
+    )
     frame = frame.sort_values([spec.event_timestamp, spec.entity_key], kind="stable")
     frame[ROW] = np.arange(len(frame), dtype=np.int64)
     return frame.reset_index(drop=True)
 
 
-def retrieve(spec: PipelineSpec, home: PlatformHome, entities: pd.DataFrame,
-             features: TableInfo, service: ServiceDef) -> pd.DataFrame:
+def retrieve(
+    spec: PipelineSpec,
+    home: PlatformHome,
+    entities: pd.DataFrame,
+    features: TableInfo,
+    service: ServiceDef,
+) -> pd.DataFrame:
     """Feast's point-in-time rows for ``entities`` through the registry's feature service,
     read while the Feast source holds this run's feature table; in entity-row order."""
     from ml_platform.features.feast_objects import feature_store
     from ml_platform.features.offline import historical_features
 
     store = feature_store(home)
-    with source.pinned(features_table(spec, home), Path(features.path), features.source_stamp,
-                       spec.name):
+    with source.pinned(
+        features_table(spec, home), Path(features.path), features.source_stamp, spec.name
+    ):
         frame = historical_features(store, service, entities)
     order = np.argsort(frame[ROW].to_numpy(), kind="stable")
     columns = [spec.entity_key, spec.event_timestamp, *service.view.feature_names, spec.label]
     return frame.take(order)[columns].reset_index(drop=True)
 
 
-def build_training_set(spec: PipelineSpec, home: PlatformHome, validated: Path,
-                       features: TableInfo) -> TableInfo:
+def build_training_set(
+    spec: PipelineSpec, home: PlatformHome, validated: Path, features: TableInfo
+) -> TableInfo:
     """Every validated row at its label time with each feature as of that time, retrieved by
     Feast (``get_historical_features`` with the feature service ``<pipeline>_v<N>``)."""
     service = feature_service(spec, home)
     entities = entity_rows(spec, validated)
     frame = retrieve(spec, home, entities, features, service)
     if len(frame) != len(entities):
-        raise RuntimeError(f"Feast returned {len(frame)} rows for {len(entities)} validated rows "
-                           f"of '{spec.name}' (one per validated row expected)")
+        raise RuntimeError(
+            f"Feast returned {len(frame)} rows for {len(entities)} validated rows "
+            f"of '{spec.name}' (one per validated row expected)"
+        )
     path, content = write_parquet_hashed(
-        frame, home.pipeline_dir(spec.name) / "training_sets",
-        lambda h: f"{training_set_version(h, service)}.parquet")
+        frame,
+        home.pipeline_dir(spec.name) / "training_sets",
+        lambda h: f"{training_set_version(h, service)}.parquet",
+    )
     version = training_set_version(content, service)
     return TableInfo(str(path), len(frame), version, list(frame.columns), service.name)

@@ -38,8 +38,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def check(model_uri: str, sample_path: str, tracking_uri: str, found: dict[str, Any],
-          repeats: int = 5) -> dict[str, Any]:
+def check(
+    model_uri: str, sample_path: str, tracking_uri: str, found: dict[str, Any], repeats: int = 5
+) -> dict[str, Any]:
     """``found`` collects what is known before a failure (the signature survives a predict
     error, so the parent can still judge it)."""
     import mlflow
@@ -78,8 +79,7 @@ def main() -> None:
         model_uri, sample, tracking_uri = sys.argv[1:4]
         print(json.dumps({"ok": True, **check(model_uri, sample, tracking_uri, found=found)}))
     except Exception as exc:  # report any load/predict failure to the parent as data
-        print(json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}"[:1000],
-                          **found}))
+        print(json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}"[:1000], **found}))
         sys.exit(1)
 
 

@@ -17,8 +17,17 @@ import pandas as pd
 from ml_platform.ingest.io import write_parquet
 
 START_DAY = date(2026, 1, 1)
-PURPOSES = np.array(["debt_consolidation", "home_improvement", "car", "business", "medical",
-                     "education", "vacation"])
+PURPOSES = np.array(
+    [
+        "debt_consolidation",
+        "home_improvement",
+        "car",
+        "business",
+        "medical",
+        "education",
+        "vacation",
+    ]
+)
 PURPOSE_RISK = np.array([0.1, -0.3, -0.2, 0.5, 0.4, 0.2, 0.3])
 REGIONS = np.array(["north", "south", "east", "west", "central"])
 CHANNELS = np.array(["web", "branch", "partner", "mobile"])
@@ -44,14 +53,16 @@ class GeneratorConfig:
 def _customers(cfg: GeneratorConfig) -> pd.DataFrame:
     rng = np.random.default_rng(cfg.seed)
     n = cfg.customers
-    return pd.DataFrame({
-        "customer_id": np.arange(1, n + 1, dtype=np.int64),
-        "region": rng.choice(REGIONS, n, p=[0.25, 0.2, 0.2, 0.2, 0.15]),
-        "income": np.round(rng.lognormal(10.9, 0.45, n), 2),
-        "score": np.clip(rng.normal(680, 60, n), 300, 850),
-        "activity": rng.pareto(2.5, n) + 0.2,
-        "employment_years": np.round(np.clip(rng.gamma(2.0, 3.0, n), 0, 45), 1),
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(1, n + 1, dtype=np.int64),
+            "region": rng.choice(REGIONS, n, p=[0.25, 0.2, 0.2, 0.2, 0.15]),
+            "income": np.round(rng.lognormal(10.9, 0.45, n), 2),
+            "score": np.clip(rng.normal(680, 60, n), 300, 850),
+            "activity": rng.pareto(2.5, n) + 0.2,
+            "employment_years": np.round(np.clip(rng.gamma(2.0, 3.0, n), 0, 45), 1),
+        }
+    )
 
 
 def generate_day(cfg: GeneratorConfig, day: date, customers: pd.DataFrame) -> pd.DataFrame:
@@ -69,35 +80,45 @@ def generate_day(cfg: GeneratorConfig, day: date, customers: pd.DataFrame) -> pd
     amount = np.round(np.clip(rng.lognormal(9.2, 0.7, n), 500, 100_000), 2)
     term = rng.choice([12, 24, 36, 48, 60], n, p=[0.15, 0.25, 0.3, 0.15, 0.15])
     dti = amount / income
-    logit = (-2.4 - 0.012 * (score - 680) + 2.2 * dti + PURPOSE_RISK[purpose_idx]
-             + 0.35 * np.log(c["activity"].to_numpy()) + 0.006 * (term - 36)
-             - 0.03 * c["employment_years"].to_numpy())
+    logit = (
+        -2.4
+        - 0.012 * (score - 680)
+        + 2.2 * dti
+        + PURPOSE_RISK[purpose_idx]
+        + 0.35 * np.log(c["activity"].to_numpy())
+        + 0.006 * (term - 36)
+        - 0.03 * c["employment_years"].to_numpy()
+    )
     defaulted = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
     seconds = np.sort(rng.integers(0, 86_400, n))
     day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     employment = c["employment_years"].to_numpy().copy()
     employment[rng.random(n) < 0.02] = np.nan  # upstream sometimes omits it
-    frame = pd.DataFrame({
-        "application_id": [f"{day:%Y%m%d}-{i:07d}" for i in range(n)],
-        "customer_id": c["customer_id"].to_numpy(),
-        "applied_at": pd.to_datetime(day_start) + pd.to_timedelta(seconds, unit="s"),
-        "amount": amount,
-        "term_months": term.astype(np.int64),
-        "annual_income": np.round(income, 2),
-        "credit_score": np.round(score).astype(np.int64),
-        "employment_years": employment,
-        "purpose": PURPOSES[purpose_idx],
-        "region": c["region"].to_numpy(),
-        "channel": rng.choice(CHANNELS, n, p=[0.45, 0.2, 0.15, 0.2]),
-        "defaulted": defaulted,
-    })
+    frame = pd.DataFrame(
+        {
+            "application_id": [f"{day:%Y%m%d}-{i:07d}" for i in range(n)],
+            "customer_id": c["customer_id"].to_numpy(),
+            "applied_at": pd.to_datetime(day_start) + pd.to_timedelta(seconds, unit="s"),
+            "amount": amount,
+            "term_months": term.astype(np.int64),
+            "annual_income": np.round(income, 2),
+            "credit_score": np.round(score).astype(np.int64),
+            "employment_years": employment,
+            "purpose": PURPOSES[purpose_idx],
+            "region": c["region"].to_numpy(),
+            "channel": rng.choice(CHANNELS, n, p=[0.45, 0.2, 0.15, 0.2]),
+            "defaulted": defaulted,
+        }
+    )
     # One application per customer per second: (entity, timestamp) is the natural key.
     return frame.drop_duplicates(["customer_id", "applied_at"]).reset_index(drop=True)
 
 
 def landed_days(landing_dir: Path) -> list[date]:
-    return sorted(date.fromisoformat(p.stem.split("_")[-1])
-                  for p in landing_dir.glob("applications_*.parquet"))
+    return sorted(
+        date.fromisoformat(p.stem.split("_")[-1])
+        for p in landing_dir.glob("applications_*.parquet")
+    )
 
 
 def land(cfg: GeneratorConfig, landing_dir: Path, new_days: int | None = None) -> list[Path]:

@@ -114,8 +114,9 @@ def write_parquet(df: pd.DataFrame, target: Path) -> Path:
     return target
 
 
-def write_parquet_hashed(df: pd.DataFrame, directory: Path, name: Callable[[str], str]
-                         ) -> tuple[Path, str]:
+def write_parquet_hashed(
+    df: pd.DataFrame, directory: Path, name: Callable[[str], str]
+) -> tuple[Path, str]:
     """Write ``df`` as parquet and take its ``frame_hash`` at the same time: the parquet
     encoder releases the GIL, so the hash runs beside it. The file, named ``name(hash)``
     under ``directory``, appears only once both have succeeded."""

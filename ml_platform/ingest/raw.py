@@ -77,8 +77,10 @@ def file_format(path: str | Path) -> str:
 
 def _reader(fmt: str) -> str:
     if fmt == "csv":
-        return ("read_csv($files, header=true, auto_detect=true, union_by_name=true, "
-                "filename='_source_file')")
+        return (
+            "read_csv($files, header=true, auto_detect=true, union_by_name=true, "
+            "filename='_source_file')"
+        )
     # A named filename column: a user column called 'filename' must survive the read.
     return "read_parquet($files, union_by_name=true, filename='_source_file')"
 
@@ -104,14 +106,18 @@ def _delimited_header(frame: pd.DataFrame) -> str | None:
 def _check_csv(path: str, frame: pd.DataFrame) -> None:
     column = _delimited_header(frame)
     if column is not None:
-        raise RawDataError(f"{path}: read a column named '{column[:80]}': wrong delimiter? "
-                           f"(expected comma-separated values with a header row)")
+        raise RawDataError(
+            f"{path}: read a column named '{column[:80]}': wrong delimiter? "
+            f"(expected comma-separated values with a header row)"
+        )
     if frame.empty:
         with Path(path).open("rb") as fh:
             lines = sum(1 for line in fh if line.strip())
         if lines > 1:  # the sniffer gave up on ragged lines and returned no rows
-            raise RawDataError(f"{path}: {lines} lines but no row could be parsed: ragged "
-                               f"lines or a wrong delimiter?")
+            raise RawDataError(
+                f"{path}: {lines} lines but no row could be parsed: ragged "
+                f"lines or a wrong delimiter?"
+            )
 
 
 def _check_csvs(con: duckdb.DuckDBPyConnection, files: list[str], frame: pd.DataFrame) -> None:
@@ -124,8 +130,11 @@ def _check_csvs(con: duckdb.DuckDBPyConnection, files: list[str], frame: pd.Data
 def _check_timezones(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
     """Reading tz-naive and tz-aware timestamps together would silently take the naive ones as
     UTC; name a file whose timestamps disagree with the majority of files instead."""
-    rows = con.sql("SELECT file_name, name, logical_type FROM parquet_schema($files) "
-                   "WHERE logical_type LIKE 'TimestampType%'", params={"files": files}).fetchall()
+    rows = con.sql(
+        "SELECT file_name, name, logical_type FROM parquet_schema($files) "
+        "WHERE logical_type LIKE 'TimestampType%'",
+        params={"files": files},
+    ).fetchall()
     kinds: dict[str, dict[bool, list[str]]] = {}
     for path, column, logical in rows:
         kinds.setdefault(column, {}).setdefault("isAdjustedToUTC=1" in logical, []).append(path)
@@ -133,9 +142,11 @@ def _check_timezones(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
         if len(by_kind) == 2:
             aware = len(by_kind[True]) < len(by_kind[False])  # the minority is the odd one
             kind = "timezone-aware" if aware else "tz-naive"
-            raise RawDataError(f"{by_kind[aware][0]}: column '{column}' holds {kind} "
-                               f"timestamps, unlike {len(by_kind[not aware])} other files; "
-                               f"land every file with the same kind")
+            raise RawDataError(
+                f"{by_kind[aware][0]}: column '{column}' holds {kind} "
+                f"timestamps, unlike {len(by_kind[not aware])} other files; "
+                f"land every file with the same kind"
+            )
 
 
 def read_files(files: list[str], fmt: str) -> pd.DataFrame:
@@ -166,8 +177,9 @@ def _read_one(con: duckdb.DuckDBPyConnection, path: str, fmt: str) -> pd.DataFra
     except (duckdb.Error, OSError, ValueError) as exc:
         kind = "CSV" if fmt == "csv" else "Parquet"
         first = str(exc).strip().splitlines()[0][:300]
-        raise RawDataError(f"{path}: not a readable {kind} file "
-                           f"(truncated, corrupt or another format?): {first}") from None
+        raise RawDataError(
+            f"{path}: not a readable {kind} file (truncated, corrupt or another format?): {first}"
+        ) from None
 
 
 def read(spec: PipelineSpec, snap: RawSnapshot) -> pd.DataFrame:

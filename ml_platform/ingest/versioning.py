@@ -11,8 +11,9 @@ from ml_platform.home import PROJECT_ROOT
 @functools.cache
 def code_version() -> str:
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                              check=True, timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
 
     try:
         commit = git("rev-parse", "HEAD")

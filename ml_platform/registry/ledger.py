@@ -213,19 +213,23 @@ def champion_stack(decisions: Sequence[Decision]) -> list[str]:
 
 
 class PromotionLedger:
-    def __init__(self, path: Path, tracking: Tracking,
-                 required_evidence: Sequence[str] = (OFFLINE_GATES,)) -> None:
+    def __init__(
+        self, path: Path, tracking: Tracking, required_evidence: Sequence[str] = (OFFLINE_GATES,)
+    ) -> None:
         self.path = path
         self.tracking = tracking
         self.required_evidence = tuple(required_evidence)
         path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as con:
-            con.executescript(_SCHEMA + "".join(_APPEND_ONLY.format(table=t)
-                                                for t in APPEND_ONLY_TABLES))
+            con.executescript(
+                _SCHEMA + "".join(_APPEND_ONLY.format(table=t) for t in APPEND_ONLY_TABLES)
+            )
             columns = {row[1] for row in con.execute("PRAGMA table_info(decisions)")}
         if "evidence_ids" not in columns:  # a ledger from before the evidence table
-            raise RuntimeError(f"the promotion ledger {path} has an older schema (no "
-                               "decisions.evidence_ids); move it aside to start a new one")
+            raise RuntimeError(
+                f"the promotion ledger {path} has an older schema (no "
+                "decisions.evidence_ids); move it aside to start a new one"
+            )
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=120, isolation_level=None)
@@ -251,8 +255,10 @@ class PromotionLedger:
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
-                        raise TimeoutError(f"the promotion ledger {self.path} stayed locked "
-                                           f"for {LOCK_TIMEOUT_SECONDS:.0f} s") from None
+                        raise TimeoutError(
+                            f"the promotion ledger {self.path} stayed locked "
+                            f"for {LOCK_TIMEOUT_SECONDS:.0f} s"
+                        ) from None
                     time.sleep(0.05)
             try:
                 yield
@@ -288,12 +294,14 @@ class PromotionLedger:
     def _set_alias(self, model: str, alias: str, version: str) -> None:
         self.tracking.call(
             lambda: self.tracking.client.set_registered_model_alias(model, alias, version),
-            f"set alias '{alias}' of '{model}'")
+            f"set alias '{alias}' of '{model}'",
+        )
 
     def _drop_alias(self, model: str, alias: str) -> None:
         self.tracking.call(
             lambda: self.tracking.client.delete_registered_model_alias(model, alias),
-            f"delete alias '{alias}' of '{model}'")
+            f"delete alias '{alias}' of '{model}'",
+        )
 
     def _require_version(self, pipeline: str, version: str) -> None:
         from mlflow.exceptions import MlflowException
@@ -301,23 +309,51 @@ class PromotionLedger:
         try:
             self.tracking.client.get_model_version(pipeline, version)
         except MlflowException as exc:
-            raise PromotionRefused(f"'{pipeline}' has no registered version {version}: "
-                                   f"{exc.message}") from None
+            raise PromotionRefused(
+                f"'{pipeline}' has no registered version {version}: {exc.message}"
+            ) from None
 
     # -- appends ---------------------------------------------------------------------------
-    def _append(self, con: sqlite3.Connection, pipeline: str, action: str, version: str | None,
-                previous: str | None, actor: str, reason: str, forced: bool = False,
-                evidence_ids: Sequence[int] = ()) -> Decision:
+    def _append(
+        self,
+        con: sqlite3.Connection,
+        pipeline: str,
+        action: str,
+        version: str | None,
+        previous: str | None,
+        actor: str,
+        reason: str,
+        forced: bool = False,
+        evidence_ids: Sequence[int] = (),
+    ) -> Decision:
         cur = con.execute(
             "INSERT INTO decisions (decided_at, pipeline, action, version, previous_champion, "
             "actor, reason, forced, evidence_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (_now(), pipeline, action, version, previous, actor, reason, int(forced),
-             json.dumps(list(evidence_ids))))
+            (
+                _now(),
+                pipeline,
+                action,
+                version,
+                previous,
+                actor,
+                reason,
+                int(forced),
+                json.dumps(list(evidence_ids)),
+            ),
+        )
         return self._decisions(con, "id = ?", (cur.lastrowid,))[0]
 
-    def add_evidence(self, pipeline: str, version: str | None, kind: str, passed: bool,
-                     summary: str, payload: dict[str, Any] | None = None,
-                     run_id: str | None = None, actor: str | None = None) -> int:
+    def add_evidence(
+        self,
+        pipeline: str,
+        version: str | None,
+        kind: str,
+        passed: bool,
+        summary: str,
+        payload: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        actor: str | None = None,
+    ) -> int:
         """Record evidence about a version (or a candidate run not registered, version None).
         Any step may add its own ``kind``; promotion requires the kinds in
         ``required_evidence``."""
@@ -326,39 +362,77 @@ class PromotionLedger:
             cur = con.execute(
                 "INSERT INTO evidence (recorded_at, pipeline, version, run_id, kind, passed, "
                 "summary, actor, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (_now(), pipeline, version, run_id, kind, int(passed), summary,
-                 actor, json.dumps(payload or {}, default=str,
-                                                      sort_keys=True)))
+                (
+                    _now(),
+                    pipeline,
+                    version,
+                    run_id,
+                    kind,
+                    int(passed),
+                    summary,
+                    actor,
+                    json.dumps(payload or {}, default=str, sort_keys=True),
+                ),
+            )
             return int(cur.lastrowid or 0)
 
-    def record(self, pipeline: str, action: str, version: str | None, reason: str,
-               evidence_ids: Sequence[int] = (), actor: str | None = None) -> Decision:
+    def record(
+        self,
+        pipeline: str,
+        action: str,
+        version: str | None,
+        reason: str,
+        evidence_ids: Sequence[int] = (),
+        actor: str | None = None,
+    ) -> Decision:
         """Append a decision that moves no alias (a rejected candidate, ...)."""
         actor = actor or default_actor()
         with self._writing(actor), self._locked() as con:
-            return self._append(con, pipeline, action, version, self._champion(con, pipeline),
-                                actor, reason, False, evidence_ids)
+            return self._append(
+                con,
+                pipeline,
+                action,
+                version,
+                self._champion(con, pipeline),
+                actor,
+                reason,
+                False,
+                evidence_ids,
+            )
 
-    def register_challenger(self, pipeline: str, version: str, evidence_ids: Sequence[int],
-                            actor: str = "pipeline") -> Decision:
+    def register_challenger(
+        self, pipeline: str, version: str, evidence_ids: Sequence[int], actor: str = "pipeline"
+    ) -> Decision:
         """Point ``challenger`` at a version whose offline gates passed."""
         with self._writing(actor):
             with self._locked() as con:
                 self._require_passed(con, pipeline, version, (OFFLINE_GATES,))
-                intent = self._intend(con, pipeline, CHALLENGER, "challenger", version,
-                                      self._champion(con, pipeline), actor, "passed its gates",
-                                      False, evidence_ids)
+                intent = self._intend(
+                    con,
+                    pipeline,
+                    CHALLENGER,
+                    "challenger",
+                    version,
+                    self._champion(con, pipeline),
+                    actor,
+                    "passed its gates",
+                    False,
+                    evidence_ids,
+                )
             return self._carry_out(intent)
 
     # -- promotion -------------------------------------------------------------------------
-    def _require_passed(self, con: sqlite3.Connection, pipeline: str, version: str,
-                        kinds: Sequence[str]) -> list[int]:
+    def _require_passed(
+        self, con: sqlite3.Connection, pipeline: str, version: str, kinds: Sequence[str]
+    ) -> list[int]:
         """The ids of the latest evidence of each kind; refuse if one is missing or failed."""
         ids, problems = [], []
         for kind in kinds:
             row = con.execute(
                 "SELECT id, passed, summary FROM evidence WHERE pipeline = ? AND version = ? "
-                "AND kind = ? ORDER BY id DESC LIMIT 1", (pipeline, version, kind)).fetchone()
+                "AND kind = ? ORDER BY id DESC LIMIT 1",
+                (pipeline, version, kind),
+            ).fetchone()
             if row is None:
                 problems.append(f"no '{kind}' evidence")
             elif not row[1]:
@@ -366,8 +440,9 @@ class PromotionLedger:
             else:
                 ids.append(int(row[0]))
         if problems:
-            raise PromotionRefused(f"version {version} of '{pipeline}' has not passed its gates: "
-                                   f"{'; '.join(problems)}")
+            raise PromotionRefused(
+                f"version {version} of '{pipeline}' has not passed its gates: {'; '.join(problems)}"
+            )
         return ids
 
     def _champion(self, con: sqlite3.Connection, pipeline: str) -> str | None:
@@ -382,7 +457,8 @@ class PromotionLedger:
             raise PromotionRefused(
                 f"registry alias '{CHAMPION}' of '{pipeline}' is {_v(registry_champion)} but the "
                 f"ledger says {_v(ledger_champion)}: the alias was moved outside the ledger; "
-                "promote a version with --force to reconcile (recorded)")
+                "promote a version with --force to reconcile (recorded)"
+            )
         return ledger_champion
 
     @staticmethod
@@ -396,9 +472,16 @@ class PromotionLedger:
                 raise
             return fallback
 
-    def promote(self, pipeline: str, version: str, reason: str, actor: str | None = None,
-                force: bool = False, expect_champion: str | None | bool = False,
-                extra_evidence: Sequence[int] = ()) -> Decision:
+    def promote(
+        self,
+        pipeline: str,
+        version: str,
+        reason: str,
+        actor: str | None = None,
+        force: bool = False,
+        expect_champion: str | None | bool = False,
+        extra_evidence: Sequence[int] = (),
+    ) -> Decision:
         """Make ``version`` the champion.
 
         Refused unless it has passing evidence of every required kind, or ``force`` (recorded
@@ -413,31 +496,53 @@ class PromotionLedger:
         actor = actor or default_actor()
         with self._writing(actor):
             with self._locked() as con:
-                intent = self._promotion_intent(con, pipeline, version, reason, actor, force,
-                                                expect_champion, extra_evidence)
+                intent = self._promotion_intent(
+                    con, pipeline, version, reason, actor, force, expect_champion, extra_evidence
+                )
             return self._carry_out(intent)
 
-    def _promotion_intent(self, con: sqlite3.Connection, pipeline: str, version: str,
-                          reason: str, actor: str, force: bool,
-                          expect_champion: str | None | bool, extra_evidence: Sequence[int]
-                          ) -> Intent:
+    def _promotion_intent(
+        self,
+        con: sqlite3.Connection,
+        pipeline: str,
+        version: str,
+        reason: str,
+        actor: str,
+        force: bool,
+        expect_champion: str | None | bool,
+        extra_evidence: Sequence[int],
+    ) -> Intent:
         """Check a promotion's preconditions and record its intent (or refuse)."""
         no_ids: list[int] = []
         ids = self._unless_forced(
             lambda: self._require_passed(con, pipeline, version, self.required_evidence),
-            force, no_ids)
-        previous = self._unless_forced(lambda: self._check_registry(con, pipeline), force,
-                                       self._alias(pipeline, CHAMPION))
+            force,
+            no_ids,
+        )
+        previous = self._unless_forced(
+            lambda: self._check_registry(con, pipeline), force, self._alias(pipeline, CHAMPION)
+        )
         if expect_champion is not False and previous != expect_champion:
             raise PromotionRefused(
                 f"the champion of '{pipeline}' is now {_v(previous)}, not "
                 f"{_v(None if expect_champion is None else str(expect_champion))} "
-                "that the candidate was compared with; it stays a challenger")
+                "that the candidate was compared with; it stays a challenger"
+            )
         if previous == version and self._champion(con, pipeline) == version:
             raise PromotionRefused(f"version {version} is already the champion")
-        return self._intend(con, pipeline, CHAMPION, "force_promote" if force else "promote",
-                            version, previous, actor, reason, force, [*ids, *extra_evidence],
-                            alias_from=previous)
+        return self._intend(
+            con,
+            pipeline,
+            CHAMPION,
+            "force_promote" if force else "promote",
+            version,
+            previous,
+            actor,
+            reason,
+            force,
+            [*ids, *extra_evidence],
+            alias_from=previous,
+        )
 
     def rollback(self, pipeline: str, reason: str, actor: str | None = None) -> Decision:
         """Champion back to the previous champion (the ledger's promotion stack)."""
@@ -449,17 +554,35 @@ class PromotionLedger:
                 current = self._check_registry(con, pipeline)
                 stack = champion_stack(self._decisions(con, "pipeline = ?", (pipeline,)))
                 if len(stack) < 2:
-                    raise PromotionRefused(f"'{pipeline}' has no previous champion to roll "
-                                           "back to")
-                intent = self._intend(con, pipeline, CHAMPION, "rollback", stack[-2], current,
-                                      actor, reason, alias_from=current)
+                    raise PromotionRefused(f"'{pipeline}' has no previous champion to roll back to")
+                intent = self._intend(
+                    con,
+                    pipeline,
+                    CHAMPION,
+                    "rollback",
+                    stack[-2],
+                    current,
+                    actor,
+                    reason,
+                    alias_from=current,
+                )
             return self._carry_out(intent)
 
     # -- intents: an alias move that survives its writer -----------------------------------
-    def _intend(self, con: sqlite3.Connection, pipeline: str, alias: str, action: str,
-                version: str, previous: str | None, actor: str, reason: str,
-                forced: bool = False, evidence_ids: Sequence[int] = (),
-                alias_from: str | None | bool = False) -> Intent:
+    def _intend(
+        self,
+        con: sqlite3.Connection,
+        pipeline: str,
+        alias: str,
+        action: str,
+        version: str,
+        previous: str | None,
+        actor: str,
+        reason: str,
+        forced: bool = False,
+        evidence_ids: Sequence[int] = (),
+        alias_from: str | None | bool = False,
+    ) -> Intent:
         """Record the intent to point ``alias`` at ``version`` (committed with ``con``'s
         transaction, before the alias moves). ``alias_from`` is where it points now, if the
         caller already read it."""
@@ -469,14 +592,29 @@ class PromotionLedger:
             "INSERT INTO intents (created_at, pipeline, alias, alias_from, action, version, "
             "previous_champion, actor, reason, forced, evidence_ids, writer) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (_now(), pipeline, alias, alias_from, action, version, previous, actor, reason,
-             int(forced), json.dumps(list(evidence_ids)), _writer()))
+            (
+                _now(),
+                pipeline,
+                alias,
+                alias_from,
+                action,
+                version,
+                previous,
+                actor,
+                reason,
+                int(forced),
+                json.dumps(list(evidence_ids)),
+                _writer(),
+            ),
+        )
         return self._intents(con, "id = ?", (cur.lastrowid,))[0]
 
     def _follow_up(self, intent: Intent) -> None:
         """What a move entails besides the alias: a promoted challenger stops being one."""
-        if intent.action in PROMOTING and self._alias(intent.pipeline,
-                                                      CHALLENGER) == intent.version:
+        if (
+            intent.action in PROMOTING
+            and self._alias(intent.pipeline, CHALLENGER) == intent.version
+        ):
             self._drop_alias(intent.pipeline, CHALLENGER)
 
     def _carry_out(self, intent: Intent) -> Decision:
@@ -486,43 +624,69 @@ class PromotionLedger:
         with self._locked() as con:
             return self._close(con, intent, DONE, intent.actor, "")
 
-    def _close(self, con: sqlite3.Connection, intent: Intent, outcome: str, resolved_by: str,
-               detail: str) -> Decision:
+    def _close(
+        self, con: sqlite3.Connection, intent: Intent, outcome: str, resolved_by: str, detail: str
+    ) -> Decision:
         """Record the intent's decision and its outcome (one transaction)."""
-        reason = intent.reason if outcome == DONE else \
-            f"{intent.reason} [completed by reconciliation of intent #{intent.id}: {detail}]"
-        decision = self._append(con, intent.pipeline, intent.action, intent.version,
-                                intent.previous_champion, intent.actor, reason, intent.forced,
-                                intent.evidence_ids)
+        reason = (
+            intent.reason
+            if outcome == DONE
+            else f"{intent.reason} [completed by reconciliation of intent #{intent.id}: {detail}]"
+        )
+        decision = self._append(
+            con,
+            intent.pipeline,
+            intent.action,
+            intent.version,
+            intent.previous_champion,
+            intent.actor,
+            reason,
+            intent.forced,
+            intent.evidence_ids,
+        )
         self._outcome(con, intent, outcome, resolved_by, detail, decision.id)
         return decision
 
-    def _outcome(self, con: sqlite3.Connection, intent: Intent, outcome: str,
-                 resolved_by: str, detail: str, decision_id: int | None = None) -> None:
+    def _outcome(
+        self,
+        con: sqlite3.Connection,
+        intent: Intent,
+        outcome: str,
+        resolved_by: str,
+        detail: str,
+        decision_id: int | None = None,
+    ) -> None:
         con.execute(
             "INSERT INTO intent_outcomes (intent_id, resolved_at, outcome, decision_id, "
             "resolved_by, detail) VALUES (?, ?, ?, ?, ?, ?)",
-            (intent.id, _now(), outcome, decision_id, resolved_by, detail))
+            (intent.id, _now(), outcome, decision_id, resolved_by, detail),
+        )
 
     def _resolve(self, intent: Intent, resolved_by: str) -> Resolution:
         """Close an intent whose writer stopped, from where the registry alias points now."""
         found = self._alias(intent.pipeline, intent.alias)
-        move = (f"'{intent.alias}' {_v(intent.alias_from)} -> {_v(intent.version)} "
-                f"({intent.action} by {intent.actor}, writer {intent.writer})")
+        move = (
+            f"'{intent.alias}' {_v(intent.alias_from)} -> {_v(intent.version)} "
+            f"({intent.action} by {intent.actor}, writer {intent.writer})"
+        )
         decision = None
         with self._locked() as con:
             if found == intent.version:
                 self._follow_up(intent)
                 detail = f"the writer stopped after moving {move}"
-                outcome, decision = COMPLETED, self._close(con, intent, COMPLETED, resolved_by,
-                                                           detail)
+                outcome, decision = (
+                    COMPLETED,
+                    self._close(con, intent, COMPLETED, resolved_by, detail),
+                )
             elif found == intent.alias_from:
                 outcome, detail = ROLLED_BACK, f"the writer stopped before moving {move}"
                 self._outcome(con, intent, outcome, resolved_by, detail)
             else:
                 outcome = ABANDONED
-                detail = (f"the writer stopped while moving {move}, and the alias now points "
-                          f"at {_v(found)}: moved outside the ledger")
+                detail = (
+                    f"the writer stopped while moving {move}, and the alias now points "
+                    f"at {_v(found)}: moved outside the ledger"
+                )
                 self._outcome(con, intent, outcome, resolved_by, detail)
         return Resolution(intent, outcome, found, decision, detail)
 
@@ -538,30 +702,34 @@ class PromotionLedger:
             return self._reconcile_open(actor or default_actor())
 
     # -- reads -----------------------------------------------------------------------------
-    def _decisions(self, con: sqlite3.Connection, where: str, args: tuple[Any, ...]
-                   ) -> list[Decision]:
+    def _decisions(
+        self, con: sqlite3.Connection, where: str, args: tuple[Any, ...]
+    ) -> list[Decision]:
         rows = con.execute(
             "SELECT id, decided_at, pipeline, action, version, previous_champion, actor, "
             f"reason, forced, evidence_ids FROM decisions WHERE {where} ORDER BY id",
-            args).fetchall()
-        return [Decision(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]),
-                         json.loads(r[9])) for r in rows]
+            args,
+        ).fetchall()
+        return [
+            Decision(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), json.loads(r[9]))
+            for r in rows
+        ]
 
-    def _intents(self, con: sqlite3.Connection, where: str, args: tuple[Any, ...]
-                 ) -> list[Intent]:
+    def _intents(self, con: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> list[Intent]:
         fields = [f.name for f in dataclasses.fields(Intent)]
-        rows = con.execute(f"SELECT {', '.join(fields)} FROM intents WHERE {where} ORDER BY id",
-                           args).fetchall()
+        rows = con.execute(
+            f"SELECT {', '.join(fields)} FROM intents WHERE {where} ORDER BY id", args
+        ).fetchall()
         intents = []
         for row in rows:
             values = dict(zip(fields, row, strict=True))
-            values.update(forced=bool(values["forced"]),
-                          evidence_ids=json.loads(values["evidence_ids"]))
+            values.update(
+                forced=bool(values["forced"]), evidence_ids=json.loads(values["evidence_ids"])
+            )
             intents.append(Intent(**values))
         return intents
 
-    def _open_intents(self, con: sqlite3.Connection, pipeline: str | None = None
-                      ) -> list[Intent]:
+    def _open_intents(self, con: sqlite3.Connection, pipeline: str | None = None) -> list[Intent]:
         where = "id NOT IN (SELECT intent_id FROM intent_outcomes)"
         if pipeline is None:
             return self._intents(con, where, ())
@@ -577,7 +745,8 @@ class PromotionLedger:
         with closing(self._connect()) as con:
             rows = con.execute(
                 "SELECT intent_id, outcome, detail FROM intent_outcomes WHERE intent_id IN "
-                "(SELECT id FROM intents WHERE pipeline = ?) ORDER BY id", (pipeline,)
+                "(SELECT id FROM intents WHERE pipeline = ?) ORDER BY id",
+                (pipeline,),
             ).fetchall()
             intents = {i.id: i for i in self._intents(con, "pipeline = ?", (pipeline,))}
         return [(intents[r[0]], r[1], r[2]) for r in rows]
@@ -593,9 +762,13 @@ class PromotionLedger:
         with closing(self._connect()) as con:
             rows = con.execute(
                 "SELECT id, recorded_at, pipeline, version, run_id, kind, passed, summary, "
-                f"actor, payload FROM evidence WHERE {where} ORDER BY id", args).fetchall()
-        return [Evidence(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8],
-                         json.loads(r[9])) for r in rows]
+                f"actor, payload FROM evidence WHERE {where} ORDER BY id",
+                args,
+            ).fetchall()
+        return [
+            Evidence(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), r[7], r[8], json.loads(r[9]))
+            for r in rows
+        ]
 
     def champion(self, pipeline: str) -> str | None:
         with closing(self._connect()) as con:
@@ -606,13 +779,19 @@ class PromotionLedger:
         write in flight, so an intent still open here is one whose writer stopped."""
         problems = []
         with self._exclusive(shared=True):
-            ledger_champion, registry_champion = self.champion(pipeline), self._alias(
-                pipeline, CHAMPION)
+            ledger_champion, registry_champion = (
+                self.champion(pipeline),
+                self._alias(pipeline, CHAMPION),
+            )
             stranded = self.open_intents(pipeline)
         if ledger_champion != registry_champion:
-            problems.append(f"champion: ledger {_v(ledger_champion)}, registry "
-                            f"{_v(registry_champion)}")
-        problems += [f"unfinished intent #{i.id}: {i.action} moving '{i.alias}' "
-                     f"{_v(i.alias_from)} -> {_v(i.version)} by {i.actor} (writer {i.writer}, "
-                     f"{i.created_at}); the next ledger write reconciles it" for i in stranded]
+            problems.append(
+                f"champion: ledger {_v(ledger_champion)}, registry {_v(registry_champion)}"
+            )
+        problems += [
+            f"unfinished intent #{i.id}: {i.action} moving '{i.alias}' "
+            f"{_v(i.alias_from)} -> {_v(i.version)} by {i.actor} (writer {i.writer}, "
+            f"{i.created_at}); the next ledger write reconciles it"
+            for i in stranded
+        ]
         return problems

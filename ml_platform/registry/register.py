@@ -34,10 +34,13 @@ class Registration:
 
 
 def gate_evidence(report: EvaluationReport) -> dict[str, Any]:
-    return {"run_id": report.run_id, "metrics": report.metrics,
-            "champion_version": report.champion_version,
-            "gates": {g.name: {"passed": g.passed, "message": g.message} for g in report.gates},
-            "report": report.report_dir}
+    return {
+        "run_id": report.run_id,
+        "metrics": report.metrics,
+        "champion_version": report.champion_version,
+        "gates": {g.name: {"passed": g.passed, "message": g.message} for g in report.gates},
+        "report": report.report_dir,
+    }
 
 
 def gate_summary(report: EvaluationReport) -> str:
@@ -51,54 +54,90 @@ def pipeline_actor(tags: dict[str, str]) -> str:
     return f"pipeline:{tags.get('dagster_run_id', 'direct-call')}"
 
 
-def record_rejection(spec: PipelineSpec, ledger: PromotionLedger, report: EvaluationReport,
-                     actor: str) -> Decision:
+def record_rejection(
+    spec: PipelineSpec, ledger: PromotionLedger, report: EvaluationReport, actor: str
+) -> Decision:
     """A candidate that failed its gates: evidence and a ``reject`` decision, no version."""
-    evidence = ledger.add_evidence(spec.name, None, OFFLINE_GATES, False, gate_summary(report),
-                                   gate_evidence(report), run_id=report.run_id, actor=actor)
+    evidence = ledger.add_evidence(
+        spec.name,
+        None,
+        OFFLINE_GATES,
+        False,
+        gate_summary(report),
+        gate_evidence(report),
+        run_id=report.run_id,
+        actor=actor,
+    )
     names = ", ".join(g.name for g in report.failed_gates)
-    return ledger.record(spec.name, "reject", None, f"run {report.run_id} failed: {names}",
-                         [evidence], actor=actor)
+    return ledger.record(
+        spec.name, "reject", None, f"run {report.run_id} failed: {names}", [evidence], actor=actor
+    )
 
 
-def _version_tags(spec: PipelineSpec, tracking: Tracking, candidate: Candidate,
-                  report: EvaluationReport, tags: dict[str, str]) -> dict[str, str]:
+def _version_tags(
+    spec: PipelineSpec,
+    tracking: Tracking,
+    candidate: Candidate,
+    report: EvaluationReport,
+    tags: dict[str, str],
+) -> dict[str, str]:
     run_tags = tracking.client.get_run(candidate.run_id).data.tags
     metric = spec.primary_metric
-    return {**tags, GATES_TAG: "true", "mlflow_run_id": candidate.run_id,
-            "data_version": candidate.data_version,
-            "code_version": run_tags.get("code_version", "unknown"),
-            "feature_service": run_tags.get("feature_service", "none"),
-            "holdout_hash": str(candidate.holdout.get("hash")),
-            "primary_metric": metric, metric: f"{report.metrics[metric]:.6f}",
-            "compared_with_champion": report.champion_version or "none"}
+    return {
+        **tags,
+        GATES_TAG: "true",
+        "mlflow_run_id": candidate.run_id,
+        "data_version": candidate.data_version,
+        "code_version": run_tags.get("code_version", "unknown"),
+        "feature_service": run_tags.get("feature_service", "none"),
+        "holdout_hash": str(candidate.holdout.get("hash")),
+        "primary_metric": metric,
+        metric: f"{report.metrics[metric]:.6f}",
+        "compared_with_champion": report.champion_version or "none",
+    }
 
 
-def _register_version(spec: PipelineSpec, tracking: Tracking, candidate: Candidate,
-                      report: EvaluationReport, tags: dict[str, str]) -> str:
+def _register_version(
+    spec: PipelineSpec,
+    tracking: Tracking,
+    candidate: Candidate,
+    report: EvaluationReport,
+    tags: dict[str, str],
+) -> str:
     from mlflow.exceptions import MlflowException
 
     try:
-        tracking.call(lambda: tracking.client.create_registered_model(spec.name),
-                      f"create registered model '{spec.name}'")
+        tracking.call(
+            lambda: tracking.client.create_registered_model(spec.name),
+            f"create registered model '{spec.name}'",
+        )
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    model_id = (candidate.model_uri.removeprefix("models:/")
-                if candidate.model_uri.startswith("models:/m-") else None)
+    model_id = (
+        candidate.model_uri.removeprefix("models:/")
+        if candidate.model_uri.startswith("models:/m-")
+        else None
+    )
     # The storage location, not models:/<id>, as the source: given a models:/ source, MLflow's
     # SQL registry store looks the logged model up through a new MlflowClient() on the global
     # tracking URI (a TODO in its code), i.e. possibly another store.
     source = tracking.artifact_location(candidate.model_uri)
     # No retry wrapper: a retried create after a lost reply would create a second version.
     mv = tracking.client.create_model_version(
-        spec.name, source, run_id=candidate.run_id,
-        tags=_version_tags(spec, tracking, candidate, report, tags), model_id=model_id)
+        spec.name,
+        source,
+        run_id=candidate.run_id,
+        tags=_version_tags(spec, tracking, candidate, report, tags),
+        model_id=model_id,
+    )
     version = str(mv.version)
     if report.model_card and Path(report.model_card).exists():
         card = Path(report.model_card).read_text()
-        tracking.call(lambda: tracking.client.update_model_version(spec.name, version, card),
-                      f"describe version {version} of '{spec.name}'")
+        tracking.call(
+            lambda: tracking.client.update_model_version(spec.name, version, card),
+            f"describe version {version} of '{spec.name}'",
+        )
     return version
 
 
@@ -112,37 +151,67 @@ def _promotion_reason(spec: PipelineSpec, report: EvaluationReport) -> str | Non
     # Strictly better: an identical retrain (diff 0) stays challenger instead of churning the
     # champion alias on every run.
     diff = gate.evidence.get("overall", {}).get("diff", float("nan"))
-    return (f"scored better than champion v{report.champion_version}: {gate.message}"
-            if diff > 0 else None)
+    return (
+        f"scored better than champion v{report.champion_version}: {gate.message}"
+        if diff > 0
+        else None
+    )
 
 
-def register(spec: PipelineSpec, tracking: Tracking, ledger: PromotionLedger,
-             candidate: Candidate, report: EvaluationReport, tags: dict[str, str]
-             ) -> Registration:
+def register(
+    spec: PipelineSpec,
+    tracking: Tracking,
+    ledger: PromotionLedger,
+    candidate: Candidate,
+    report: EvaluationReport,
+    tags: dict[str, str],
+) -> Registration:
     if not report.passed:  # the asset graph never gets here; guard direct callers too
-        raise ValueError(f"candidate {candidate.run_id} failed its gates "
-                         f"({gate_summary(report)}); it is not registered")
+        raise ValueError(
+            f"candidate {candidate.run_id} failed its gates "
+            f"({gate_summary(report)}); it is not registered"
+        )
     actor = pipeline_actor(tags)
     version = _register_version(spec, tracking, candidate, report, tags)
-    evidence = ledger.add_evidence(spec.name, version, OFFLINE_GATES, True, gate_summary(report),
-                                   gate_evidence(report), run_id=candidate.run_id, actor=actor)
+    evidence = ledger.add_evidence(
+        spec.name,
+        version,
+        OFFLINE_GATES,
+        True,
+        gate_summary(report),
+        gate_evidence(report),
+        run_id=candidate.run_id,
+        actor=actor,
+    )
     ledger.register_challenger(spec.name, version, [evidence], actor=actor)
     reason = _promotion_reason(spec, report)
     if reason is None:
-        held = "challenger does not score above the champion" if spec.gates.auto_promote \
+        held = (
+            "challenger does not score above the champion"
+            if spec.gates.auto_promote
             else "auto_promote is off"
+        )
         ledger.record(spec.name, "hold", version, held, [evidence], actor=actor)
-        return Registration(spec.name, version, False, ledger.champion(spec.name),
-                            f"registered as challenger ({held})")
+        return Registration(
+            spec.name,
+            version,
+            False,
+            ledger.champion(spec.name),
+            f"registered as challenger ({held})",
+        )
     try:
         # Compare-and-set: only replace the champion this candidate was compared with.
-        ledger.promote(spec.name, version, reason, actor=actor,
-                       expect_champion=report.champion_version)
+        ledger.promote(
+            spec.name, version, reason, actor=actor, expect_champion=report.champion_version
+        )
     except PromotionRefused as exc:
-        ledger.record(spec.name, "hold", version, f"not promoted: {exc}", [evidence],
-                      actor=actor)
-        return Registration(spec.name, version, False, ledger.champion(spec.name),
-                            f"registered as challenger ({exc})")
-    label = "first model" if report.champion_version is None else \
-        f"over v{report.champion_version}"
+        ledger.record(spec.name, "hold", version, f"not promoted: {exc}", [evidence], actor=actor)
+        return Registration(
+            spec.name,
+            version,
+            False,
+            ledger.champion(spec.name),
+            f"registered as challenger ({exc})",
+        )
+    label = "first model" if report.champion_version is None else f"over v{report.champion_version}"
     return Registration(spec.name, version, True, version, f"promoted: {label}")

@@ -61,7 +61,9 @@ def time_split(frame: pd.DataFrame, spec: PipelineSpec) -> Split:
     test = ordered[ordered[ts] >= test_start].reset_index(drop=True)
     keys = pd.util.hash_pandas_object(test[[spec.entity_key, ts]], index=False)
     test.attrs["window"] = {
-        "start": str(test_start), "end": str(ordered[ts].iloc[-1]), "rows": len(test),
+        "start": str(test_start),
+        "end": str(ordered[ts].iloc[-1]),
+        "rows": len(test),
         "hash": hashlib.sha256(keys.to_numpy().tobytes()).hexdigest()[:16],
     }
     return Split(train.reset_index(drop=True), val.reset_index(drop=True), test)
@@ -75,14 +77,31 @@ def build_pipeline(spec: PipelineSpec, params: dict[str, Any] | None = None) -> 
         merged.setdefault("random_state", spec.seed)
     transformers = []
     if spec.features.model_numeric:
-        transformers.append(("num", SimpleImputer(strategy="median", keep_empty_features=True),
-                             spec.features.model_numeric))
+        transformers.append(
+            (
+                "num",
+                SimpleImputer(strategy="median", keep_empty_features=True),
+                spec.features.model_numeric,
+            )
+        )
     if spec.features.categorical:
-        transformers.append(("cat", Pipeline([
-            ("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
-            ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False,
-                                     min_frequency=5)),
-        ]), spec.features.categorical))
+        transformers.append(
+            (
+                "cat",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
+                        (
+                            "onehot",
+                            OneHotEncoder(
+                                handle_unknown="ignore", sparse_output=False, min_frequency=5
+                            ),
+                        ),
+                    ]
+                ),
+                spec.features.categorical,
+            )
+        )
     pre = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
     return Pipeline([("preprocess", pre), ("model", estimator_cls(**merged))])
 
@@ -111,11 +130,13 @@ def suggest(trial: optuna.Trial, space: dict[str, ParamSpace]) -> dict[str, Any]
     for name, dim in space.items():
         # ParamSpace's validator guarantees low/high for numbers and choices for categories.
         if dim.type == "int":
-            params[name] = trial.suggest_int(name, int(dim.low or 0), int(dim.high or 0),
-                                             log=dim.log)
+            params[name] = trial.suggest_int(
+                name, int(dim.low or 0), int(dim.high or 0), log=dim.log
+            )
         elif dim.type == "float":
-            params[name] = trial.suggest_float(name, float(dim.low or 0), float(dim.high or 0),
-                                               log=dim.log)
+            params[name] = trial.suggest_float(
+                name, float(dim.low or 0), float(dim.high or 0), log=dim.log
+            )
         else:
             params[name] = trial.suggest_categorical(name, list(dim.choices or []))
     return params
@@ -143,8 +164,7 @@ def _sample_weight(spec: PipelineSpec, pipe: Pipeline, y: np.ndarray) -> np.ndar
     return compute_sample_weight("balanced", y)
 
 
-def fit(spec: PipelineSpec, frame: pd.DataFrame, params: dict[str, Any] | None = None
-        ) -> Pipeline:
+def fit(spec: PipelineSpec, frame: pd.DataFrame, params: dict[str, Any] | None = None) -> Pipeline:
     pipe = build_pipeline(spec, params)
     y = frame[spec.label].to_numpy()
     weight = _sample_weight(spec, pipe, y)
@@ -157,6 +177,7 @@ class Prepared:
     """The validation problem with the preprocessing fitted once on the train window. The
     preprocessing depends on the spec only (the search space tunes the estimator), so every
     trial of a study shares it instead of refitting it (1.5 s per trial at 700k rows)."""
+
     x_train: Any
     y_train: np.ndarray
     weight: np.ndarray | None
@@ -168,20 +189,27 @@ def prepare(spec: PipelineSpec, split: Split) -> Prepared:
     pipe = build_pipeline(spec)
     y = split.train[spec.label].to_numpy()
     pre = pipe.named_steps["preprocess"]
-    return Prepared(pre.fit_transform(features_of(split.train, spec), y), y,
-                    _sample_weight(spec, pipe, y),
-                    pre.transform(features_of(split.validation, spec)),
-                    split.validation[spec.label].to_numpy())
+    return Prepared(
+        pre.fit_transform(features_of(split.train, spec), y),
+        y,
+        _sample_weight(spec, pipe, y),
+        pre.transform(features_of(split.validation, spec)),
+        split.validation[spec.label].to_numpy(),
+    )
 
 
 def _val_score(spec: PipelineSpec, model: Any, data: Prepared) -> float:
-    scores = (model.predict_proba(data.x_val)[:, 1] if spec.is_classification
-              else model.predict(data.x_val))
+    scores = (
+        model.predict_proba(data.x_val)[:, 1]
+        if spec.is_classification
+        else model.predict(data.x_val)
+    )
     return score(spec.primary_metric, data.y_val, scores)
 
 
-def staged_score(spec: PipelineSpec, data: Prepared, params: dict[str, Any],
-                 trial: optuna.Trial | None = None) -> float:
+def staged_score(
+    spec: PipelineSpec, data: Prepared, params: dict[str, Any], trial: optuna.Trial | None = None
+) -> float:
     """Fit the estimator with ``params`` and score it on the validation window. A
     warm-startable estimator grows its iterations in stages and reports each to the pruner,
     so bad trials stop early; the final stage is the full budget, so an unpruned trial scores
@@ -216,22 +244,37 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
     return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
 
 
-def make_study(spec: PipelineSpec, storage: str | None, study_name: str, worker: int = 0
-               ) -> optuna.Study:
+def make_study(
+    spec: PipelineSpec, storage: str | None, study_name: str, worker: int = 0
+) -> optuna.Study:
     """The study in ``storage`` (created if missing). Each worker seeds its sampler with
     ``seed + worker``: the same seed in two workers would propose the same parameters."""
-    direction = (optuna.study.StudyDirection.MAXIMIZE if higher_is_better(spec.primary_metric)
-                 else optuna.study.StudyDirection.MINIMIZE)
+    direction = (
+        optuna.study.StudyDirection.MAXIMIZE
+        if higher_is_better(spec.primary_metric)
+        else optuna.study.StudyDirection.MINIMIZE
+    )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.create_study(
-        study_name=study_name, storage=open_storage(storage), direction=direction,
-        load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=spec.seed + worker),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0))
+        study_name=study_name,
+        storage=open_storage(storage),
+        direction=direction,
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=spec.seed + worker),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
+    )
 
 
-def tune(spec: PipelineSpec, split: Split, storage: str | None, study_name: str,
-         on_trial: TrialCallback | None = None, n_trials: int | None = None,
-         worker: int = 0, timeout: float | None = None) -> optuna.Study:
+def tune(
+    spec: PipelineSpec,
+    split: Split,
+    storage: str | None,
+    study_name: str,
+    on_trial: TrialCallback | None = None,
+    n_trials: int | None = None,
+    worker: int = 0,
+    timeout: float | None = None,
+) -> optuna.Study:
     """Seeded TPE search over the spec's space, scored on the validation window, with
     median pruning where the estimator can warm-start.
 
@@ -250,11 +293,17 @@ def tune(spec: PipelineSpec, split: Split, storage: str | None, study_name: str,
     if not spec.model.search_space:
         study.enqueue_trial({})
         budget = 1
-    study.optimize(objective, n_trials=budget, callbacks=callbacks,
-                   timeout=timeout if timeout is not None else spec.model.timeout_seconds)
+    study.optimize(
+        objective,
+        n_trials=budget,
+        callbacks=callbacks,
+        timeout=timeout if timeout is not None else spec.model.timeout_seconds,
+    )
     if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
-        raise RuntimeError(f"study '{study_name}' finished no trial within its budget "
-                           f"({budget} trials, {spec.model.timeout_seconds} s)")
+        raise RuntimeError(
+            f"study '{study_name}' finished no trial within its budget "
+            f"({budget} trials, {spec.model.timeout_seconds} s)"
+        )
     return study
 
 
@@ -268,14 +317,14 @@ def fixed_sample(frame: pd.DataFrame, spec: PipelineSpec, rows: int = 2_000) -> 
     n = min(rows, len(frame))
     salt = np.uint64(int(hashlib.sha256(str(spec.seed).encode()).hexdigest()[:16], 16))
     # hash_key only salts text columns; the seed is mixed into the row hashes instead
-    hashed = pd.util.hash_array(pd.util.hash_pandas_object(frame[keys], index=False).to_numpy()
-                                ^ salt)
+    hashed = pd.util.hash_array(
+        pd.util.hash_pandas_object(frame[keys], index=False).to_numpy() ^ salt
+    )
     drawn = np.argpartition(hashed, n - 1)[:n] if n < len(frame) else np.arange(n)
     return frame.iloc[drawn].sort_values(keys, kind="stable").reset_index(drop=True)
 
 
-def reproducibility_hash(spec: PipelineSpec, frame: pd.DataFrame, params: dict[str, Any]
-                         ) -> str:
+def reproducibility_hash(spec: PipelineSpec, frame: pd.DataFrame, params: dict[str, Any]) -> str:
     """Fit with ``params`` on the fixed sample and hash the predictions on it: equal hashes
     from two runs mean training is deterministic for this data, spec and code."""
     sample = fixed_sample(frame, spec)
@@ -285,4 +334,3 @@ def reproducibility_hash(spec: PipelineSpec, frame: pd.DataFrame, params: dict[s
 
 def prediction_hash(pred: np.ndarray) -> str:
     return hashlib.sha256(np.round(np.asarray(pred, dtype=float), 10).tobytes()).hexdigest()[:16]
-

@@ -9,8 +9,9 @@ from sklearn import metrics as skm
 HIGHER_IS_BETTER = {"roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "r2"}
 
 
-def classification_metrics(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5
-                           ) -> dict[str, float]:
+def classification_metrics(
+    y: np.ndarray, proba: np.ndarray, threshold: float = 0.5
+) -> dict[str, float]:
     y = np.asarray(y)
     pred = (proba >= threshold).astype(int)
     both = len(np.unique(y)) > 1

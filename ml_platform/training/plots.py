@@ -38,12 +38,18 @@ def search_pngs(study: optuna.Study, metric: str) -> dict[str, bytes]:
     from optuna.visualization import matplotlib as ov
 
     pngs: dict[str, bytes] = {}
-    with warnings.catch_warnings():  # Optuna marks its matplotlib backend experimental
+    # Optuna's plot functions call plt.style.use("ggplot"), which would restyle every later
+    # figure of the process (the evaluation's confusion matrix got a grid): keep it inside.
+    with warnings.catch_warnings(), plt.rc_context():
+        # Optuna marks its matplotlib backend experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         ax = ov.plot_optimization_history(study, target_name=f"validation {metric}")
         pngs["optimization_history"] = png(ax.figure)
         if any(t.intermediate_values for t in study.trials):
             ax = ov.plot_intermediate_values(study)
             ax.set_ylabel(f"validation {metric} by stage")
+            # One legend entry per trial: unreadable at 50 trials, and half the rendering time.
+            if ax.get_legend() is not None:
+                ax.get_legend().remove()
             pngs["intermediate_values"] = png(ax.figure)
     return pngs

@@ -37,13 +37,19 @@ class Orphan:
 def _running(tracking: Tracking, experiment_id: str) -> Iterator[Any]:
     from mlflow.entities import ViewType
 
-    search = partial(tracking.client.search_runs, [experiment_id],
-                     filter_string="attributes.status = 'RUNNING'",
-                     run_view_type=ViewType.ACTIVE_ONLY, max_results=PAGE)
+    search = partial(
+        tracking.client.search_runs,
+        [experiment_id],
+        filter_string="attributes.status = 'RUNNING'",
+        run_view_type=ViewType.ACTIVE_ONLY,
+        max_results=PAGE,
+    )
     token: str | None = None
     while True:
-        page = tracking.call(partial(search, page_token=token),
-                             f"list the RUNNING runs of experiment {experiment_id}")
+        page = tracking.call(
+            partial(search, page_token=token),
+            f"list the RUNNING runs of experiment {experiment_id}",
+        )
         yield from page
         token = page.token
         if not token:
@@ -57,17 +63,21 @@ def _dagster_run_of(tracking: Tracking, run: Any, parents: dict[str, str | None]
     if own or not parent_id:
         return own or None
     if parent_id not in parents:
-        parent = tracking.call(lambda: tracking.client.get_run(parent_id),
-                               f"read parent run {parent_id}")
+        parent = tracking.call(
+            lambda: tracking.client.get_run(parent_id), f"read parent run {parent_id}"
+        )
         parents[parent_id] = parent.data.tags.get(DAGSTER_RUN_TAG) or None
     return parents[parent_id]
 
 
-def find_orphans(tracking: Tracking, experiment_name: str,
-                 live_dagster_run_ids: Collection[str]) -> list[Orphan]:
+def find_orphans(
+    tracking: Tracking, experiment_name: str, live_dagster_run_ids: Collection[str]
+) -> list[Orphan]:
     """RUNNING runs of the experiment opened by a Dagster run that is not in progress."""
-    experiment = tracking.call(lambda: tracking.client.get_experiment_by_name(experiment_name),
-                               f"read experiment '{experiment_name}'")
+    experiment = tracking.call(
+        lambda: tracking.client.get_experiment_by_name(experiment_name),
+        f"read experiment '{experiment_name}'",
+    )
     if experiment is None:
         return []
     live = set(live_dagster_run_ids)
@@ -80,8 +90,9 @@ def find_orphans(tracking: Tracking, experiment_name: str,
     return orphans
 
 
-def fail_orphaned_runs(tracking: Tracking, experiment_name: str,
-                       live_dagster_run_ids: Collection[str]) -> list[Orphan]:
+def fail_orphaned_runs(
+    tracking: Tracking, experiment_name: str, live_dagster_run_ids: Collection[str]
+) -> list[Orphan]:
     """Mark FAILED every orphan (see :func:`find_orphans`); returns what was marked.
 
     Idempotent, and safe beside live runs: a run whose Dagster run is in progress is never
@@ -90,10 +101,16 @@ def fail_orphaned_runs(tracking: Tracking, experiment_name: str,
     orphans = find_orphans(tracking, experiment_name, live_dagster_run_ids)
     when = datetime.now(UTC).isoformat(timespec="seconds")
     for orphan in orphans:
-        reason = (f"marked FAILED at {when}: Dagster run {orphan.dagster_run_id} is no longer "
-                  "in progress (its process was killed or lost)")
-        tracking.call(partial(tracking.client.set_tag, orphan.run_id, RECOVERED_TAG, reason),
-                      f"tag orphaned run {orphan.run_id}")
-        tracking.call(partial(tracking.client.set_terminated, orphan.run_id, status="FAILED"),
-                      f"end orphaned run {orphan.run_id}")
+        reason = (
+            f"marked FAILED at {when}: Dagster run {orphan.dagster_run_id} is no longer "
+            "in progress (its process was killed or lost)"
+        )
+        tracking.call(
+            partial(tracking.client.set_tag, orphan.run_id, RECOVERED_TAG, reason),
+            f"tag orphaned run {orphan.run_id}",
+        )
+        tracking.call(
+            partial(tracking.client.set_terminated, orphan.run_id, status="FAILED"),
+            f"end orphaned run {orphan.run_id}",
+        )
     return orphans

@@ -59,43 +59,69 @@ class Verdict:
         if self.error is not None:
             return f"the fresh-process retrain failed: {self.error}"
         if self.passed:
-            return (f"a fresh process with {self.check_threads} native thread(s) (training: "
-                    f"{self.training_threads or 'unknown'}) reproduced the predictions")
-        return (f"a fresh process with {self.check_threads} native thread(s) (training: "
-                f"{self.training_threads or 'unknown'}) predicted differently on the fixed "
-                "sample: training is not deterministic for this spec and data")
+            return (
+                f"a fresh process with {self.check_threads} native thread(s) (training: "
+                f"{self.training_threads or 'unknown'}) reproduced the predictions"
+            )
+        return (
+            f"a fresh process with {self.check_threads} native thread(s) (training: "
+            f"{self.training_threads or 'unknown'}) predicted differently on the fixed "
+            "sample: training is not deterministic for this spec and data"
+        )
 
 
-def check(spec: PipelineSpec, training_set_path: str, params: dict[str, Any],
-          recorded_hash: str, training_threads: int, timeout: float = TIMEOUT_SECONDS
-          ) -> Verdict:
+def check(
+    spec: PipelineSpec,
+    training_set_path: str,
+    params: dict[str, Any],
+    recorded_hash: str,
+    training_threads: int,
+    timeout: float = TIMEOUT_SECONDS,
+) -> Verdict:
     """Refit in a new interpreter and compare its prediction hash with ``recorded_hash``."""
     threads = other_thread_count(training_threads)
     env = {**os.environ, **dict.fromkeys(THREAD_VARIABLES, str(threads))}
     started = time.perf_counter()
 
-    def verdict(retrained: str | None, child_threads: int | None, error: str | None
-                ) -> Verdict:
-        return Verdict(error is None and retrained == recorded_hash, recorded_hash, retrained,
-                       training_threads, child_threads, time.perf_counter() - started, error)
+    def verdict(retrained: str | None, child_threads: int | None, error: str | None) -> Verdict:
+        return Verdict(
+            error is None and retrained == recorded_hash,
+            recorded_hash,
+            retrained,
+            training_threads,
+            child_threads,
+            time.perf_counter() - started,
+            error,
+        )
 
     with tempfile.TemporaryDirectory(prefix="reproduce-") as tmp:
         request = Path(tmp) / "request.json"
-        request.write_text(json.dumps({"spec": spec.model_dump(mode="json"),
-                                       "training_set_path": training_set_path,
-                                       "params": params}))
+        request.write_text(
+            json.dumps(
+                {
+                    "spec": spec.model_dump(mode="json"),
+                    "training_set_path": training_set_path,
+                    "params": params,
+                }
+            )
+        )
         try:
             proc = subprocess.run(
                 [sys.executable, "-m", "ml_platform.training.reproduce", str(request)],
-                env=env, capture_output=True, text=True, timeout=timeout,
-                stdin=subprocess.DEVNULL)
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired:
             return verdict(None, None, f"no answer within {timeout:.0f} s")
     try:
         answer = json.loads(proc.stdout.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError):
-        return verdict(None, None, f"exit code {proc.returncode}: "
-                       f"{proc.stderr.strip()[-800:] or 'no output'}")
+        return verdict(
+            None, None, f"exit code {proc.returncode}: {proc.stderr.strip()[-800:] or 'no output'}"
+        )
     return verdict(answer["hash"], answer["threads"], None)
 
 

@@ -38,15 +38,26 @@ class TrackingUnavailable(RuntimeError):
 
 # An HTTP store answered with a status worth retrying (MLflow's own HTTP retries, which cover
 # 408/429/5xx, ran out; or MLFLOW_HTTP_REQUEST_MAX_RETRIES is 0).
-_HTTP_TRANSIENT = re.compile(r"too many (?:408|429|5\d\d) error responses|"
-                             r"error code (?:408|429|5\d\d) != 200")
+_HTTP_TRANSIENT = re.compile(
+    r"too many (?:408|429|5\d\d) error responses|"
+    r"error code (?:408|429|5\d\d) != 200"
+)
 # A database store's driver errors that go away by themselves. MLflow labels every SQLAlchemy
 # OperationalError TEMPORARILY_UNAVAILABLE, deterministic ones ("no such table", "unable to
 # open database file") included, so the message decides.
-_DB_TRANSIENT = ("database is locked", "database table is locked", "could not connect",
-                 "connection refused", "connection reset", "server closed the connection",
-                 "terminating connection", "connection timed out", "timeout expired",
-                 "too many connections", "the database system is starting up")
+_DB_TRANSIENT = (
+    "database is locked",
+    "database table is locked",
+    "could not connect",
+    "connection refused",
+    "connection reset",
+    "server closed the connection",
+    "terminating connection",
+    "connection timed out",
+    "timeout expired",
+    "too many connections",
+    "the database system is starting up",
+)
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -69,8 +80,14 @@ def is_transient(exc: BaseException) -> bool:
     from mlflow.exceptions import RestException
 
     for err in _chain(exc):
-        if isinstance(err, ConnectionError | TimeoutError | requests.ConnectionError |
-                      requests.Timeout | requests.exceptions.RetryError):
+        if isinstance(
+            err,
+            ConnectionError
+            | TimeoutError
+            | requests.ConnectionError
+            | requests.Timeout
+            | requests.exceptions.RetryError,
+        ):
             return True
         if isinstance(err, RestException):
             status = err.get_http_status_code()
@@ -85,8 +102,13 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def with_retries(fn: Callable[[], T], what: str, attempts: int = 4, base_delay: float = 0.5,
-                 max_delay: float = 8.0) -> T:
+def with_retries(
+    fn: Callable[[], T],
+    what: str,
+    attempts: int = 4,
+    base_delay: float = 0.5,
+    max_delay: float = 8.0,
+) -> T:
     """Call ``fn``; retry transient errors with exponential backoff. A deterministic error is
     raised at once, unchanged (with a note naming ``what``); a transient one that outlasts
     ``attempts`` becomes TrackingUnavailable, which names ``what`` and the last error."""
@@ -101,13 +123,20 @@ def with_retries(fn: Callable[[], T], what: str, attempts: int = 4, base_delay: 
             last = exc
             if attempt < attempts:
                 delay = min(base_delay * 2 ** (attempt - 1), max_delay)
-                log.warning("transient tracking error while trying to %s (attempt %d of %d), "
-                            "retrying in %.1f s: %s", what, attempt, attempts, delay,
-                            f"{exc}"[:300])
+                log.warning(
+                    "transient tracking error while trying to %s (attempt %d of %d), "
+                    "retrying in %.1f s: %s",
+                    what,
+                    attempt,
+                    attempts,
+                    delay,
+                    f"{exc}"[:300],
+                )
                 time.sleep(delay)
     raise TrackingUnavailable(
         f"MLflow tracking store unreachable while trying to {what} after {attempts} attempts: "
-        f"{type(last).__name__}: {last}") from last
+        f"{type(last).__name__}: {last}"
+    ) from last
 
 
 def pip_requirements() -> list[str]:
@@ -117,8 +146,13 @@ def pip_requirements() -> list[str]:
 class Tracking:
     """One tracking/registry URI, its client, and where new experiments put their artifacts."""
 
-    def __init__(self, tracking_uri: str, artifact_root: Path | None = None,
-                 attempts: int = 4, base_delay: float = 0.5) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        artifact_root: Path | None = None,
+        attempts: int = 4,
+        base_delay: float = 0.5,
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
         self.attempts = attempts
@@ -140,16 +174,20 @@ class Tracking:
 
     def probe(self) -> None:
         """Fail fast, before anything is trained or written, if the store is unreachable."""
-        self.call(lambda: self.client.search_experiments(max_results=1),
-                  f"reach the tracking store at {self.tracking_uri}")
+        self.call(
+            lambda: self.client.search_experiments(max_results=1),
+            f"reach the tracking store at {self.tracking_uri}",
+        )
 
     @contextmanager
     def run(self, experiment_id: str, run_name: str, tags: dict[str, str]) -> Iterator[RunInfo]:
         """Create a run, yield its info (``run_id``, ``experiment_id``), end it FINISHED, or
         FAILED (KILLED on interrupt) when the body raises. Nothing is made "active": every
         call names the run."""
-        info = self.call(lambda: self.client.create_run(
-            experiment_id, run_name=run_name, tags=tags).info, f"create the run '{run_name}'")
+        info = self.call(
+            lambda: self.client.create_run(experiment_id, run_name=run_name, tags=tags).info,
+            f"create the run '{run_name}'",
+        )
         run_id = info.run_id
         try:
             yield info
@@ -161,49 +199,87 @@ class Tracking:
         self.end_run(run_id, "FINISHED")
 
     def end_run(self, run_id: str, status: str) -> None:
-        self.call(lambda: self.client.set_terminated(run_id, status=status),
-                  f"end run {run_id} as {status}")
+        self.call(
+            lambda: self.client.set_terminated(run_id, status=status),
+            f"end run {run_id} as {status}",
+        )
 
-    def log_batch(self, run_id: str, params: dict[str, Any] | None = None,
-                  metrics: dict[str, float] | None = None, tags: dict[str, str] | None = None,
-                  model_id: str | None = None, what: str = "log to the run") -> None:
+    def log_batch(
+        self,
+        run_id: str,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, float] | None = None,
+        tags: dict[str, str] | None = None,
+        model_id: str | None = None,
+        what: str = "log to the run",
+    ) -> None:
         """Params, metrics (step 0, optionally linked to a logged model) and tags in one
         call; MlflowClient splits it into the store's batch limits."""
         from mlflow.entities import Metric, Param, RunTag
 
         now = int(time.time() * 1000)
-        self.call(lambda: self.client.log_batch(
-            run_id, metrics=[Metric(k, float(v), now, 0, model_id=model_id)
-                             for k, v in (metrics or {}).items()],
-            params=[Param(k, str(v)) for k, v in (params or {}).items()],
-            tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()]), f"{what} {run_id}")
+        self.call(
+            lambda: self.client.log_batch(
+                run_id,
+                metrics=[
+                    Metric(k, float(v), now, 0, model_id=model_id)
+                    for k, v in (metrics or {}).items()
+                ],
+                params=[Param(k, str(v)) for k, v in (params or {}).items()],
+                tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+            ),
+            f"{what} {run_id}",
+        )
 
-    def log_child_run(self, experiment_id: str, parent_run_id: str, run_name: str,
-                      params: dict[str, Any], metrics: dict[str, float],
-                      tags: dict[str, str], steps: dict[int, float] | None = None,
-                      step_metric: str = "intermediate", status: str = "FINISHED") -> str:
+    def log_child_run(
+        self,
+        experiment_id: str,
+        parent_run_id: str,
+        run_name: str,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        tags: dict[str, str],
+        steps: dict[int, float] | None = None,
+        step_metric: str = "intermediate",
+        status: str = "FINISHED",
+    ) -> str:
         """A nested run in three calls (create, one batch, terminate): trials are many and
         the tracking overhead must stay a small share of training time."""
         from mlflow.entities import Metric, Param
 
         # Each call retried on its own: retrying creation after a later failure would
         # duplicate the trial's run.
-        run = self.call(lambda: self.client.create_run(experiment_id, run_name=run_name, tags={
-            **tags, "mlflow.parentRunId": parent_run_id}), f"create nested run '{run_name}'")
+        run = self.call(
+            lambda: self.client.create_run(
+                experiment_id, run_name=run_name, tags={**tags, "mlflow.parentRunId": parent_run_id}
+            ),
+            f"create nested run '{run_name}'",
+        )
         run_id = run.info.run_id
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
         batch += [Metric(step_metric, float(v), now, s) for s, v in (steps or {}).items()]
-        self.call(lambda: self.client.log_batch(
-            run_id, metrics=batch, params=[Param(k, str(v)) for k, v in params.items()]),
-            f"log nested run '{run_name}'")
-        self.call(lambda: self.client.set_terminated(run_id, status=status),
-                  f"end nested run '{run_name}'")
+        self.call(
+            lambda: self.client.log_batch(
+                run_id, metrics=batch, params=[Param(k, str(v)) for k, v in params.items()]
+            ),
+            f"log nested run '{run_name}'",
+        )
+        self.call(
+            lambda: self.client.set_terminated(run_id, status=status),
+            f"end nested run '{run_name}'",
+        )
         return run_id
 
-    def log_sklearn_model(self, experiment_id: str, run_id: str, model: Any,
-                          params: dict[str, str], name: str = "model", **save_kwargs: Any
-                          ) -> str:
+    def log_sklearn_model(
+        self,
+        experiment_id: str,
+        run_id: str,
+        model: Any,
+        params: dict[str, str],
+        name: str = "model",
+        **save_kwargs: Any,
+    ) -> str:
         """Log ``model`` as an MLflow 3 logged model of run ``run_id``; returns its
         ``models:/<model_id>`` URI.
 
@@ -216,26 +292,43 @@ class Tracking:
         from mlflow.entities import LoggedModelOutput, LoggedModelStatus
         from mlflow.models import Model
 
-        logged = self.call(lambda: self.client.create_logged_model(
-            experiment_id, name=name, source_run_id=run_id, params=params),
-            f"create the logged model of run {run_id}")
+        logged = self.call(
+            lambda: self.client.create_logged_model(
+                experiment_id, name=name, source_run_id=run_id, params=params
+            ),
+            f"create the logged model of run {run_id}",
+        )
         model_id = logged.model_id
         try:
-            self.call(lambda: self.client.log_outputs(run_id, [LoggedModelOutput(model_id, 0)]),
-                      f"link model {model_id} to run {run_id}")
+            self.call(
+                lambda: self.client.log_outputs(run_id, [LoggedModelOutput(model_id, 0)]),
+                f"link model {model_id} to run {run_id}",
+            )
             with tempfile.TemporaryDirectory(prefix="model-") as tmp:
                 path = Path(tmp) / name
-                mlflow.sklearn.save_model(model, str(path), mlflow_model=Model(
-                    artifact_path=logged.artifact_location, run_id=run_id, model_id=model_id,
-                    model_uuid=model_id), **save_kwargs)
-                self.call(lambda: self.client.log_model_artifacts(model_id, str(path)),
-                          f"upload model {model_id}")
+                mlflow.sklearn.save_model(
+                    model,
+                    str(path),
+                    mlflow_model=Model(
+                        artifact_path=logged.artifact_location,
+                        run_id=run_id,
+                        model_id=model_id,
+                        model_uuid=model_id,
+                    ),
+                    **save_kwargs,
+                )
+                self.call(
+                    lambda: self.client.log_model_artifacts(model_id, str(path)),
+                    f"upload model {model_id}",
+                )
         except BaseException:
             with contextlib.suppress(Exception):
                 self.client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)
             raise
-        self.call(lambda: self.client.finalize_logged_model(model_id, LoggedModelStatus.READY),
-                  f"finalize model {model_id}")
+        self.call(
+            lambda: self.client.finalize_logged_model(model_id, LoggedModelStatus.READY),
+            f"finalize model {model_id}",
+        )
         return f"models:/{model_id}"
 
     def artifact_location(self, model_uri: str) -> str:
@@ -249,17 +342,21 @@ class Tracking:
                 return location
             ref = location.removeprefix("models:/").rstrip("/")
             if "/" not in ref and "@" not in ref:
-                location = self.call(partial(self._artifact_location, ref),
-                                     f"locate logged model {ref}")
+                location = self.call(
+                    partial(self._artifact_location, ref), f"locate logged model {ref}"
+                )
                 continue
             if "@" in ref:
                 name, alias = ref.split("@", 1)
-                version = self.call(partial(self._version_by_alias, name, alias),
-                                    f"resolve {location}")
+                version = self.call(
+                    partial(self._version_by_alias, name, alias), f"resolve {location}"
+                )
             else:
                 name, version = ref.split("/", 1)
-            location = self.call(partial(self.client.get_model_version_download_uri, name,
-                                         version), f"locate {location}")
+            location = self.call(
+                partial(self.client.get_model_version_download_uri, name, version),
+                f"locate {location}",
+            )
         raise ValueError(f"'{model_uri}' does not resolve to a storage location")
 
     def _artifact_location(self, model_id: str) -> str:
@@ -275,10 +372,15 @@ class Tracking:
         import mlflow.artifacts
 
         location = self.artifact_location(model_uri)
-        return self.call(lambda: mlflow.artifacts.download_artifacts(
-            artifact_uri=location, dst_path=None if dst is None else str(dst),
-            tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri),
-            f"download model {model_uri}")
+        return self.call(
+            lambda: mlflow.artifacts.download_artifacts(
+                artifact_uri=location,
+                dst_path=None if dst is None else str(dst),
+                tracking_uri=self.tracking_uri,
+                registry_uri=self.tracking_uri,
+            ),
+            f"download model {model_uri}",
+        )
 
     def load_sklearn_model(self, model_uri: str) -> Any:
         import mlflow.sklearn

@@ -77,10 +77,17 @@ def holdout_metrics(spec: PipelineSpec, y: Any, scores: Any) -> dict[str, float]
     return regression_metrics(y, scores)
 
 
-def trial_logger(tracking: Tracking, experiment_id: str, parent_run_id: str, study_name: str,
-                 metric: str, writer: BackgroundWriter | None = None) -> fitting.TrialCallback:
+def trial_logger(
+    tracking: Tracking,
+    experiment_id: str,
+    parent_run_id: str,
+    study_name: str,
+    metric: str,
+    writer: BackgroundWriter | None = None,
+) -> fitting.TrialCallback:
     """Log each finished trial (pruned ones too) as a nested run of ``parent_run_id``; on the
     ``writer``'s thread if one is given, so the next trial starts at once."""
+
     def log(trial: optuna.trial.FrozenTrial) -> None:
         state = trial.state.name
         metrics = {f"val_{metric}": trial.value} if trial.value is not None else {}
@@ -89,16 +96,26 @@ def trial_logger(tracking: Tracking, experiment_id: str, parent_run_id: str, stu
 
         def write() -> None:
             tracking.log_child_run(
-                experiment_id, parent_run_id, f"trial-{trial.number}", trial.params, metrics,
-                tags={"optuna_study": study_name, "optuna_trial": str(trial.number),
-                      "optuna_state": state},
-                steps=trial.intermediate_values, step_metric=f"val_{metric}_by_stage",
-                status="FAILED" if state == "FAIL" else "FINISHED")
+                experiment_id,
+                parent_run_id,
+                f"trial-{trial.number}",
+                trial.params,
+                metrics,
+                tags={
+                    "optuna_study": study_name,
+                    "optuna_trial": str(trial.number),
+                    "optuna_state": state,
+                },
+                steps=trial.intermediate_values,
+                step_metric=f"val_{metric}_by_stage",
+                status="FAILED" if state == "FAIL" else "FINISHED",
+            )
 
         if writer is None:
             write()
         else:
             writer.submit(write)
+
     return log
 
 
@@ -111,21 +128,33 @@ def log_plots(tracking: Tracking, run_id: str, study: optuna.Study, metric: str)
     with tempfile.TemporaryDirectory(prefix="plots-") as tmp:
         for name, png in pngs.items():
             (Path(tmp) / f"{name}.png").write_bytes(png)
-        tracking.call(lambda: tracking.client.log_artifacts(run_id, tmp, "plots"),
-                      "log the search plots")
+        tracking.call(
+            lambda: tracking.client.log_artifacts(run_id, tmp, "plots"), "log the search plots"
+        )
 
 
 def run_params(spec: PipelineSpec, split: fitting.Split) -> dict[str, Any]:
-    return {"estimator": spec.model.estimator, "seed": spec.seed, "task": spec.task,
-            "n_trials": spec.model.n_trials, "timeout_seconds": spec.model.timeout_seconds,
-            "balance_classes": spec.model.balance_classes, "primary_metric": spec.primary_metric,
-            "features": ",".join(spec.features.all_columns), "label": spec.label,
-            "train_rows": len(split.train), "validation_rows": len(split.validation),
-            "test_rows": len(split.test), "test_window_start": split.test_window["start"],
-            "test_window_end": split.test_window["end"],
-            **{f"fixed.{k}": v for k, v in spec.model.params.items()},
-            **{f"space.{k}": v.model_dump_json(exclude_defaults=True)
-               for k, v in spec.model.search_space.items()}}
+    return {
+        "estimator": spec.model.estimator,
+        "seed": spec.seed,
+        "task": spec.task,
+        "n_trials": spec.model.n_trials,
+        "timeout_seconds": spec.model.timeout_seconds,
+        "balance_classes": spec.model.balance_classes,
+        "primary_metric": spec.primary_metric,
+        "features": ",".join(spec.features.all_columns),
+        "label": spec.label,
+        "train_rows": len(split.train),
+        "validation_rows": len(split.validation),
+        "test_rows": len(split.test),
+        "test_window_start": split.test_window["start"],
+        "test_window_end": split.test_window["end"],
+        **{f"fixed.{k}": v for k, v in spec.model.params.items()},
+        **{
+            f"space.{k}": v.model_dump_json(exclude_defaults=True)
+            for k, v in spec.model.search_space.items()
+        },
+    }
 
 
 SCHEMA_SAMPLE_ROWS = 1_000
@@ -141,8 +170,13 @@ def schema_rows(frame: pd.DataFrame) -> list[int]:
     return sorted(rows)
 
 
-def log_dataset(tracking: Tracking, run_id: str, spec: PipelineSpec, frame: pd.DataFrame,
-                training_set: TableInfo) -> None:
+def log_dataset(
+    tracking: Tracking,
+    run_id: str,
+    spec: PipelineSpec,
+    frame: pd.DataFrame,
+    training_set: TableInfo,
+) -> None:
     """The training set as the run's dataset input (context ``training``), with public MLflow
     APIs: ``mlflow.data.from_pandas`` on the schema rows gives the name, source and schema;
     the digest (the data version) and the profile (row and element counts) describe the whole
@@ -150,59 +184,108 @@ def log_dataset(tracking: Tracking, run_id: str, spec: PipelineSpec, frame: pd.D
     from mlflow.data.pandas_dataset import from_pandas
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
-    sample = from_pandas(frame.iloc[schema_rows(frame)], source=training_set.path,
-                         targets=spec.label, name=f"{spec.name}_training_set",
-                         digest=training_set.data_version).to_dict()
-    dataset = Dataset(name=sample["name"], digest=sample["digest"],
-                      source_type=sample["source_type"], source=sample["source"],
-                      schema=sample["schema"], profile=json.dumps(
-                          {"num_rows": len(frame), "num_elements": int(frame.size)}))
-    tracking.call(lambda: tracking.client.log_inputs(run_id, [DatasetInput(
-        dataset, [InputTag("mlflow.data.context", "training")])]),
-        f"log the training set of run {run_id}")
+    sample = from_pandas(
+        frame.iloc[schema_rows(frame)],
+        source=training_set.path,
+        targets=spec.label,
+        name=f"{spec.name}_training_set",
+        digest=training_set.data_version,
+    ).to_dict()
+    dataset = Dataset(
+        name=sample["name"],
+        digest=sample["digest"],
+        source_type=sample["source_type"],
+        source=sample["source"],
+        schema=sample["schema"],
+        profile=json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)}),
+    )
+    tracking.call(
+        lambda: tracking.client.log_inputs(
+            run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])]
+        ),
+        f"log the training set of run {run_id}",
+    )
 
 
-def _log_model(tracking: Tracking, run: RunInfo, spec: PipelineSpec, model: Any,
-               split: fitting.Split, scores: Any, params: dict[str, Any]) -> str:
+def _log_model(
+    tracking: Tracking,
+    run: RunInfo,
+    spec: PipelineSpec,
+    model: Any,
+    split: fitting.Split,
+    scores: Any,
+    params: dict[str, Any],
+) -> str:
     sample = fitting.features_of(split.test.head(5), spec)
     return tracking.log_sklearn_model(
-        run.experiment_id, run.run_id, model, {k: str(v) for k, v in params.items()},
-        signature=infer_signature(sample, scores[:5]), input_example=sample,
-        pip_requirements=pip_requirements(), skops_trusted_types=trusted_types(model))
+        run.experiment_id,
+        run.run_id,
+        model,
+        {k: str(v) for k, v in params.items()},
+        signature=infer_signature(sample, scores[:5]),
+        input_example=sample,
+        pip_requirements=pip_requirements(),
+        skops_trusted_types=trusted_types(model),
+    )
 
 
-def _search(spec: PipelineSpec, home: PlatformHome, tracking: Tracking, split: fitting.Split,
-            training_set: TableInfo, run: RunInfo) -> optuna.Study:
+def _search(
+    spec: PipelineSpec,
+    home: PlatformHome,
+    tracking: Tracking,
+    split: fitting.Split,
+    training_set: TableInfo,
+    run: RunInfo,
+) -> optuna.Study:
     """Adopt a finished parallel study of this data version (``ml-platform tune``), or run a
     seeded sequential one of our own with a nested run per trial."""
     storage = tuning.storage_url(home)
-    tuned = tuning.finished_study(storage, tuning.tuned_study_name(spec, training_set.data_version),
-                                  spec.model.n_trials)
+    tuned = tuning.finished_study(
+        storage, tuning.tuned_study_name(spec, training_set.data_version), spec.model.n_trials
+    )
     if tuned is not None:
-        tracking.log_batch(run.run_id, tags={
-            "optuna_study": tuned.study_name, "tuning": "adopted",
-            "tuned_by_run": str(tuned.user_attrs.get(tuning.PARENT_RUN_ATTR, ""))})
+        tracking.log_batch(
+            run.run_id,
+            tags={
+                "optuna_study": tuned.study_name,
+                "tuning": "adopted",
+                "tuned_by_run": str(tuned.user_attrs.get(tuning.PARENT_RUN_ATTR, "")),
+            },
+        )
         return tuned
     name = f"{spec.name}-{training_set.data_version}-{run.run_id[:8]}"
     tracking.log_batch(run.run_id, tags={"optuna_study": name, "tuning": "sequential"})
     with BackgroundWriter("mlflow-trials") as writer:
-        return fitting.tune(spec, split, storage=storage, study_name=name,
-                             on_trial=trial_logger(tracking, run.experiment_id, run.run_id, name,
-                                                   spec.primary_metric, writer))
+        return fitting.tune(
+            spec,
+            split,
+            storage=storage,
+            study_name=name,
+            on_trial=trial_logger(
+                tracking, run.experiment_id, run.run_id, name, spec.primary_metric, writer
+            ),
+        )
 
 
 def default_opener(tracking: Tracking) -> RunOpener:
     """A plain run in the named experiment (no Dagster links)."""
-    def open_run(experiment: str, run_name: str, tags: dict[str, str]
-                 ) -> AbstractContextManager[RunInfo]:
+
+    def open_run(
+        experiment: str, run_name: str, tags: dict[str, str]
+    ) -> AbstractContextManager[RunInfo]:
         return tracking.run(tracking.experiment_id(experiment), run_name, tags)
 
     return open_run
 
 
-def train_candidate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking,
-                    training_set: TableInfo, tags: dict[str, str],
-                    open_run: RunOpener | None = None) -> Candidate:
+def train_candidate(
+    spec: PipelineSpec,
+    home: PlatformHome,
+    tracking: Tracking,
+    training_set: TableInfo,
+    tags: dict[str, str],
+    open_run: RunOpener | None = None,
+) -> Candidate:
     """Tune and fit the candidate, tracked as one MLflow run with a nested run per trial.
 
     ``open_run`` creates and ends the parent run (the Dagster resource passes its own); by
@@ -213,11 +296,16 @@ def train_candidate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking,
     split = fitting.time_split(frame, spec)
     fitting.pin_seeds(spec.seed)
     metric = spec.primary_metric
-    all_tags = {**tags, "pipeline": spec.name, "code_version": code_version(),
-                "data_version": training_set.data_version, "seed": str(spec.seed),
-                "holdout_hash": split.test_window["hash"],
-                # the train/serve contract: serving reads features through this service
-                "feature_service": training_set.feature_service or "none"}
+    all_tags = {
+        **tags,
+        "pipeline": spec.name,
+        "code_version": code_version(),
+        "data_version": training_set.data_version,
+        "seed": str(spec.seed),
+        "holdout_hash": split.test_window["hash"],
+        # the train/serve contract: serving reads features through this service
+        "feature_service": training_set.feature_service or "none",
+    }
     opener = open_run or default_opener(tracking)
     with opener(spec.name, f"{spec.name}-candidate", all_tags) as run:
         run_id, experiment_id = run.run_id, run.experiment_id
@@ -238,37 +326,67 @@ def train_candidate(spec: PipelineSpec, home: PlatformHome, tracking: Tracking,
         threads = reproduce.native_threads()
         best_params = {f"best.{k}": v for k, v in best.items()}
         log_plots(tracking, run_id, study, metric)
-        holdout_path = write_parquet(split.test, home.pipeline_dir(spec.name) / "holdouts" /
-                                     f"{split.test_window['hash']}.parquet")
-        model_uri = _log_model(tracking, run, spec, final, split, scores,
-                               {**params, **best_params})
+        holdout_path = write_parquet(
+            split.test,
+            home.pipeline_dir(spec.name) / "holdouts" / f"{split.test_window['hash']}.parquet",
+        )
+        model_uri = _log_model(tracking, run, spec, final, split, scores, {**params, **best_params})
         pred_hash = fitting.prediction_hash(scores)
         # One batch after the model, so the metrics are linked to it (MLflow 3's model view).
         tracking.log_batch(
-            run_id, params=best_params,
-            metrics={**{f"test_{k}": v for k, v in test_metrics.items()},
-                     f"best_val_{metric}": study.best_value, "tuning_seconds": tuning_seconds,
-                     "trials": len(study.trials), "pruned_trials": pruned},
-            tags={"prediction_hash": pred_hash, "model_uri": model_uri,
-                  "reproducibility_hash": repro, "training_threads": str(threads)},
-            model_id=model_uri.removeprefix("models:/"), what="log the results of run")
+            run_id,
+            params=best_params,
+            metrics={
+                **{f"test_{k}": v for k, v in test_metrics.items()},
+                f"best_val_{metric}": study.best_value,
+                "tuning_seconds": tuning_seconds,
+                "trials": len(study.trials),
+                "pruned_trials": pruned,
+            },
+            tags={
+                "prediction_hash": pred_hash,
+                "model_uri": model_uri,
+                "reproducibility_hash": repro,
+                "training_threads": str(threads),
+            },
+            model_id=model_uri.removeprefix("models:/"),
+            what="log the results of run",
+        )
     return Candidate(
-        run_id=run_id, experiment_id=experiment_id, model_uri=model_uri,
-        data_version=training_set.data_version, holdout_path=str(holdout_path),
-        holdout=split.test_window, best_params=best, validation_score=float(study.best_value),
-        test_metrics=test_metrics, prediction_hash=pred_hash, trials=len(study.trials),
-        run_url=tracking.run_url(experiment_id, run_id), training_set_path=training_set.path,
-        reproducibility_hash=repro, pruned_trials=pruned, seed=spec.seed, study_name=study_name,
-        training_threads=threads)
+        run_id=run_id,
+        experiment_id=experiment_id,
+        model_uri=model_uri,
+        data_version=training_set.data_version,
+        holdout_path=str(holdout_path),
+        holdout=split.test_window,
+        best_params=best,
+        validation_score=float(study.best_value),
+        test_metrics=test_metrics,
+        prediction_hash=pred_hash,
+        trials=len(study.trials),
+        run_url=tracking.run_url(experiment_id, run_id),
+        training_set_path=training_set.path,
+        reproducibility_hash=repro,
+        pruned_trials=pruned,
+        seed=spec.seed,
+        study_name=study_name,
+        training_threads=threads,
+    )
 
 
-def check_reproducible(spec: PipelineSpec, candidate: Candidate,
-                       timeout: float = reproduce.TIMEOUT_SECONDS) -> reproduce.Verdict:
+def check_reproducible(
+    spec: PipelineSpec, candidate: Candidate, timeout: float = reproduce.TIMEOUT_SECONDS
+) -> reproduce.Verdict:
     """Retrain on the candidate's fixed sample with its parameters in a fresh Python process
     with another native thread count, and compare the prediction hash with the recorded one."""
-    return reproduce.check(spec, candidate.training_set_path, candidate.best_params,
-                           candidate.reproducibility_hash, candidate.training_threads,
-                           timeout=timeout)
+    return reproduce.check(
+        spec,
+        candidate.training_set_path,
+        candidate.best_params,
+        candidate.reproducibility_hash,
+        candidate.training_threads,
+        timeout=timeout,
+    )
 
 
 def holdout_of(candidate: Candidate) -> pd.DataFrame:

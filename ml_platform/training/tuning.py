@@ -43,11 +43,15 @@ def tuned_study_name(spec: PipelineSpec, data_version: str) -> str:
 
 def latest_training_set(spec: PipelineSpec, home: PlatformHome) -> TableInfo:
     """The newest training set of the pipeline (files are named by their content hash)."""
-    files = sorted((home.pipeline_dir(spec.name) / "training_sets").glob("*.parquet"),
-                   key=lambda p: p.stat().st_mtime)
+    files = sorted(
+        (home.pipeline_dir(spec.name) / "training_sets").glob("*.parquet"),
+        key=lambda p: p.stat().st_mtime,
+    )
     if not files:
-        raise FileNotFoundError(f"no training set for '{spec.name}' in {home.root}: materialize "
-                                f"{spec.name}_training_set first (ml-platform run {spec.name})")
+        raise FileNotFoundError(
+            f"no training set for '{spec.name}' in {home.root}: materialize "
+            f"{spec.name}_training_set first (ml-platform run {spec.name})"
+        )
     frame = pd.read_parquet(files[-1])
     return TableInfo(str(files[-1]), len(frame), files[-1].stem, list(frame.columns))
 
@@ -81,8 +85,9 @@ def run_worker(job: WorkerJob) -> int:
     fitting.pin_seeds(spec.seed + job.worker)
     tracking = Tracking(job.tracking_uri)
     ran: list[int] = []
-    log = trial_logger(tracking, job.experiment_id, job.parent_run_id, job.study_name,
-                       spec.primary_metric)
+    log = trial_logger(
+        tracking, job.experiment_id, job.parent_run_id, job.study_name, spec.primary_metric
+    )
 
     def on_trial(trial: optuna.trial.FrozenTrial) -> None:
         ran.append(trial.number)
@@ -90,8 +95,16 @@ def run_worker(job: WorkerJob) -> int:
 
     # N workers each using every core would oversubscribe the machine (OpenMP in the trees).
     with threadpool_limits(job.threads):
-        fitting.tune(spec, split, job.storage, job.study_name, on_trial=on_trial,
-                      n_trials=job.trials, worker=job.worker, timeout=job.timeout)
+        fitting.tune(
+            spec,
+            split,
+            job.storage,
+            job.study_name,
+            on_trial=on_trial,
+            n_trials=job.trials,
+            worker=job.worker,
+            timeout=job.timeout,
+        )
     return len(ran)
 
 
@@ -107,14 +120,23 @@ class TuneResult:
 
 
 def _summary(study: optuna.Study) -> list[dict[str, Any]]:
-    return [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
-            for t in study.trials]
+    return [
+        {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
+        for t in study.trials
+    ]
 
 
-def tune_parallel(spec: PipelineSpec, home: PlatformHome, tracking: Tracking,
-                  training_set: TableInfo, workers: int, n_trials: int,
-                  storage: str | None = None, study_name: str | None = None,
-                  timeout: float | None = None) -> TuneResult:
+def tune_parallel(
+    spec: PipelineSpec,
+    home: PlatformHome,
+    tracking: Tracking,
+    training_set: TableInfo,
+    workers: int,
+    n_trials: int,
+    storage: str | None = None,
+    study_name: str | None = None,
+    timeout: float | None = None,
+) -> TuneResult:
     """Run ``workers`` processes on one study until ``n_trials`` trials are done in total."""
     from ml_platform.training.train import log_plots
 
@@ -124,33 +146,68 @@ def tune_parallel(spec: PipelineSpec, home: PlatformHome, tracking: Tracking,
     url = storage_url(home, storage)
     name = study_name or tuned_study_name(spec, training_set.data_version)
     experiment_id = tracking.experiment_id(spec.name)
-    tags = {"pipeline": spec.name, "code_version": code_version(), "optuna_study": name,
-            "data_version": training_set.data_version, "seed": str(spec.seed),
-            "workers": str(workers)}
+    tags = {
+        "pipeline": spec.name,
+        "code_version": code_version(),
+        "optuna_study": name,
+        "data_version": training_set.data_version,
+        "seed": str(spec.seed),
+        "workers": str(workers),
+    }
     with tracking.run(experiment_id, f"{spec.name}-tune", tags) as run:
         parent = run.run_id
         # Created once here, so workers only load it (no creation race between them).
         fitting.make_study(spec, url, name).set_user_attr(PARENT_RUN_ATTR, parent)
         threads = max(1, (os.cpu_count() or 1) // workers)
-        jobs = [WorkerJob(spec, training_set.path, url, name, share, i, tracking.tracking_uri,
-                          experiment_id, parent, timeout, threads)
-                for i, share in enumerate(shares(n_trials, workers)) if share]
+        jobs = [
+            WorkerJob(
+                spec,
+                training_set.path,
+                url,
+                name,
+                share,
+                i,
+                tracking.tracking_uri,
+                experiment_id,
+                parent,
+                timeout,
+                threads,
+            )
+            for i, share in enumerate(shares(n_trials, workers))
+            if share
+        ]
         started = time.perf_counter()
         # spawn, not fork: MLflow and SQLAlchemy state must not be shared with children.
-        with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")
-                                 ) as pool:
+        with ProcessPoolExecutor(
+            len(jobs), mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
             per_worker = list(pool.map(run_worker, jobs))
         seconds = time.perf_counter() - started
         study = optuna.load_study(study_name=name, storage=fitting.open_storage(url))
         tracking.log_batch(
-            parent, params={"workers": workers, "n_trials": n_trials,
-                            **{f"best.{k}": v for k, v in study.best_params.items()}},
-            metrics={f"best_val_{spec.primary_metric}": study.best_value,
-                     "trials": len(study.trials), "tuning_seconds": seconds},
-            what="log the tuning results of run")
+            parent,
+            params={
+                "workers": workers,
+                "n_trials": n_trials,
+                **{f"best.{k}": v for k, v in study.best_params.items()},
+            },
+            metrics={
+                f"best_val_{spec.primary_metric}": study.best_value,
+                "trials": len(study.trials),
+                "tuning_seconds": seconds,
+            },
+            what="log the tuning results of run",
+        )
         log_plots(tracking, parent, study, spec.primary_metric)
-    return TuneResult(name, parent, study.best_params, float(study.best_value),
-                      _summary(study), per_worker, seconds)
+    return TuneResult(
+        name,
+        parent,
+        study.best_params,
+        float(study.best_value),
+        _summary(study),
+        per_worker,
+        seconds,
+    )
 
 
 def finished_study(storage: str, name: str, n_trials: int) -> optuna.Study | None:
@@ -177,16 +234,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parent-run-id", required=True)
     parser.add_argument("--trials", type=int, required=True, help="Total budget of the study.")
     parser.add_argument("--workers", type=int, required=True)
-    parser.add_argument("--index", type=int,
-                        default=int(os.environ.get("JOB_COMPLETION_INDEX", "0")))
+    parser.add_argument(
+        "--index", type=int, default=int(os.environ.get("JOB_COMPLETION_INDEX", "0"))
+    )
     args = parser.parse_args(argv)
     spec = load_spec_file(args.spec)
     home = platform_home()
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or home.tracking_uri
     tracking = Tracking(tracking_uri)
-    job = WorkerJob(spec, args.training_set, storage_url(home), args.study,
-                    shares(args.trials, args.workers)[args.index], args.index, tracking_uri,
-                    tracking.experiment_id(spec.name), args.parent_run_id)
+    job = WorkerJob(
+        spec,
+        args.training_set,
+        storage_url(home),
+        args.study,
+        shares(args.trials, args.workers)[args.index],
+        args.index,
+        tracking_uri,
+        tracking.experiment_id(spec.name),
+        args.parent_run_id,
+    )
     print(f"worker {args.index}: {run_worker(job)} trials on study {args.study}")
 
 

@@ -25,7 +25,8 @@ def _wait_for_started_run(home: PlatformHome, timeout: float = 180) -> str:
     while time.monotonic() < deadline:
         with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
             runs = instance.get_run_records(
-                dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]), limit=1)
+                dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]), limit=1
+            )
             if runs:
                 return runs[0].dagster_run.run_id
         time.sleep(0.5)
@@ -33,11 +34,16 @@ def _wait_for_started_run(home: PlatformHome, timeout: float = 180) -> str:
 
 
 def test_a_second_run_is_refused_and_a_killed_run_is_marked_failed(
-        home: PlatformHome, landed: list[Path]) -> None:
+    home: PlatformHome, landed: list[Path]
+) -> None:
     cli = str(Path(sys.executable).parent / "ml-platform")
-    proc = subprocess.Popen([cli, "run", "loan_default", "--definitions", SMALL_DEFS],
-                            cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [cli, "run", "loan_default", "--definitions", SMALL_DEFS],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         run_id = _wait_for_started_run(home)
         with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:

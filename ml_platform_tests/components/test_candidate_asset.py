@@ -15,7 +15,8 @@ CHECK = "candidate_model_is_reproducible"
 
 
 def test_candidate_asset_links_the_mlflow_run_and_passes_its_reproducibility_check(
-        home: PlatformHome, landed: list) -> None:
+    home: PlatformHome, landed: list
+) -> None:
     result = materialize(small_spec(n_trials=2), home, selection="*loan_default_candidate_model")
     assert result.success
     (mat,) = result.asset_materializations_for_node("loan_default_candidate_model")
@@ -40,18 +41,25 @@ def test_candidate_asset_links_the_mlflow_run_and_passes_its_reproducibility_che
     assert tags["data_version"] == meta["data_version"]
     assert tags["reproducibility_check"] == "passed"
     assert [o.model_id for o in run.outputs.model_outputs] == [
-        meta["model_uri"].removeprefix("models:/")]
+        meta["model_uri"].removeprefix("models:/")
+    ]
 
 
 def test_a_model_that_differs_across_processes_fails_the_check_and_blocks_evaluation(
-        home: PlatformHome, landed: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    home: PlatformHome, landed: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("PYTHONHASHSEED", raising=False)
     spec = small_spec(n_trials=1)
-    model = spec.model.model_copy(update={
-        "estimator": "ml_platform_tests.training.nondeterministic.HashOrderClassifier",
-        "params": {}, "search_space": {}})
-    result = materialize(spec.model_copy(update={"model": model}), home,
-                         selection="*loan_default_evaluation_report")
+    model = spec.model.model_copy(
+        update={
+            "estimator": "ml_platform_tests.training.nondeterministic.HashOrderClassifier",
+            "params": {},
+            "search_space": {},
+        }
+    )
+    result = materialize(
+        spec.model_copy(update={"model": model}), home, selection="*loan_default_evaluation_report"
+    )
     (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == CHECK]
     assert not check.passed
     assert "not deterministic" in (check.description or "")
@@ -59,5 +67,7 @@ def test_a_model_that_differs_across_processes_fails_the_check_and_blocks_evalua
     assert result.asset_materializations_for_node("loan_default_candidate_model")
     assert not result.asset_materializations_for_node("loan_default_evaluation_report")
     run_id = check.metadata["mlflow_run_id"].value
-    assert MlflowClient(home.tracking_uri).get_run(run_id).data.tags[
-        "reproducibility_check"] == "failed"
+    assert (
+        MlflowClient(home.tracking_uri).get_run(run_id).data.tags["reproducibility_check"]
+        == "failed"
+    )

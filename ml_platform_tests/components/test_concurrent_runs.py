@@ -61,9 +61,13 @@ _EXECUTE = textwrap.dedent("""
 def _execute(label: str, log: Path) -> subprocess.Popen[bytes]:
     """The training job executed directly (no busy check), in a process of its own."""
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-c", _EXECUTE, SMALL_DEFS, JOB, RUN_TAG, label],
-                                cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-c", _EXECUTE, SMALL_DEFS, JOB, RUN_TAG, label],
+            cwd=PROJECT_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _run_id(instance: dg.DagsterInstance, label: str) -> str | None:
@@ -120,8 +124,9 @@ def _failed_steps(instance: dg.DagsterInstance, run_id: str) -> set[str]:
 
 def _forkserver(proc: subprocess.Popen[bytes]) -> psutil.Process:
     """The process that forks the step processes of the run executed by ``proc``."""
-    servers = [c for c in psutil.Process(proc.pid).children()
-               if "forkserver" in " ".join(c.cmdline())]
+    servers = [
+        c for c in psutil.Process(proc.pid).children() if "forkserver" in " ".join(c.cmdline())
+    ]
     assert len(servers) == 1, servers
     return servers[0]
 
@@ -132,8 +137,9 @@ def _keys(path: str, columns: list[str]) -> pd.DataFrame:
     return frame.sort_values(columns).reset_index(drop=True)
 
 
-def test_two_runs_at_once_each_train_on_their_own_batch(home: PlatformHome, landed: list[Path],
-                                                        tmp_path: Path) -> None:
+def test_two_runs_at_once_each_train_on_their_own_batch(
+    home: PlatformHome, landed: list[Path], tmp_path: Path
+) -> None:
     spec = small_spec(dbt=True)
     end = time.monotonic() + DEADLINE
     logs = {label: tmp_path / f"{label}.log" for label in "AB"}
@@ -146,26 +152,35 @@ def test_two_runs_at_once_each_train_on_their_own_batch(home: PlatformHome, land
             _wait("A's dbt build", lambda: _step_started(instance, run_a, DBT), procs, end)
             held = _forkserver(procs[0])
             held.send_signal(signal.SIGSTOP)  # A starts no further step until SIGCONT
-            _wait("A's dbt build to finish", lambda: _step_done(instance, run_a, DBT), procs,
-                  end)
+            _wait("A's dbt build to finish", lambda: _step_done(instance, run_a, DBT), procs, end)
             # A new day lands while A is held: B validates a different batch and builds its
             # features and training set before A goes on.
             land(SMALL, home.landing / PIPELINE, new_days=1)
             procs.append(_execute("B", logs["B"]))
             run_b = _wait("run B", lambda: _run_id(instance, "B"), procs[1:], end)
-            _wait("B's training set", lambda: _step_done(instance, run_b,
-                                                         f"{PIPELINE}_training_set"), procs, end)
+            _wait(
+                "B's training set",
+                lambda: _step_done(instance, run_b, f"{PIPELINE}_training_set"),
+                procs,
+                end,
+            )
             assert not _step_started(instance, run_a, f"{PIPELINE}_features")
             held.send_signal(signal.SIGCONT)
 
             # The command line refuses a third run of the pipeline while these are in progress.
             cli = str(Path(sys.executable).parent / "ml-platform")
-            refused = subprocess.run([cli, "run", PIPELINE, "--definitions", SMALL_DEFS],
-                                     cwd=PROJECT_ROOT, capture_output=True, text=True,
-                                     timeout=300, env={**os.environ, "COLUMNS": "200"})
+            refused = subprocess.run(
+                [cli, "run", PIPELINE, "--definitions", SMALL_DEFS],
+                cwd=PROJECT_ROOT,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                env={**os.environ, "COLUMNS": "200"},
+            )
             assert refused.returncode == 1, refused.stdout[-2000:]
-            assert any(f"run {r} of '{PIPELINE}' is STARTED" in refused.stdout
-                       for r in (run_a, run_b)), refused.stdout[-2000:]
+            assert any(
+                f"run {r} of '{PIPELINE}' is STARTED" in refused.stdout for r in (run_a, run_b)
+            ), refused.stdout[-2000:]
             for proc in procs:
                 proc.wait(timeout=max(1.0, end - time.monotonic()))
             out = {label: log.read_text() for label, log in logs.items()}
@@ -177,14 +192,20 @@ def test_two_runs_at_once_each_train_on_their_own_batch(home: PlatformHome, land
             assert _failed_steps(instance, run_a) <= {f"{PIPELINE}_evaluation_report"}
 
             runs = {r.dagster_run.run_id: r for r in instance.get_run_records()}
-            a_start, b_start, a_end = (runs[run_a].start_time, runs[run_b].start_time,
-                                       runs[run_a].end_time)
+            a_start, b_start, a_end = (
+                runs[run_a].start_time,
+                runs[run_b].start_time,
+                runs[run_a].end_time,
+            )
             assert a_start is not None and b_start is not None and a_end is not None
             assert a_start < b_start < a_end  # the runs overlapped
-            docs = {run_id: {stage: _doc(instance, f"{PIPELINE}_{stage}", run_id)
-                             for stage in ("validated", "features", "training_set",
-                                           "candidate_model")}
-                    for run_id in (run_a, run_b)}
+            docs = {
+                run_id: {
+                    stage: _doc(instance, f"{PIPELINE}_{stage}", run_id)
+                    for stage in ("validated", "features", "training_set", "candidate_model")
+                }
+                for run_id in (run_a, run_b)
+            }
     finally:
         if held is not None and held.is_running():
             held.send_signal(signal.SIGCONT)

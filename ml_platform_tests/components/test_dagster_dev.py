@@ -69,8 +69,9 @@ class DagsterDev:
     log: Path
 
     def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
-        resp = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables},
-                             timeout=60)
+        resp = requests.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables}, timeout=60
+        )
         body = resp.json()
         assert resp.status_code == 200 and "errors" not in body, self.diagnosis(str(body))
         return body["data"]
@@ -99,12 +100,16 @@ def failure_events(run_id: str) -> str:
                 error = getattr(data, "error", None)
                 failed_check = kind == "ASSET_CHECK_EVALUATION" and not data.passed
                 if failed_check:
-                    lines.append(f"{kind} {data.asset_check_key.to_user_string()} failed: "
-                                 f"{data.description or ''} "
-                                 f"{ {k: v.value for k, v in data.metadata.items()} }")
+                    lines.append(
+                        f"{kind} {data.asset_check_key.to_user_string()} failed: "
+                        f"{data.description or ''} "
+                        f"{ {k: v.value for k, v in data.metadata.items()} }"
+                    )
                 elif error is not None or kind in ("STEP_FAILURE", "RUN_FAILURE"):
-                    lines.append(f"{kind} {event.step_key or ''}: {dagster_event.message or ''}"
-                                 + (f"\n{error.to_string()}" if error is not None else ""))
+                    lines.append(
+                        f"{kind} {event.step_key or ''}: {dagster_event.message or ''}"
+                        + (f"\n{error.to_string()}" if error is not None else "")
+                    )
     except Exception as exc:  # noqa: BLE001 - a diagnosis must not hide the failure it explains
         lines.append(f"(could not read the run's events: {exc!r})")
     return "\n".join(lines) or "(none)"
@@ -141,7 +146,8 @@ def wait_until_loaded(dev: DagsterDev, proc: subprocess.Popen[bytes]) -> None:
         if entry and entry["loadStatus"] == "LOADED":
             loaded = entry["locationOrLoadError"]
             assert loaded["__typename"] == "RepositoryLocation", dev.diagnosis(
-                f"code location failed to load: {loaded}")
+                f"code location failed to load: {loaded}"
+            )
             return
         time.sleep(1)
     pytest.fail(dev.diagnosis(f"code location not loaded after {START_TIMEOUT:.0f} s"))
@@ -155,16 +161,33 @@ def dagster_dev(home: PlatformHome, tmp_path: Path) -> Iterator[DagsterDev]:
     workspace.write_text(
         "load_from:\n  - python_module:\n"
         "      module_name: ml_platform_tests.cli.small_defs\n      attribute: defs\n"
-        f"      working_directory: {PROJECT_ROOT}\n      location_name: {LOCATION}\n")
+        f"      working_directory: {PROJECT_ROOT}\n      location_name: {LOCATION}\n"
+    )
     port, log = free_port(), tmp_path / "dagster_dev.log"
     assert os.environ["DAGSTER_HOME"] == str(home.dagster_home)
     # The venv's commands first, as `make dev` has them (dagster-dbt's parse on load runs `dbt`).
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-h", "127.0.0.1",
-             "-p", str(port)], cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, "PATH": path})
+            [
+                sys.executable,
+                "-m",
+                "dagster",
+                "dev",
+                "-w",
+                str(workspace),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            cwd=PROJECT_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, "PATH": path},
+        )
     dev = DagsterDev(f"http://127.0.0.1:{port}", log)
     try:
         wait_until_loaded(dev, proc)
@@ -176,9 +199,12 @@ def dagster_dev(home: PlatformHome, tmp_path: Path) -> Iterator[DagsterDev]:
 def launch(dev: DagsterDev, selector: dict[str, str], tags: list[dict[str, str]]) -> str:
     """The executionParams of the Launchpad opened from the job's page: empty run config, no
     asset or check subset (empty lists: the whole job, its checks included), the job's tags."""
-    params = {"runConfigData": "", "mode": "default",
-              "selector": {**selector, "assetSelection": [], "assetCheckSelection": []},
-              "executionMetadata": {"tags": tags}}
+    params = {
+        "runConfigData": "",
+        "mode": "default",
+        "selector": {**selector, "assetSelection": [], "assetCheckSelection": []},
+        "executionMetadata": {"tags": tags},
+    }
     result = dev.graphql(LAUNCH, executionParams=params)["launchPipelineExecution"]
     assert result["__typename"] == "LaunchRunSuccess", dev.diagnosis(f"launch failed: {result}")
     return result["run"]["runId"]
@@ -200,15 +226,19 @@ def follow(dev: DagsterDev, run_ids: list[str]) -> tuple[dict[str, dict], list[t
 
 def job_selector(dev: DagsterDev, job: str) -> tuple[dict[str, str], list[dict[str, str]]]:
     """The job's selector as the UI builds it, and the job's tags (which the Launchpad sends)."""
-    selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY,
-                "pipelineName": job}
+    selector = {
+        "repositoryLocationName": LOCATION,
+        "repositoryName": REPOSITORY,
+        "pipelineName": job,
+    }
     info = dev.graphql(JOB_INFO, selector=selector)["pipelineOrError"]
     assert info["__typename"] == "Pipeline" and info["isAssetJob"], dev.diagnosis(str(info))
     return selector, [{"key": t["key"], "value": t["value"]} for t in info["tags"]]
 
 
 def test_training_job_launched_like_the_ui_registers_a_version_one_run_per_pipeline(
-        dagster_dev: DagsterDev, home: PlatformHome, landed: list[Path]) -> None:
+    dagster_dev: DagsterDev, home: PlatformHome, landed: list[Path]
+) -> None:
     dev = dagster_dev
     training, training_tags = job_selector(dev, JOB)
     online, online_tags = job_selector(dev, ONLINE_JOB)
@@ -224,7 +254,8 @@ def test_training_job_launched_like_the_ui_registers_a_version_one_run_per_pipel
     diagnose = lambda what: dev.diagnosis(what, [first, second])  # noqa: E731
 
     assert [runs[r]["status"] for r in (first, second)] == ["SUCCESS", "SUCCESS"], diagnose(
-        f"runs did not succeed: {runs}")
+        f"runs did not succeed: {runs}"
+    )
     for run_id in (first, second):
         tags = {t["key"]: t["value"] for t in runs[run_id]["tags"]}
         assert tags.get(PIPELINE_TAG) == "loan_default", diagnose(f"{run_id} tags: {tags}")
@@ -234,22 +265,28 @@ def test_training_job_launched_like_the_ui_registers_a_version_one_run_per_pipel
     active = {"STARTING", "STARTED"}
     assert not any(a in active and b in active for a, b in seen), diagnose(f"overlap: {seen}")
     assert any(a in active and b == "QUEUED" for a, b in seen), diagnose(
-        f"the second run was never seen queued behind the first: {seen}")
+        f"the second run was never seen queued behind the first: {seen}"
+    )
     assert runs[second]["startTime"] >= runs[first]["endTime"], diagnose(f"overlap: {runs}")
 
     # The gates ran and passed; the registered version is in the run's materialization and in
     # MLflow's registry on the home's tracking store, linked back to the run.
     with dg.DagsterInstance.get() as instance:
-        evaluations = [e.dagster_event.event_specific_data for e in instance.all_logs(
-            first, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
-        mats = {e.asset_materialization.asset_key.to_user_string(): e.asset_materialization
-                for e in instance.all_logs(
-                    first, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)}
+        evaluations = [
+            e.dagster_event.event_specific_data
+            for e in instance.all_logs(first, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        ]
+        mats = {
+            e.asset_materialization.asset_key.to_user_string(): e.asset_materialization
+            for e in instance.all_logs(first, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        }
     assert evaluations and all(c.passed for c in evaluations), diagnose(
-        f"the checks (gates) of {first}: {evaluations}")
+        f"the checks (gates) of {first}: {evaluations}"
+    )
     registered = {k: v.value for k, v in mats["loan_default_registered_model"].metadata.items()}
     assert registered["version"] == "1" and registered["promoted"] is True, diagnose(
-        str(registered))
+        str(registered)
+    )
 
     from mlflow.tracking import MlflowClient
 

@@ -38,10 +38,16 @@ def test_gates_are_blocking_checks_and_loop_is_wired() -> None:
         specs = list(defs.resolve_assets_def(f"loan_default_{stage}").check_specs)
         assert specs, f"{stage} has no checks"
         assert all(spec.blocking for spec in specs), f"{stage} has a non-blocking gate"
-    gate_names = {s.name for s in defs.resolve_assets_def(
-        "loan_default_evaluation_report").check_specs}
-    assert {"roc_auc_above_floor", "beats_dummy_baseline", "not_worse_than_champion",
-            "infra_valid", "signature_matches_features"} <= gate_names
+    gate_names = {
+        s.name for s in defs.resolve_assets_def("loan_default_evaluation_report").check_specs
+    }
+    assert {
+        "roc_auc_above_floor",
+        "beats_dummy_baseline",
+        "not_worse_than_champion",
+        "infra_valid",
+        "signature_matches_features",
+    } <= gate_names
     assert defs.resolve_job_def("loan_default_training_job") is not None
     assert defs.resolve_sensor_def("loan_default_new_data_sensor") is not None
 
@@ -49,8 +55,18 @@ def test_gates_are_blocking_checks_and_loop_is_wired() -> None:
 @pytest.mark.slow
 def test_dagster_definitions_validate_passes(home: PlatformHome) -> None:
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w",
-         "workspace.yaml"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "DAGSTER_HOME": str(home.dagster_home)})
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "definitions",
+            "validate",
+            "-w",
+            "workspace.yaml",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DAGSTER_HOME": str(home.dagster_home)},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "All code locations passed validation" in proc.stderr + proc.stdout

@@ -34,11 +34,18 @@ def snapshot(defs: dg.Definitions) -> dict[str, Any]:
     for check_key in sorted(graph.asset_check_keys, key=lambda k: k.to_user_string()):
         spec = graph.get_check_spec(check_key)
         checks[check_key.to_user_string()] = {"blocking": spec.blocking}
-    jobs = {job.name: sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys)
-            for job in defs.resolve_all_job_defs() if not job.name.startswith("__")}
-    sensors = {s.name: {"default_status": s.default_status.value,
-                        "jobs": sorted(t.job_name for t in s.targets)}
-               for s in defs.get_repository_def().sensor_defs}
+    jobs = {
+        job.name: sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys)
+        for job in defs.resolve_all_job_defs()
+        if not job.name.startswith("__")
+    }
+    sensors = {
+        s.name: {
+            "default_status": s.default_status.value,
+            "jobs": sorted(t.job_name for t in s.targets),
+        }
+        for s in defs.get_repository_def().sensor_defs
+    }
     return {"assets": assets, "checks": checks, "jobs": jobs, "sensors": sensors}
 
 
@@ -51,5 +58,6 @@ def test_definitions_match_the_snapshot() -> None:
     expected = SNAPSHOT.read_text().splitlines()
     now = json.dumps(current, indent=2, sort_keys=True).splitlines()
     diff = "\n".join(difflib.unified_diff(expected, now, "snapshot", "definitions", lineterm=""))
-    assert not diff, (f"the definitions changed; if intended, accept with "
-                      f"ML_PLATFORM_UPDATE_SNAPSHOTS=1:\n{diff}")
+    assert not diff, (
+        f"the definitions changed; if intended, accept with ML_PLATFORM_UPDATE_SNAPSHOTS=1:\n{diff}"
+    )

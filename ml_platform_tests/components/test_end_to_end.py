@@ -36,8 +36,11 @@ def _run(home: PlatformHome) -> tuple[str, str]:
         assert run.job_name == "loan_default_training_job"
         assert run.tags["ml_platform/pipeline"] == "loan_default"
         # A process per step: the multiprocess executor started a worker for each step.
-        workers = {e.step_key for e in instance.all_logs(run.run_id) if e.dagster_event
-                   and e.dagster_event.event_type_value == "STEP_WORKER_STARTED"}
+        workers = {
+            e.step_key
+            for e in instance.all_logs(run.run_id)
+            if e.dagster_event and e.dagster_event.event_type_value == "STEP_WORKER_STARTED"
+        }
         assert {"loan_default_validated", "loan_default_registered_model"} <= workers
         return run.run_id, proc.stdout
 

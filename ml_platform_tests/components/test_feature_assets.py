@@ -23,7 +23,8 @@ def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
 
 @pytest.mark.slow
 def test_feature_assets_materialize_and_online_matches_offline(
-        demo_spec: PipelineSpec, home: PlatformHome, landed: list[Path]) -> None:
+    demo_spec: PipelineSpec, home: PlatformHome, landed: list[Path]
+) -> None:
     result = materialize(demo_spec, home, selection=SELECTION)
     assert result.success
     reg = _metadata(result, "loan_default_feature_registry")
@@ -34,8 +35,9 @@ def test_feature_assets_materialize_and_online_matches_offline(
     frame = pd.read_parquet(result.output_for_node("loan_default_training_set")["path"])
     assert set(demo_spec.features.all_columns) <= set(frame.columns)
     assert len(frame) == tset["rows"]
-    _assert_feast_gives_the_same_rows(demo_spec, home, frame,
-                                      result.output_for_node("loan_default_validated")["path"])
+    _assert_feast_gives_the_same_rows(
+        demo_spec, home, frame, result.output_for_node("loan_default_validated")["path"]
+    )
     online = _metadata(result, "loan_default_online_features")
     assert online["written"] > 0
     checks = result.get_asset_check_evaluations()
@@ -53,8 +55,9 @@ def test_feature_assets_materialize_and_online_matches_offline(
     assert online_again["loaded_via"] == "feast materialize"
 
 
-def _assert_feast_gives_the_same_rows(spec: PipelineSpec, home: PlatformHome,
-                                      frame: pd.DataFrame, validated: str) -> None:
+def _assert_feast_gives_the_same_rows(
+    spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame, validated: str
+) -> None:
     """What a user gets from Feast by hand, with the same feature service, is the training set."""
     from ml_platform.features.feast_objects import feature_store
 
@@ -62,7 +65,8 @@ def _assert_feast_gives_the_same_rows(spec: PipelineSpec, home: PlatformHome,
     key, ts = spec.entity_key, spec.event_timestamp
     entities = pd.read_parquet(validated, columns=[key, ts, spec.label])
     direct = store.get_historical_features(
-        entity_df=entities, features=store.get_feature_service("loan_default_v1")).to_df()
+        entity_df=entities, features=store.get_feature_service("loan_default_v1")
+    ).to_df()
     direct = direct.sort_values([ts, key, spec.label], kind="stable").reset_index(drop=True)
     ours = frame.sort_values([ts, key, spec.label], kind="stable").reset_index(drop=True)
     pd.testing.assert_frame_equal(ours, direct[ours.columns], check_dtype=False)

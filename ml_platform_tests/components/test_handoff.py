@@ -21,10 +21,18 @@ def down(up: dict) -> dict:
 
 def test_a_step_reads_its_own_runs_upstream_not_the_newest() -> None:
     instance = dg.DagsterInstance.ephemeral()
-    first = dg.materialize([up], instance=instance, resources={"io_manager": HandoffIOManager()},
-                           run_config={"ops": {"up": {"config": {"value": "a"}}}})
-    second = dg.materialize([up], instance=instance, resources={"io_manager": HandoffIOManager()},
-                            run_config={"ops": {"up": {"config": {"value": "b"}}}})
+    first = dg.materialize(
+        [up],
+        instance=instance,
+        resources={"io_manager": HandoffIOManager()},
+        run_config={"ops": {"up": {"config": {"value": "a"}}}},
+    )
+    second = dg.materialize(
+        [up],
+        instance=instance,
+        resources={"io_manager": HandoffIOManager()},
+        run_config={"ops": {"up": {"config": {"value": "b"}}}},
+    )
     # The first run's step, loading after the second run finished, still gets its own value.
     assert handoff(instance, UP, first.run_id) == {"value": "a"}
     assert handoff(instance, UP, second.run_id) == {"value": "b"}
@@ -39,14 +47,23 @@ def test_a_step_reads_its_own_runs_upstream_not_the_newest() -> None:
 def test_in_a_whole_run_and_in_a_partial_selection() -> None:
     instance = dg.DagsterInstance.ephemeral()
     resources = {"io_manager": HandoffIOManager()}
-    whole = dg.materialize([up, down], instance=instance, resources=resources,
-                           run_config={"ops": {"up": {"config": {"value": "x"}}}})
+    whole = dg.materialize(
+        [up, down],
+        instance=instance,
+        resources=resources,
+        run_config={"ops": {"up": {"config": {"value": "x"}}}},
+    )
     assert whole.output_for_node("down") == {"seen": "x"}
-    dg.materialize([up], instance=instance, resources=resources,
-                   run_config={"ops": {"up": {"config": {"value": "y"}}}})
+    dg.materialize(
+        [up],
+        instance=instance,
+        resources=resources,
+        run_config={"ops": {"up": {"config": {"value": "y"}}}},
+    )
     # Only `down` selected: its upstream is outside the run, so the newest one is read.
-    partial = dg.materialize([up, down], instance=instance, resources=resources,
-                             selection=[down.key])
+    partial = dg.materialize(
+        [up, down], instance=instance, resources=resources, selection=[down.key]
+    )
     assert partial.output_for_node("down") == {"seen": "y"}
 
 

@@ -43,35 +43,48 @@ attributes:
     min_metrics: {{r2: 0.5}}
 """
 
-USER_FEATURES = '''
+USER_FEATURES = """
 import pandas as pd
 
 def rush_hour(frame: pd.DataFrame) -> pd.DataFrame:
     hour = frame["ordered_at"].dt.hour
     frame["rush_hour"] = ((hour >= 17) & (hour <= 19)).astype("float64")
     return frame
-'''
+"""
 
 
 def _orders(path: Path, rows: int = 3_000) -> None:
     rng = np.random.default_rng(3)
     ordered = pd.Timestamp("2026-03-01") + pd.to_timedelta(
-        np.sort(rng.integers(0, 60 * 86_400, rows)), unit="s")
+        np.sort(rng.integers(0, 60 * 86_400, rows)), unit="s"
+    )
     distance = rng.gamma(2.0, 2.0, rows)
     items = rng.integers(1, 10, rows)
     weather = rng.choice(["sun", "rain", "snow"], rows, p=[0.6, 0.3, 0.1])
     rush = ((ordered.hour >= 17) & (ordered.hour <= 19)).astype(float)
-    minutes = (12 + 4 * distance + 1.5 * items + 8 * rush
-               + np.select([weather == "rain", weather == "snow"], [5, 15], 0)
-               + rng.normal(0, 3, rows))
-    pd.DataFrame({"store_id": rng.integers(1, 40, rows), "ordered_at": ordered.strftime(
-        "%Y-%m-%d %H:%M:%S"), "distance_km": distance.round(2), "items": items,
-        "weather": weather, "minutes": minutes.round(1)}).drop_duplicates(
-        ["store_id", "ordered_at"]).to_csv(path, index=False)
+    minutes = (
+        12
+        + 4 * distance
+        + 1.5 * items
+        + 8 * rush
+        + np.select([weather == "rain", weather == "snow"], [5, 15], 0)
+        + rng.normal(0, 3, rows)
+    )
+    pd.DataFrame(
+        {
+            "store_id": rng.integers(1, 40, rows),
+            "ordered_at": ordered.strftime("%Y-%m-%d %H:%M:%S"),
+            "distance_km": distance.round(2),
+            "items": items,
+            "weather": weather,
+            "minutes": minutes.round(1),
+        }
+    ).drop_duplicates(["store_id", "ordered_at"]).to_csv(path, index=False)
 
 
-def test_second_pipeline_from_one_spec_file(home: PlatformHome, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_second_pipeline_from_one_spec_file(
+    home: PlatformHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     csv = tmp_path / "orders.csv"
     _orders(csv)
     (tmp_path / "user_features.py").write_text(USER_FEATURES)
@@ -81,12 +94,19 @@ def test_second_pipeline_from_one_spec_file(home: PlatformHome, tmp_path: Path,
         spec_dir.mkdir(parents=True)
         (spec_dir / "defs.yaml").write_text(textwrap.dedent(SPEC.format(csv=csv)))
         with sandbox.build_all_defs() as defs:
-            defs = dg.Definitions.merge(defs, dg.Definitions(
-                resources={"platform": PlatformResource(home=str(home.root)),
-                           "mlflow": MlflowTrackingResource()}))
+            defs = dg.Definitions.merge(
+                defs,
+                dg.Definitions(
+                    resources={
+                        "platform": PlatformResource(home=str(home.root)),
+                        "mlflow": MlflowTrackingResource(),
+                    }
+                ),
+            )
             job = defs.resolve_job_def("delivery_time_training_job")
-            result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(),
-                                            raise_on_error=False)
+            result = job.execute_in_process(
+                instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+            )
     assert result.success
     evaluation = result.asset_materializations_for_node("delivery_time_evaluation_report")[-1]
     assert evaluation.metadata["r2"].value > 0.5

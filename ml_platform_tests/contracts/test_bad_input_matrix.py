@@ -129,10 +129,12 @@ MATRIX: list[tuple[Defect, str, str | None]] = [
 ]
 
 
-@pytest.mark.parametrize(("defect", "rule", "column"), MATRIX,
-                         ids=[d.__name__ for d, _, _ in MATRIX])
-def test_defect_stops_the_batch(defect: Defect, rule: str, column: str | None,
-                                batch: pd.DataFrame, home: PlatformHome) -> None:
+@pytest.mark.parametrize(
+    ("defect", "rule", "column"), MATRIX, ids=[d.__name__ for d, _, _ in MATRIX]
+)
+def test_defect_stops_the_batch(
+    defect: Defect, rule: str, column: str | None, batch: pd.DataFrame, home: PlatformHome
+) -> None:
     spec = small_spec()
     outcome = validate_batch(spec, home, defect(batch))
     assert not outcome.passed
@@ -152,15 +154,17 @@ def test_failing_rows_are_counted_and_sampled(batch: pd.DataFrame, home: Platfor
     assert failure.sample and set(failure.sample) == {2000}
 
 
-def test_string_in_numeric_column_samples_the_strings(batch: pd.DataFrame,
-                                                      home: PlatformHome) -> None:
+def test_string_in_numeric_column_samples_the_strings(
+    batch: pd.DataFrame, home: PlatformHome
+) -> None:
     outcome = validate_batch(small_spec(), home, string_in_numeric(batch))
     (failure,) = [r for r in outcome.failures if r.rule == "dtype"]
     assert failure.sample[0] == "n/a" and failure.failing_rows == int(_rows(batch).sum())
 
 
-def test_distribution_shift_from_the_generator(drifted_frame: pd.DataFrame,
-                                               home: PlatformHome) -> None:
+def test_distribution_shift_from_the_generator(
+    drifted_frame: pd.DataFrame, home: PlatformHome
+) -> None:
     outcome = validate_batch(small_spec(), home, drifted_frame)
     assert ("psi_distance", "purpose") in {(r.rule, r.column) for r in outcome.failures}
     assert all(r.kind == "distribution" for r in outcome.failures if r.rule == "psi_distance")
@@ -191,20 +195,24 @@ def _spec_with_contract(tmp_path: Path, **changes: object):  # noqa: ANN202
     return spec.model_copy(update={"contract": str(path)})
 
 
-def test_quarantine_above_the_limit_fails(batch: pd.DataFrame, home: PlatformHome,
-                                          tmp_path: Path) -> None:
-    spec = _spec_with_contract(tmp_path, columns__credit_score__on_fail="quarantine",
-                               max_quarantine_fraction=0.01)
+def test_quarantine_above_the_limit_fails(
+    batch: pd.DataFrame, home: PlatformHome, tmp_path: Path
+) -> None:
+    spec = _spec_with_contract(
+        tmp_path, columns__credit_score__on_fail="quarantine", max_quarantine_fraction=0.01
+    )
     outcome = validate_batch(spec, home, out_of_range(batch))  # 2% bad rows, 1% allowed
     assert [r.rule for r in outcome.failures] == ["quarantine_limit"]
     assert "in_range(credit_score)" in outcome.summary()
     assert outcome.validated_path is None and outcome.quarantine_path is None
 
 
-def test_quarantine_within_the_limit_loses_no_row(batch: pd.DataFrame, home: PlatformHome,
-                                                  tmp_path: Path) -> None:
-    spec = _spec_with_contract(tmp_path, columns__credit_score__on_fail="quarantine",
-                               max_quarantine_fraction=0.05)
+def test_quarantine_within_the_limit_loses_no_row(
+    batch: pd.DataFrame, home: PlatformHome, tmp_path: Path
+) -> None:
+    spec = _spec_with_contract(
+        tmp_path, columns__credit_score__on_fail="quarantine", max_quarantine_fraction=0.05
+    )
     outcome = validate_batch(spec, home, out_of_range(batch))
     assert outcome.passed, outcome.summary()
     bad = int(_rows(batch).sum())
@@ -218,10 +226,14 @@ def test_quarantine_within_the_limit_loses_no_row(batch: pd.DataFrame, home: Pla
     assert published["credit_score"].max() < 2000
 
 
-def test_custom_check_by_import_path(batch: pd.DataFrame, home: PlatformHome,
-                                     tmp_path: Path) -> None:
-    check = {"name": "amount_below_income", "column": "amount",
-             "function": "ml_platform_tests.contracts.custom_rules.amount_below_income"}
+def test_custom_check_by_import_path(
+    batch: pd.DataFrame, home: PlatformHome, tmp_path: Path
+) -> None:
+    check = {
+        "name": "amount_below_income",
+        "column": "amount",
+        "function": "ml_platform_tests.contracts.custom_rules.amount_below_income",
+    }
     spec = _spec_with_contract(tmp_path, custom_checks=[check])
     frame = batch.assign(amount=batch["amount"].mask(_rows(batch), 10_000_000.0))
     outcome = validate_batch(spec, home, frame)
@@ -229,8 +241,9 @@ def test_custom_check_by_import_path(batch: pd.DataFrame, home: PlatformHome,
     assert validate_batch(spec, home, batch).passed
 
 
-def test_custom_check_that_raises_fails_the_batch(batch: pd.DataFrame, home: PlatformHome,
-                                                  tmp_path: Path) -> None:
+def test_custom_check_that_raises_fails_the_batch(
+    batch: pd.DataFrame, home: PlatformHome, tmp_path: Path
+) -> None:
     check = {"name": "buggy", "function": "ml_platform_tests.contracts.custom_rules.broken"}
     outcome = validate_batch(_spec_with_contract(tmp_path, custom_checks=[check]), home, batch)
     assert [r.rule for r in outcome.failures] == ["buggy"]

@@ -57,19 +57,25 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize(("fmt", "suffix"), [("yaml", "yaml"), ("python", "py")])
-def test_exported_schema_validates_demo_data_in_a_plain_process(fmt: str, suffix: str,
-                                                                demo_data: Path,
-                                                                tmp_path: Path) -> None:
+def test_exported_schema_validates_demo_data_in_a_plain_process(
+    fmt: str, suffix: str, demo_data: Path, tmp_path: Path
+) -> None:
     target = tmp_path / f"loan_default_schema.{suffix}"
-    result = runner.invoke(app, ["contract", "export", "loan_default", "--format", fmt,
-                                 "--output", str(target)])
+    result = runner.invoke(
+        app, ["contract", "export", "loan_default", "--format", fmt, "--output", str(target)]
+    )
     assert result.exit_code == 0, result.output
     text = target.read_text()
     assert "not_future(applied_at)" in text.split("\n\n")[0]  # named as not exported
     script = tmp_path / "notebook.py"
     script.write_text(textwrap.dedent(NOTEBOOK))
-    run = subprocess.run([sys.executable, str(script), fmt, str(target), str(demo_data)],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    run = subprocess.run(
+        [sys.executable, str(script), fmt, str(target), str(demo_data)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0] == f"valid {len(pd.read_parquet(demo_data))} Int64"

@@ -17,8 +17,13 @@ from ml_platform.ingest.io import file_hash, write_parquet
 from ml_platform_tests.helpers import SMALL, materialize, small_spec
 
 pytestmark = pytest.mark.slow
-DOWNSTREAM = ("features", "training_set", "candidate_model", "evaluation_report",
-              "registered_model")
+DOWNSTREAM = (
+    "features",
+    "training_set",
+    "candidate_model",
+    "evaluation_report",
+    "registered_model",
+)
 CHECKS = ("schema_rules_hold", "distributions_within_bounds")
 
 
@@ -28,12 +33,14 @@ def _evaluation(instance: dg.DagsterInstance, check: str) -> dg.AssetCheckEvalua
     return record.event.dagster_event.event_specific_data
 
 
-def _assert_stopped_at_gate(result: dg.ExecuteInProcessResult, instance: dg.DagsterInstance,
-                            home: PlatformHome) -> None:
+def _assert_stopped_at_gate(
+    result: dg.ExecuteInProcessResult, instance: dg.DagsterInstance, home: PlatformHome
+) -> None:
     assert not result.success
     for stage in DOWNSTREAM:
-        assert instance.get_latest_materialization_event(
-            dg.AssetKey(f"loan_default_{stage}")) is None, stage
+        assert (
+            instance.get_latest_materialization_event(dg.AssetKey(f"loan_default_{stage}")) is None
+        ), stage
     assert not (home.pipeline_dir("loan_default") / "features.parquet").exists()
     assert not list(home.artifact_root.rglob("MLmodel"))  # no model logged, none registered
     assert not (home.mlflow_dir / "mlflow.db").exists()
@@ -65,8 +72,7 @@ def test_bad_batch_records_checks_and_stops(landed: list[Path], home: PlatformHo
 
 def test_failed_batch_keeps_the_last_good_one(landed: list[Path], home: PlatformHome) -> None:
     instance = dg.DagsterInstance.ephemeral()
-    first = materialize(small_spec(), home, instance,
-                        selection="*loan_default_validated")
+    first = materialize(small_spec(), home, instance, selection="*loan_default_validated")
     assert first.success
     key = dg.AssetKey("loan_default_validated")
     meta = instance.get_latest_materialization_event(key).asset_materialization.metadata
@@ -135,8 +141,9 @@ FILE_CASES = [_drop_amount, _copy_a_day, _future_day, _collapse]
 
 
 @pytest.mark.parametrize("break_landing", FILE_CASES, ids=[c.__name__[1:] for c in FILE_CASES])
-def test_landed_defect_stops_the_run(break_landing: Callable[[PlatformHome], str],
-                                     landed: list[Path], home: PlatformHome) -> None:
+def test_landed_defect_stops_the_run(
+    break_landing: Callable[[PlatformHome], str], landed: list[Path], home: PlatformHome
+) -> None:
     expected = break_landing(home)
     instance = dg.DagsterInstance.ephemeral()
     result = materialize(small_spec(), home, instance)

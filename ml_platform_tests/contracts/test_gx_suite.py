@@ -31,8 +31,7 @@ def _with_distribution(**changes: object) -> Contract:
 
 
 def _types(suite: gx.ExpectationSuite, column: str | None) -> list[str]:
-    return [e.expectation_type for e in suite.expectations
-            if getattr(e, "column", None) == column]
+    return [e.expectation_type for e in suite.expectations if getattr(e, "column", None) == column]
 
 
 def test_suite_holds_one_expectation_per_rule() -> None:
@@ -41,15 +40,22 @@ def test_suite_holds_one_expectation_per_rule() -> None:
     assert suite.meta["ml_platform"]["contract_sha256"] == contract_digest(_demo())
     assert _types(suite, None) == ["expect_table_row_count_to_be_between"]
     assert _types(suite, "amount") == [
-        "expect_column_values_to_not_be_null", "expect_column_mean_to_be_between",
-        "expect_column_quantile_values_within_ranges", "expect_column_psi_to_be_less_than"]
+        "expect_column_values_to_not_be_null",
+        "expect_column_mean_to_be_between",
+        "expect_column_quantile_values_within_ranges",
+        "expect_column_psi_to_be_less_than",
+    ]
     assert _types(suite, "purpose") == [
-        "expect_column_values_to_not_be_null", "expect_column_values_to_be_in_set",
-        "expect_column_category_frequencies_to_be_between", "expect_column_psi_to_be_less_than"]
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_in_set",
+        "expect_column_category_frequencies_to_be_between",
+        "expect_column_psi_to_be_less_than",
+    ]
     nulls = next(e for e in suite.expectations if getattr(e, "column", "") == "employment_years")
     assert nulls.mostly == pytest.approx(1 - 0.049852)
-    rules = {(e.meta["ml_platform"]["rule"], e.meta["ml_platform"]["column"])
-             for e in suite.expectations}
+    rules = {
+        (e.meta["ml_platform"]["rule"], e.meta["ml_platform"]["column"]) for e in suite.expectations
+    }
     assert ("category_frequency", "channel") in rules and ("row_count", None) in rules
 
 
@@ -109,11 +115,16 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("make", "defect", "rule", "column"), CASES,
-                         ids=[f"{r}-{c}" for _, _, r, c in CASES])
-def test_expectation_fails_on_a_case_made_to_fail(make, defect, rule: str,  # noqa: ANN001
-                                                  column: str | None,
-                                                  batch: pd.DataFrame) -> None:
+@pytest.mark.parametrize(
+    ("make", "defect", "rule", "column"), CASES, ids=[f"{r}-{c}" for _, _, r, c in CASES]
+)
+def test_expectation_fails_on_a_case_made_to_fail(
+    make,
+    defect,
+    rule: str,  # noqa: ANN001
+    column: str | None,
+    batch: pd.DataFrame,
+) -> None:
     contract = make()
     clean = check_contract(contract, batch)
     assert clean.passed, [r.message for r in clean.failures]
@@ -131,7 +142,8 @@ def test_rules_on_a_missing_column_are_left_to_the_schema(batch: pd.DataFrame) -
 
 
 def test_suite_stored_with_the_contract_version_and_data_docs_built(
-        batch: pd.DataFrame, home: PlatformHome) -> None:
+    batch: pd.DataFrame, home: PlatformHome
+) -> None:
     outcome = validate_batch(small_spec(), home, batch)
     assert outcome.passed
     stored = home.root / "gx" / "expectations" / "loan_default" / "contract_v1.json"
@@ -141,8 +153,9 @@ def test_suite_stored_with_the_contract_version_and_data_docs_built(
     assert len(doc["expectations"]) == len(build_suite(_demo()).expectations)
     docs = outcome.data_docs
     assert docs is not None and docs.index.is_file()
-    assert docs.index == home.root / "gx" / "uncommitted" / "data_docs" / "local_site" / \
-        "index.html"
+    assert (
+        docs.index == home.root / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    )
     page = docs.page.read_text()
     assert "loan_default" in page and "PSI" in page and "share of each category" in page
     second = validate_batch(small_spec(), home, _shifted(batch))
@@ -151,15 +164,17 @@ def test_suite_stored_with_the_contract_version_and_data_docs_built(
     assert second.data_docs.page.as_uri() in second.report_path.read_text()
 
 
-def test_a_changed_contract_rewrites_its_suite(batch: pd.DataFrame, home: PlatformHome,
-                                               tmp_path: Path) -> None:
+def test_a_changed_contract_rewrites_its_suite(
+    batch: pd.DataFrame, home: PlatformHome, tmp_path: Path
+) -> None:
     from ml_platform.contracts.engine import check_contract as check
 
     check(_demo(), batch, gx_root=home.root)
     changed = _with_distribution(min_rows=10)
     check(changed, batch, gx_root=home.root)
-    stored = json.loads((home.root / "gx" / "expectations" / "loan_default" /
-                         "contract_v1.json").read_text())
+    stored = json.loads(
+        (home.root / "gx" / "expectations" / "loan_default" / "contract_v1.json").read_text()
+    )
     assert stored["meta"]["ml_platform"]["contract_sha256"] == contract_digest(changed)
     assert check(_demo(), batch, gx_root=home.root).passed  # and back again
 
@@ -169,12 +184,19 @@ def test_gx_quantile_expectation_still_cannot_store_its_result() -> None:
     returns ``success`` as numpy.bool_, and its validation-results store cannot serialise that.
     When this test fails, GX fixed it: use ExpectColumnQuantileValuesToBeBetween directly."""
     context = gx.get_context(mode="ephemeral")
-    batch = (context.data_sources.add_pandas("p").add_dataframe_asset("a")
-             .add_batch_definition_whole_dataframe("b"))
+    batch = (
+        context.data_sources.add_pandas("p")
+        .add_dataframe_asset("a")
+        .add_batch_definition_whole_dataframe("b")
+    )
     suite = context.suites.add(gx.ExpectationSuite(name="quantiles"))
-    suite.add_expectation(gxe.ExpectColumnQuantileValuesToBeBetween(
-        column="x", quantile_ranges={"quantiles": [0.5], "value_ranges": [[0, 10]]}))
+    suite.add_expectation(
+        gxe.ExpectColumnQuantileValuesToBeBetween(
+            column="x", quantile_ranges={"quantiles": [0.5], "value_ranges": [[0, 10]]}
+        )
+    )
     definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name="quantiles", data=batch, suite=suite))
+        gx.ValidationDefinition(name="quantiles", data=batch, suite=suite)
+    )
     with pytest.raises(TypeError, match="not JSON serializable"):
         definition.run(batch_parameters={"dataframe": pd.DataFrame({"x": [1.0, 2.0, 3.0]})})

@@ -31,8 +31,9 @@ def _defective(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([bad, bad.iloc[:10]], ignore_index=True)
 
 
-def test_inferred_contract_passes_its_data_and_fails_defects(clean_frame: pd.DataFrame,
-                                                             tmp_path: Path) -> None:
+def test_inferred_contract_passes_its_data_and_fails_defects(
+    clean_frame: pd.DataFrame, tmp_path: Path
+) -> None:
     contract = infer_contract(small_spec(), clean_frame, source="test")
     path = tmp_path / "contract.yaml"
     path.write_text(dump_contract(contract))
@@ -41,8 +42,11 @@ def test_inferred_contract_passes_its_data_and_fails_defects(clean_frame: pd.Dat
     assert check_contract(reloaded, clean_frame).passed
     result = check_contract(reloaded, _defective(clean_frame))
     failing = {(r.rule, r.column) for r in result.failures}
-    assert {("in_range", "credit_score"), ("allowed_values", "region"),
-            ("unique_key", "customer_id,applied_at")} <= failing
+    assert {
+        ("in_range", "credit_score"),
+        ("allowed_values", "region"),
+        ("unique_key", "customer_id,applied_at"),
+    } <= failing
 
 
 def test_inferred_rules_look_like_schemagen(clean_frame: pd.DataFrame) -> None:
@@ -92,18 +96,21 @@ def test_cli_validate_exit_codes(clean_files: list[Path], tmp_path: Path) -> Non
     assert missing.exit_code == 2 and "x.csv" in missing.output
 
 
-def test_cli_infer_contract_writes_a_loadable_draft(clean_files: list[Path],
-                                                    tmp_path: Path) -> None:
+def test_cli_infer_contract_writes_a_loadable_draft(
+    clean_files: list[Path], tmp_path: Path
+) -> None:
     data = tmp_path / "ref.parquet"
     pd.concat([pd.read_parquet(f) for f in clean_files]).to_parquet(data)
     out = tmp_path / "draft.yaml"
-    result = runner.invoke(app, ["infer-contract", "loan_default", "--data", str(data),
-                                 "--output", str(out)])
+    result = runner.invoke(
+        app, ["infer-contract", "loan_default", "--data", str(data), "--output", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert out.read_text().startswith("# Data contract of 'loan_default'")
     assert load_contract(out).reference.rows == len(pd.read_parquet(data))
-    again = runner.invoke(app, ["infer-contract", "loan_default", "--data", str(data),
-                                "--output", str(out)])
+    again = runner.invoke(
+        app, ["infer-contract", "loan_default", "--data", str(data), "--output", str(out)]
+    )
     assert again.exit_code == 1 and "--force" in again.output
 
 

@@ -60,56 +60,88 @@ def test_portable_schema_holds_only_builtin_checks() -> None:
     cols = compiled.schema.columns
     assert "_source_file" not in cols
     assert _checks(cols["applied_at"]) == [] and _checks(cols["defaulted"]) == ["isin"]
-    assert [s.split(":")[0] for s in compiled.skipped] == ["not_future(applied_at)",
-                                                           "label_classes(defaulted)"]
+    assert [s.split(":")[0] for s in compiled.skipped] == [
+        "not_future(applied_at)",
+        "label_classes(defaulted)",
+    ]
     finite = cols["amount"].checks[0]
-    assert finite.statistics == {"min_value": -FLOAT_MAX, "max_value": FLOAT_MAX,
-                                 "include_min": True, "include_max": True}
+    assert finite.statistics == {
+        "min_value": -FLOAT_MAX,
+        "max_value": FLOAT_MAX,
+        "include_min": True,
+        "include_max": True,
+    }
 
 
 def test_every_failure_case_is_counted(batch: pd.DataFrame) -> None:
     """The report's failing rows are pandera's failure cases, row for row."""
-    bad = batch.assign(credit_score=batch["credit_score"].mask(_rows(batch), 5_000),
-                       region=batch["region"].mask(np.arange(len(batch)) % 7 == 0, "mars"))
+    bad = batch.assign(
+        credit_score=batch["credit_score"].mask(_rows(batch), 5_000),
+        region=batch["region"].mask(np.arange(len(batch)) % 7 == 0, "mars"),
+    )
     with pytest.raises(SchemaErrors) as caught:
         compile_schema(_demo()).schema.validate(bad, lazy=True)
     cases = caught.value.failure_cases
     result = check_contract(_demo(), bad)
     by_rule = {r.label: r for r in result.failures}
-    for label, column, check in (("in_range(credit_score)", "credit_score", "in_range"),
-                                 ("allowed_values(region)", "region", "isin")):
+    for label, column, check in (
+        ("in_range(credit_score)", "credit_score", "in_range"),
+        ("allowed_values(region)", "region", "isin"),
+    ):
         expected = cases[(cases["column"] == column) & cases["check"].str.startswith(check)]
         assert by_rule[label].failing_rows == expected["index"].nunique() > 0
         assert by_rule[label].sample[0] == expected["failure_case"].iloc[0]
         message = by_rule[label].message
-        assert column in message and "Fix:" in message and str(expected["failure_case"].iloc[0]) \
-            in message
+        assert (
+            column in message
+            and "Fix:" in message
+            and str(expected["failure_case"].iloc[0]) in message
+        )
 
 
 # (contract changes, defect, rule, column): each check made to fail, beyond the bad-input matrix
 CASES = [
     ({"ordered": True}, lambda f: f[list(reversed(f.columns))], "column_order", None),
-    ({}, lambda f: f.assign(credit_score=f["credit_score"].astype("float64").mask(
-        _rows(f), 700.5)), "dtype", "credit_score"),
-    ({}, lambda f: f.assign(term_months=f["term_months"].astype(object).mask(_rows(f), "x")),
-     "dtype", "term_months"),
-    ({}, lambda f: f.assign(employment_years=f["employment_years"].mask(_rows(f), -3.0)),
-     "in_range", "employment_years"),
+    (
+        {},
+        lambda f: f.assign(credit_score=f["credit_score"].astype("float64").mask(_rows(f), 700.5)),
+        "dtype",
+        "credit_score",
+    ),
+    (
+        {},
+        lambda f: f.assign(term_months=f["term_months"].astype(object).mask(_rows(f), "x")),
+        "dtype",
+        "term_months",
+    ),
+    (
+        {},
+        lambda f: f.assign(employment_years=f["employment_years"].mask(_rows(f), -3.0)),
+        "in_range",
+        "employment_years",
+    ),
     ({}, lambda f: f.assign(applied_at=f["applied_at"].astype(str)), "dtype", "applied_at"),
 ]
 
 
-@pytest.mark.parametrize(("changes", "defect", "rule", "column"), CASES,
-                         ids=["order", "non_integral_int", "text_in_int", "below_min",
-                              "timestamps_as_text"])
-def test_schema_check_fails_on_a_case_made_to_fail(changes: dict, defect, rule: str,  # noqa: ANN001
-                                                    column: str | None,
-                                                    batch: pd.DataFrame) -> None:
+@pytest.mark.parametrize(
+    ("changes", "defect", "rule", "column"),
+    CASES,
+    ids=["order", "non_integral_int", "text_in_int", "below_min", "timestamps_as_text"],
+)
+def test_schema_check_fails_on_a_case_made_to_fail(
+    changes: dict,
+    defect,
+    rule: str,  # noqa: ANN001
+    column: str | None,
+    batch: pd.DataFrame,
+) -> None:
     contract = _with(**changes)
     assert check_contract(contract, batch).passed
     result = check_contract(contract, defect(batch))
     assert (rule, column) in {(r.rule, r.column) for r in result.failures}, [
-        r.label for r in result.failures]
+        r.label for r in result.failures
+    ]
 
 
 def test_int_with_nulls_reports_nulls_not_the_type(batch: pd.DataFrame) -> None:
@@ -128,18 +160,28 @@ def test_timestamps_in_other_units_and_zones_are_accepted(batch: pd.DataFrame) -
 
 def test_custom_checks_element_wise_and_vectorised(batch: pd.DataFrame) -> None:
     path = "ml_platform_tests.contracts.custom_rules"
-    checks = [{"name": "positive_amount", "column": "amount", "element_wise": True,
-               "function": f"{path}.positive"},
-              {"name": "amount_below_income", "function": f"{path}.amount_below_income",
-               "on_fail": "quarantine"},
-              {"name": "row_has_purpose", "element_wise": True, "function": f"{path}.has_purpose"}]
+    checks = [
+        {
+            "name": "positive_amount",
+            "column": "amount",
+            "element_wise": True,
+            "function": f"{path}.positive",
+        },
+        {
+            "name": "amount_below_income",
+            "function": f"{path}.amount_below_income",
+            "on_fail": "quarantine",
+        },
+        {"name": "row_has_purpose", "element_wise": True, "function": f"{path}.has_purpose"},
+    ]
     contract = _with(custom_checks=checks, max_quarantine_fraction=0.05)
     schema = compile_schema(contract).schema
     assert schema.columns["amount"].checks[-1].element_wise
     assert [c.name for c in schema.checks] == ["amount_below_income", "row_has_purpose"]
     assert check_contract(contract, batch).passed
     frame = batch.assign(amount=batch["amount"].mask(_rows(batch), -1.0)).assign(
-        annual_income=batch["annual_income"].mask(np.arange(len(batch)) % EVERY == 1, 1.0))
+        annual_income=batch["annual_income"].mask(np.arange(len(batch)) % EVERY == 1, 1.0)
+    )
     frame.loc[frame.index[2], "purpose"] = None
     result = check_contract(contract, frame)
     failing = {(r.rule, r.column): r for r in result.rules if not r.passed}
@@ -150,9 +192,9 @@ def test_custom_checks_element_wise_and_vectorised(batch: pd.DataFrame) -> None:
     assert failing[("row_has_purpose", None)].failing_rows == 1
 
 
-def test_two_quarantine_rules_share_rows_and_counts_add_up(batch: pd.DataFrame,
-                                                           home: PlatformHome,
-                                                           tmp_path: Path) -> None:
+def test_two_quarantine_rules_share_rows_and_counts_add_up(
+    batch: pd.DataFrame, home: PlatformHome, tmp_path: Path
+) -> None:
     spec = small_spec()
     doc = yaml.safe_load(spec.contract_path().read_text())
     doc["columns"]["credit_score"]["on_fail"] = "quarantine"
@@ -162,15 +204,19 @@ def test_two_quarantine_rules_share_rows_and_counts_add_up(batch: pd.DataFrame,
     path.write_text(yaml.safe_dump(doc))
     spec = spec.model_copy(update={"contract": str(path)})
     both, credit = np.arange(len(batch)) % EVERY == 0, np.arange(len(batch)) % EVERY == 1
-    frame = batch.assign(credit_score=batch["credit_score"].mask(both | credit, 9_999),
-                         purpose=batch["purpose"].mask(both, "crypto"))
+    frame = batch.assign(
+        credit_score=batch["credit_score"].mask(both | credit, 9_999),
+        purpose=batch["purpose"].mask(both, "crypto"),
+    )
     outcome = validate_batch(spec, home, frame)
     assert outcome.passed, outcome.summary()
     assert outcome.rows_quarantined == int((both | credit).sum())
     assert outcome.rows_valid + outcome.rows_quarantined == outcome.rows_in == len(batch)
     quarantined = pd.read_parquet(outcome.quarantine_path)
-    assert set(quarantined["_reasons"]) == {"in_range(credit_score)",
-                                            "in_range(credit_score); allowed_values(purpose)"}
+    assert set(quarantined["_reasons"]) == {
+        "in_range(credit_score)",
+        "in_range(credit_score); allowed_values(purpose)",
+    }
 
 
 def test_published_batch_keeps_its_dtypes(batch: pd.DataFrame, home: PlatformHome) -> None:

@@ -52,8 +52,15 @@ def missing_file(src: Path, d: Path) -> Path:
     return d / "gone.parquet"
 
 
-MAKERS = [empty_file, truncated_parquet, corrupt_parquet, csv_named_parquet, wrong_encoding_csv,
-          binary_csv, missing_file]
+MAKERS = [
+    empty_file,
+    truncated_parquet,
+    corrupt_parquet,
+    csv_named_parquet,
+    wrong_encoding_csv,
+    binary_csv,
+    missing_file,
+]
 
 
 @pytest.mark.parametrize("make", MAKERS, ids=[m.__name__ for m in MAKERS])

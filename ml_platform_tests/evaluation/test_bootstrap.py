@@ -82,10 +82,16 @@ def test_ci_agrees_with_scipy_paired_bootstrap_on_small_samples(metric: str) -> 
     point = sign * (score(metric, y, a) - score(metric, y, b))
     assert diff(y, a, b) == pytest.approx(point)  # the vectorized statistic is the metric's
     ours = paired_bootstrap(metric, y, a, b, samples=draws, seed=11)
-    theirs = stats.bootstrap((y, a, b), diff, paired=True, vectorized=True,
-                             n_resamples=scipy_draws,
-                             confidence_level=0.95, method="percentile",
-                             rng=np.random.default_rng(12))
+    theirs = stats.bootstrap(
+        (y, a, b),
+        diff,
+        paired=True,
+        vectorized=True,
+        n_resamples=scipy_draws,
+        confidence_level=0.95,
+        method="percentile",
+        rng=np.random.default_rng(12),
+    )
     tolerance = 4.5 * 2.67 * theirs.standard_error * np.sqrt(1 / draws + 1 / scipy_draws)
     assert ours.diff == pytest.approx(point)
     assert abs(ours.ci_low - theirs.confidence_interval.low) <= tolerance

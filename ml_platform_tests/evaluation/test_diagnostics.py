@@ -3,6 +3,7 @@ display classes and Optuna's plots as PNGs."""
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
 import optuna
 import pandas as pd
@@ -17,8 +18,9 @@ PNG = b"\x89PNG"
 
 def _problem(n: int = 12_000) -> tuple[pd.DataFrame, np.ndarray]:
     rng = np.random.default_rng(0)
-    x = pd.DataFrame({"strong": rng.normal(size=n), "weak": rng.normal(size=n),
-                      "unused": rng.normal(size=n)})
+    x = pd.DataFrame(
+        {"strong": rng.normal(size=n), "weak": rng.normal(size=n), "unused": rng.normal(size=n)}
+    )
     y = (x["strong"] + 0.3 * x["weak"] + rng.normal(size=n) > 0).astype(int).to_numpy()
     return x, y
 
@@ -34,16 +36,19 @@ def test_an_unused_column_gets_no_importance() -> None:
 
 def _check_importances(x: pd.DataFrame, y: np.ndarray) -> None:
     model = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(
-        x[["strong", "weak"]].assign(unused=0.0)[:6_000], y[:6_000])
+        x[["strong", "weak"]].assign(unused=0.0)[:6_000], y[:6_000]
+    )
     holdout, y_holdout = x[6_000:].reset_index(drop=True), y[6_000:]
-    found = diagnostics.permutation_importance(model, holdout, y_holdout, "roc_auc", seed=3,
-                                               max_rows=3_000)
+    found = diagnostics.permutation_importance(
+        model, holdout, y_holdout, "roc_auc", seed=3, max_rows=3_000
+    )
     assert list(found) == ["strong", "weak", "unused"]
     assert found["unused"] == {"mean": 0.0, "std": 0.0}
     assert found["strong"]["mean"] > 0.2 and found["weak"]["mean"] > 0.01
     # Lower-is-better metrics are oriented the same way: positive = the model uses it.
-    brier = diagnostics.permutation_importance(model, holdout, y_holdout, "brier", seed=3,
-                                               max_rows=3_000)
+    brier = diagnostics.permutation_importance(
+        model, holdout, y_holdout, "brier", seed=3, max_rows=3_000
+    )
     assert brier["strong"]["mean"] > 0 and brier["unused"]["mean"] == 0.0
 
 
@@ -66,6 +71,9 @@ def test_plots_are_drawn_by_the_libraries() -> None:
         return value
 
     study.optimize(objective, n_trials=4)
+    style = dict(matplotlib.rcParams)
     pngs = search_pngs(study, "roc_auc")
     assert set(pngs) == {"optimization_history", "intermediate_values"}
     assert all(png.startswith(PNG) for png in pngs.values())
+    # Optuna's plots switch to the ggplot style; later figures of the process must not.
+    assert dict(matplotlib.rcParams) == style

@@ -18,8 +18,9 @@ def _data(n: int = 3_000) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFr
     y = rng.integers(0, 2, n)
     good = y + rng.normal(0, 0.7, n)
     weak = y + rng.normal(0, 2.0, n)
-    holdout = pd.DataFrame({"purpose": rng.choice(["car", "home"], n),
-                            "region": rng.choice(["n", "s"], n)})
+    holdout = pd.DataFrame(
+        {"purpose": rng.choice(["car", "home"], n), "region": rng.choice(["n", "s"], n)}
+    )
     return y, good, weak, holdout
 
 
@@ -31,8 +32,7 @@ def test_comparison_rules() -> None:
     # An identical model is non-inferior and not worse, but not significantly better.
     assert evaluate.comparison_gate(SPEC, "g", "same", y, good, good, 0.01, "non_inferior").passed
     assert not evaluate.comparison_gate(SPEC, "g", "same", y, good, good, 0.0, "better").passed
-    assert not evaluate.comparison_gate(SPEC, "g", "good", y, weak, good, 0.01,
-                                        "not_worse").passed
+    assert not evaluate.comparison_gate(SPEC, "g", "good", y, weak, good, 0.01, "not_worse").passed
 
 
 def test_a_slice_shown_worse_fails_the_champion_gate() -> None:
@@ -40,16 +40,19 @@ def test_a_slice_shown_worse_fails_the_champion_gate() -> None:
     cand = good.copy()
     home = (holdout["purpose"] == "home").to_numpy()
     cand[home] = np.random.default_rng(9).normal(size=home.sum())  # useless on one slice
-    gate = evaluate.comparison_gate(SPEC, "c", "champion", y, cand, good, 0.005, "non_inferior",
-                                    holdout=holdout)
+    gate = evaluate.comparison_gate(
+        SPEC, "c", "champion", y, cand, good, 0.005, "non_inferior", holdout=holdout
+    )
     assert not gate.passed and "slice purpose=home" in gate.message
-    assert set(gate.evidence["slices"]) == {"purpose=car", "purpose=home", "region=n",
-                                            "region=s"}
+    assert set(gate.evidence["slices"]) == {"purpose=car", "purpose=home", "region=n", "region=s"}
 
 
 def test_threshold_gates_fail_on_a_missing_metric() -> None:
-    spec = small_spec(gates=SPEC.gates.model_copy(update={"min_metrics": {"roc_auc": 0.6},
-                                                          "max_metrics": {"brier": 0.2}}))
+    spec = small_spec(
+        gates=SPEC.gates.model_copy(
+            update={"min_metrics": {"roc_auc": 0.6}, "max_metrics": {"brier": 0.2}}
+        )
+    )
     gates = {g.name: g for g in evaluate.threshold_gates(spec, {"roc_auc": 0.7})}
     assert gates["roc_auc_above_floor"].passed
     assert not gates["brier_below_ceiling"].passed  # absent metric -> NaN -> fails
@@ -57,8 +60,11 @@ def test_threshold_gates_fail_on_a_missing_metric() -> None:
 
 def test_checks_say_why_and_no_champion_passes() -> None:
     names = evaluate.gate_names(SPEC)
-    gates = [Gate(n, n != "beats_dummy_baseline", f"msg {n}") for n in names
-             if n != evaluate.CHAMPION_GATE]
+    gates = [
+        Gate(n, n != "beats_dummy_baseline", f"msg {n}")
+        for n in names
+        if n != evaluate.CHAMPION_GATE
+    ]
     report = evaluate.EvaluationReport(SPEC.name, "r", {}, {}, {}, None, None, gates)
     checks = {c.check_name: c for c in gate_results(SPEC, report)}
     assert set(checks) == set(names)

@@ -32,10 +32,13 @@ def _save(spec: PipelineSpec, frame: pd.DataFrame, path: Path, drop: str | None 
 
     model = fitting.fit(spec, frame)
     x = fitting.features_of(frame.head(5), spec)
-    mlflow.sklearn.save_model(model, str(path), serialization_format="cloudpickle",
-                              signature=infer_signature(x.drop(columns=[drop] if drop else []),
-                                                        np.zeros(5)),
-                              pip_requirements=["scikit-learn"])
+    mlflow.sklearn.save_model(
+        model,
+        str(path),
+        serialization_format="cloudpickle",
+        signature=infer_signature(x.drop(columns=[drop] if drop else []), np.zeros(5)),
+        pip_requirements=["scikit-learn"],
+    )
     return str(path)
 
 
@@ -68,8 +71,9 @@ def test_signature_must_be_the_feature_columns(home: PlatformHome, tmp_path: Pat
 def test_a_good_artifact_passes_both_gates(home: PlatformHome, tmp_path: Path) -> None:
     spec = small_spec()
     frame = _frame(spec)
-    loads, signature = infra.infra_gates(spec, _save(spec, frame, tmp_path / "m"),
-                                         home.tracking_uri, frame)
+    loads, signature = infra.infra_gates(
+        spec, _save(spec, frame, tmp_path / "m"), home.tracking_uri, frame
+    )
     assert loads.passed and signature.passed, (loads.message, signature.message)
     assert loads.evidence["batch_rows"] == len(frame) and loads.evidence["finite"]
 
@@ -88,8 +92,14 @@ def test_signature_gate_names_type_mismatches() -> None:
 
 def test_budget_gate_reports_latency_and_memory_over_budget() -> None:
     spec = small_spec()
-    result = {"predictions": 1000, "batch_rows": 1000, "finite": True, "load_seconds": 0.1,
-              "batch_latency_ms": spec.gates.max_latency_ms + 1, "peak_rss_mb": 99_999}
+    result = {
+        "predictions": 1000,
+        "batch_rows": 1000,
+        "finite": True,
+        "load_seconds": 0.1,
+        "batch_latency_ms": spec.gates.max_latency_ms + 1,
+        "peak_rss_mb": 99_999,
+    }
     gate = infra.budget_gate(spec, result)
     assert not gate.passed
     assert "latency" in gate.message and "peak memory 99999 MB" in gate.message
@@ -98,7 +108,8 @@ def test_budget_gate_reports_latency_and_memory_over_budget() -> None:
 
 
 def test_a_logged_model_is_checked_from_its_local_artifact_directory(
-        home: PlatformHome, tmp_path: Path) -> None:
+    home: PlatformHome, tmp_path: Path
+) -> None:
     from ml_platform.training.tracking import Tracking
 
     spec = small_spec()
@@ -108,8 +119,13 @@ def test_a_logged_model_is_checked_from_its_local_artifact_directory(
     experiment_id = tracking.experiment_id(spec.name)
     with tracking.run(experiment_id, "infra", {}) as run:
         model_uri = tracking.log_sklearn_model(
-            experiment_id, run.run_id, model, {}, serialization_format="cloudpickle",
-            pip_requirements=["scikit-learn"])
+            experiment_id,
+            run.run_id,
+            model,
+            {},
+            serialization_format="cloudpickle",
+            pip_requirements=["scikit-learn"],
+        )
     client = tracking.client
     path = Path(infra.local_artifact(client, model_uri))
     assert (path / "MLmodel").exists() and path.is_relative_to(home.root)

@@ -34,8 +34,9 @@ def test_spec_with_dbt_model_puts_it_upstream_of_features(demo_spec: PipelineSpe
     from ml_platform.components.assets import pipeline_assets
 
     spec = _with_dbt(demo_spec)
-    features = next(a for a in pipeline_assets(spec)
-                    if dg.AssetKey("loan_default_features") in a.keys)
+    features = next(
+        a for a in pipeline_assets(spec) if dg.AssetKey("loan_default_features") in a.keys
+    )
     deps = features.asset_deps[dg.AssetKey("loan_default_features")]
     assert dg.AssetKey("loan_default_customer_features") in deps
 
@@ -47,7 +48,8 @@ def _with_dbt(spec: PipelineSpec) -> PipelineSpec:
 
 @pytest.mark.slow
 def test_dbt_model_and_declared_sql_give_the_same_features(
-        home: PlatformHome, landed: list[Path]) -> None:
+    home: PlatformHome, landed: list[Path]
+) -> None:
     from ml_platform.features.sql import compute_features
     from ml_platform_tests.helpers import materialize, small_spec
 

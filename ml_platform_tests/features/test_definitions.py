@@ -14,7 +14,8 @@ from ml_platform_tests.features.helpers import history, tiny_spec, write_feature
 
 
 def test_same_contract_keeps_its_service_name_and_a_change_gets_a_new_one(
-        home: PlatformHome) -> None:
+    home: PlatformHome,
+) -> None:
     spec = tiny_spec()
     write_features(spec, home, history())
     first = feature_service(spec, home)
@@ -73,8 +74,7 @@ def test_feature_store_yaml_matches_the_programmatic_config(home: PlatformHome) 
     assert expanded["registry"]["path"] == config.registry.path
     assert expanded["online_store"]["path"] == config.online_store.path
     assert expanded["offline_store"]["type"] == config.offline_store.type
-    assert expanded["entity_key_serialization_version"] == \
-        config.entity_key_serialization_version
+    assert expanded["entity_key_serialization_version"] == config.entity_key_serialization_version
 
 
 def test_float_entity_key_is_refused_by_name(home: PlatformHome) -> None:

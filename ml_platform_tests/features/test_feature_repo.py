@@ -26,8 +26,9 @@ def test_feast_cli_sees_every_declared_pipeline(home: PlatformHome) -> None:
     assert "loan_default_v1" in {s.name for s in contents.feature_services}
 
 
-def test_feast_apply_against_the_platform_home(home: PlatformHome,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_feast_apply_against_the_platform_home(
+    home: PlatformHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from feast.repo_operations import apply_total
 
     from ml_platform.features.feast_objects import feature_store, repo_config

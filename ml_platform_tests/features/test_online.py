@@ -84,8 +84,9 @@ def test_older_window_writes_only_entities_with_nothing_newer_online(home: Platf
     before = _online(home, list(range(1, 22)))
     assert before["spend"].isna().tolist() == [False] * 20 + [True]
 
-    older = online.materialize(service, home, start=T0.to_pydatetime(),
-                               end=mid.to_pydatetime(), now=NOW)
+    older = online.materialize(
+        service, home, start=T0.to_pydatetime(), end=mid.to_pydatetime(), now=NOW
+    )
     after = _online(home, list(range(1, 22)))
     pd.testing.assert_frame_equal(after.iloc[:20], before.iloc[:20], check_dtype=False)
     assert after["spend"].iloc[20] == 21 * 100 + 2.0
@@ -117,9 +118,15 @@ def test_skew_check_catches_an_online_value_that_differs(home: PlatformHome) -> 
     feature_store(home).write_to_online_store("shop_fv", tampered)
     report = registry.skew(spec, home, result.watermark)
     assert not report.passed
-    assert report.mismatches == [{"entity": 2, "feature": "spend", "offline": 202.0,
-                                  "online": -1.0,
-                                  "online_event_time": "2026-02-03T02:00:00+00:00"}]
+    assert report.mismatches == [
+        {
+            "entity": 2,
+            "feature": "spend",
+            "offline": 202.0,
+            "online": -1.0,
+            "online_event_time": "2026-02-03T02:00:00+00:00",
+        }
+    ]
 
 
 def test_skew_check_catches_a_stale_online_row(home: PlatformHome) -> None:
@@ -134,8 +141,10 @@ def test_skew_check_catches_a_stale_online_row(home: PlatformHome) -> None:
     stale = frame[frame["user_id"] == 4].head(1)
     feature_store(home).write_to_online_store("shop_fv", stale)
     report = registry.skew(spec, home, result.watermark)
-    assert {(m["entity"], m["feature"], m["offline"], m["online"])
-            for m in report.mismatches} == {(4, "spend", 402.0, 400.0), (4, "visits_7d", 3, 1)}
+    assert {(m["entity"], m["feature"], m["offline"], m["online"]) for m in report.mismatches} == {
+        (4, "spend", 402.0, 400.0),
+        (4, "visits_7d", 3, 1),
+    }
     assert report.mismatches[0]["online_event_time"] == "2026-02-01T04:00:00+00:00"
 
 
@@ -168,7 +177,8 @@ def test_a_new_feature_contract_reloads_every_entity(home: PlatformHome) -> None
 
 
 def test_apply_is_skipped_only_while_objects_and_registry_are_unchanged(
-        home: PlatformHome, monkeypatch: pytest.MonkeyPatch) -> None:
+    home: PlatformHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ml_platform.features import feast_objects
 
     spec = tiny_spec()
@@ -178,8 +188,7 @@ def test_apply_is_skipped_only_while_objects_and_registry_are_unchanged(
 
     calls: list[str] = []
     real = feast_objects.feature_store
-    monkeypatch.setattr(feast_objects, "feature_store",
-                        lambda h: calls.append("apply") or real(h))
+    monkeypatch.setattr(feast_objects, "feature_store", lambda h: calls.append("apply") or real(h))
     again = registry.apply(spec, home)
     assert not again.applied and calls == []  # Feast not touched
     assert {**again.__dict__, "applied": True} == first.__dict__

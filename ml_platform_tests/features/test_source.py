@@ -50,6 +50,8 @@ def test_unknown_stamp_falls_back_to_the_bytes(tmp_path: Path) -> None:
     with source.pinned(src, mine, "", "p"):  # a hand-off written before stamps existed
         pass
     source.publish(_table(tmp_path, "theirs.parquet", b"theirs"), src)
-    with pytest.raises(source.SourceReplaced, match="another run of 'p'"), \
-            source.pinned(src, mine, "", "p"):
+    with (
+        pytest.raises(source.SourceReplaced, match="another run of 'p'"),
+        source.pinned(src, mine, "", "p"),
+    ):
         pass

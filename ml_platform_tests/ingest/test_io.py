@@ -13,8 +13,13 @@ from ml_platform.ingest import io
 
 def _frame() -> pd.DataFrame:
     rng = np.random.default_rng(1)
-    return pd.DataFrame({"id": np.arange(50_000), "x": rng.normal(size=50_000),
-                         "region": rng.choice(["north", "south", None], 50_000)})
+    return pd.DataFrame(
+        {
+            "id": np.arange(50_000),
+            "x": rng.normal(size=50_000),
+            "region": rng.choice(["north", "south", None], 50_000),
+        }
+    )
 
 
 def test_write_parquet_hashed_writes_the_frame_under_its_hash(tmp_path: Path) -> None:
@@ -26,8 +31,9 @@ def test_write_parquet_hashed_writes_the_frame_under_its_hash(tmp_path: Path) ->
     assert [p.name for p in (tmp_path / "sets").iterdir()] == [path.name]  # no temp file left
 
 
-def test_a_failed_hash_leaves_the_previous_file_alone(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_hash_leaves_the_previous_file_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     old, where = pd.DataFrame({"id": [1, 2]}), tmp_path / "pipeline"
     target, _ = io.write_parquet_hashed(old, where, lambda _: "validated.parquet")
 

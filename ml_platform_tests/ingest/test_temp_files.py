@@ -42,7 +42,8 @@ def _killed_mid_write(target: Path, tmp_path: Path) -> tuple[Path, int]:
 
 
 def test_a_writer_killed_mid_write_leaves_the_old_table_and_the_next_writer_cleans_up(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     target = tmp_path / "warehouse" / "report.json"
     io.write_json({"version": 1}, target)
     stray, pid = _killed_mid_write(target, tmp_path)
@@ -58,8 +59,9 @@ def test_a_writer_killed_mid_write_leaves_the_old_table_and_the_next_writer_clea
 def test_the_parquet_writer_cleans_up_too(tmp_path: Path) -> None:
     directory = tmp_path / "training_sets"
     stray, _ = _killed_mid_write(directory / "ignored.parquet", tmp_path)
-    path, _ = io.write_parquet_hashed(pd.DataFrame({"x": [1, 2]}), directory,
-                                      lambda h: f"{h}.parquet")
+    path, _ = io.write_parquet_hashed(
+        pd.DataFrame({"x": [1, 2]}), directory, lambda h: f"{h}.parquet"
+    )
     assert not stray.exists() and [p.name for p in directory.iterdir()] == [path.name]
 
 
@@ -72,8 +74,10 @@ def test_temp_files_of_live_writers_and_of_other_hosts_stay(tmp_path: Path) -> N
         live = tmp_path / f".a.parquet.{host}-{sleeper.pid}-00000001.tmp"
         reused = tmp_path / f".b.parquet.{host}-{sleeper.pid}-00000002.tmp"
         dead = tmp_path / f".c.parquet.{host}-{ended.pid}-00000003.tmp"
-        elsewhere = tmp_path / f".d.parquet.{'0' * 8 if host != '0' * 8 else '1' * 8}-" \
+        elsewhere = (
+            tmp_path / f".d.parquet.{'0' * 8 if host != '0' * 8 else '1' * 8}-"
             f"{ended.pid}-00000004.tmp"
+        )
         unknown = tmp_path / ".someone-elses.tmp"
         for path in (live, reused, dead, elsewhere, unknown):
             path.write_bytes(b"partial")

@@ -40,8 +40,11 @@ from ml_platform.training.tracking import Tracking
 pytestmark = pytest.mark.slow
 PIPELINE = "loan_default"
 SMALL_DEFS = "ml_platform_tests.cli.small_defs:defs"
-VALIDATION, TRAINING, REGISTRATION = (f"{PIPELINE}_validated", f"{PIPELINE}_candidate_model",
-                                      f"{PIPELINE}_registered_model")
+VALIDATION, TRAINING, REGISTRATION = (
+    f"{PIPELINE}_validated",
+    f"{PIPELINE}_candidate_model",
+    f"{PIPELINE}_registered_model",
+)
 # A test-size run takes 1-2 minutes alone; this machine's 2 cores are shared with other work.
 STEP_DEADLINE = 900.0
 RUN_DEADLINE = 1200.0
@@ -52,9 +55,14 @@ def _launch(log: Path, *args: str) -> subprocess.Popen[bytes]:
     """``ml-platform run`` on the test's home, leading a process group of its own."""
     cli = str(Path(sys.executable).parent / "ml-platform")
     with log.open("wb") as out:
-        return subprocess.Popen([cli, *args], cwd=PROJECT_ROOT, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "COLUMNS": "200"})
+        return subprocess.Popen(
+            [cli, *args],
+            cwd=PROJECT_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
 
 
 def _kill_group(proc: subprocess.Popen[Any]) -> None:
@@ -71,8 +79,14 @@ def _kill_group(proc: subprocess.Popen[Any]) -> None:
     raise AssertionError(f"processes of group {proc.pid} outlived SIGKILL")
 
 
-def _wait_for(what: str, ready: Callable[[], Any], proc: subprocess.Popen[Any] | None,
-              log: Path | None, deadline: float = STEP_DEADLINE, every: float = 0.05) -> Any:
+def _wait_for(
+    what: str,
+    ready: Callable[[], Any],
+    proc: subprocess.Popen[Any] | None,
+    log: Path | None,
+    deadline: float = STEP_DEADLINE,
+    every: float = 0.05,
+) -> Any:
     """Poll ``ready`` until it returns something truthy; fail if ``proc`` ends first."""
     end = time.monotonic() + deadline
     while time.monotonic() < end:
@@ -90,8 +104,9 @@ def _wait_for(what: str, ready: Callable[[], Any], proc: subprocess.Popen[Any] |
 
 # -- observing a run from outside -----------------------------------------------------------
 def _newest_run(instance: dg.DagsterInstance) -> str | None:
-    records = instance.get_run_records(dg.RunsFilter(tags={"ml_platform/pipeline": PIPELINE}),
-                                       limit=1)
+    records = instance.get_run_records(
+        dg.RunsFilter(tags={"ml_platform/pipeline": PIPELINE}), limit=1
+    )
     return records[0].dagster_run.run_id if records else None
 
 
@@ -115,13 +130,13 @@ def _mlflow_runs(tracking: Tracking, status: str | None = None) -> list[Any]:
     if experiment is None:
         return []
     query = f"attributes.status = '{status}'" if status else ""
-    return list(tracking.client.search_runs([experiment.experiment_id], query,
-                                            max_results=1000))
+    return list(tracking.client.search_runs([experiment.experiment_id], query, max_results=1000))
 
 
 def _running_candidate(tracking: Tracking, run_id: str) -> str | None:
-    runs = [r for r in _mlflow_runs(tracking, "RUNNING")
-            if r.data.tags.get("dagster_run_id") == run_id]
+    runs = [
+        r for r in _mlflow_runs(tracking, "RUNNING") if r.data.tags.get("dagster_run_id") == run_id
+    ]
     return runs[0].info.run_id if runs else None
 
 
@@ -130,15 +145,15 @@ def _ledger_rows(home: PlatformHome, sql: str, args: tuple[Any, ...] = ()) -> li
     if not home.ledger_db.exists():
         return []
     try:
-        with closing(sqlite3.connect(f"file:{home.ledger_db}?mode=ro", uri=True,
-                                     timeout=5)) as con:
+        with closing(sqlite3.connect(f"file:{home.ledger_db}?mode=ro", uri=True, timeout=5)) as con:
             return con.execute(sql, args).fetchall()
     except sqlite3.OperationalError:  # not created yet
         return []
 
 
-OPEN_INTENTS = ("SELECT id, alias, version FROM intents "
-                "WHERE id NOT IN (SELECT intent_id FROM intent_outcomes)")
+OPEN_INTENTS = (
+    "SELECT id, alias, version FROM intents WHERE id NOT IN (SELECT intent_id FROM intent_outcomes)"
+)
 
 
 @contextmanager
@@ -166,8 +181,9 @@ def _ledger_writes_held(home: PlatformHome) -> Iterator[None]:
 
 
 # -- the end state --------------------------------------------------------------------------
-def _assert_nothing_torn_stray_stuck_or_inconsistent(home: PlatformHome,
-                                                     tracking: Tracking) -> None:
+def _assert_nothing_torn_stray_stuck_or_inconsistent(
+    home: PlatformHome, tracking: Tracking
+) -> None:
     stray = sorted(str(p.relative_to(home.root)) for p in home.root.rglob("*.tmp"))
     assert stray == [], f"temporary files left: {stray}"
     for table in home.warehouse.rglob("*.parquet"):
@@ -182,7 +198,8 @@ def _assert_nothing_torn_stray_stuck_or_inconsistent(home: PlatformHome,
 
 
 def test_runs_killed_in_validation_training_and_registration_leave_a_consistent_home(
-        home: PlatformHome, landed: list[Path], tmp_path: Path) -> None:
+    home: PlatformHome, landed: list[Path], tmp_path: Path
+) -> None:
     started = time.monotonic()
     tracking = Tracking(home.tracking_uri)
     # Create the MLflow store now, so that polling it below never races a step's first use
@@ -194,8 +211,9 @@ def test_runs_killed_in_validation_training_and_registration_leave_a_consistent_
         # 1. Validation: killed as soon as the step has started.
         log = tmp_path / "run1.log"
         proc = _launch(log, "run", PIPELINE, "--definitions", SMALL_DEFS)
-        run1 = _wait_for("the validation step", lambda: _step_started(instance, VALIDATION,
-                                                                      killed), proc, log)
+        run1 = _wait_for(
+            "the validation step", lambda: _step_started(instance, VALIDATION, killed), proc, log
+        )
         _kill_group(proc)
         killed.add(run1)
         # Nothing could report the run's end: it still looks in progress.
@@ -204,12 +222,18 @@ def test_runs_killed_in_validation_training_and_registration_leave_a_consistent_
         # 2. Training: killed while the candidate's MLflow run is RUNNING (tuning under way).
         log = tmp_path / "run2.log"
         proc = _launch(log, "run", PIPELINE, "--definitions", SMALL_DEFS)
-        run2 = _wait_for("the training step", lambda: _step_started(instance, TRAINING, killed),
-                         proc, log)
+        run2 = _wait_for(
+            "the training step", lambda: _step_started(instance, TRAINING, killed), proc, log
+        )
         # The next `ml-platform run` marked the killed run failed instead of refusing to start.
         assert _status(instance, run1) == dg.DagsterRunStatus.FAILURE
-        orphan = _wait_for("the candidate's MLflow run", lambda: _running_candidate(
-            tracking, run2), proc, log, every=0.2)
+        orphan = _wait_for(
+            "the candidate's MLflow run",
+            lambda: _running_candidate(tracking, run2),
+            proc,
+            log,
+            every=0.2,
+        )
         _kill_group(proc)
         killed.add(run2)
         assert tracking.client.get_run(orphan).info.status == "RUNNING"  # left by the kill
@@ -219,22 +243,42 @@ def test_runs_killed_in_validation_training_and_registration_leave_a_consistent_
         # challenger's (or the promotion's) intent is committed and before its alias moves.
         log = tmp_path / "run3.log"
         proc = _launch(log, "run", PIPELINE, "--definitions", SMALL_DEFS)
-        run3 = _wait_for("the registration step", lambda: _step_started(
-            instance, REGISTRATION, killed), proc, log)
-        _wait_for("the registration's evidence", lambda: _ledger_rows(
-            home, "SELECT id FROM evidence WHERE kind = ? AND actor = ?",
-            (OFFLINE_GATES, f"pipeline:{run3}")), proc, log, every=0.005)
+        run3 = _wait_for(
+            "the registration step",
+            lambda: _step_started(instance, REGISTRATION, killed),
+            proc,
+            log,
+        )
+        _wait_for(
+            "the registration's evidence",
+            lambda: _ledger_rows(
+                home,
+                "SELECT id FROM evidence WHERE kind = ? AND actor = ?",
+                (OFFLINE_GATES, f"pipeline:{run3}"),
+            ),
+            proc,
+            log,
+            every=0.005,
+        )
         with _registry_writes_held(home):
-            stranded = _wait_for("an intent", lambda: _ledger_rows(home, OPEN_INTENTS), proc,
-                                 log, deadline=60, every=0.01)
+            stranded = _wait_for(
+                "an intent",
+                lambda: _ledger_rows(home, OPEN_INTENTS),
+                proc,
+                log,
+                deadline=60,
+                every=0.01,
+            )
             _kill_group(proc)
         killed.add(run3)
         [(intent_id, alias, version)] = stranded
         # Held lock or not, the move may have happened just before the lock was taken.
         moved = str(getattr(tracking.version_by_alias(PIPELINE, alias), "version", "")) == version
         assert alias in (CHALLENGER, CHAMPION)
-        assert any(p.startswith("unfinished intent") for p in
-                   PromotionLedger(home.ledger_db, tracking).consistency(PIPELINE))
+        assert any(
+            p.startswith("unfinished intent")
+            for p in PromotionLedger(home.ledger_db, tracking).consistency(PIPELINE)
+        )
         # Run 3's training step found run 2's candidate RUNNING and failed it.
         recovered = tracking.client.get_run(orphan)
         assert recovered.info.status == "FAILED"
@@ -242,22 +286,33 @@ def test_runs_killed_in_validation_training_and_registration_leave_a_consistent_
 
         # 4. The next run completes, once.
         final = subprocess.run(
-            [str(Path(sys.executable).parent / "ml-platform"), "run", PIPELINE,
-             "--definitions", SMALL_DEFS], cwd=PROJECT_ROOT, capture_output=True, text=True,
-            timeout=RUN_DEADLINE, env={**os.environ, "COLUMNS": "200"})
+            [
+                str(Path(sys.executable).parent / "ml-platform"),
+                "run",
+                PIPELINE,
+                "--definitions",
+                SMALL_DEFS,
+            ],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=RUN_DEADLINE,
+            env={**os.environ, "COLUMNS": "200"},
+        )
         assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
         assert f"SUCCESS {PIPELINE}" in final.stdout
-        statuses = {r.dagster_run.run_id: r.dagster_run.status
-                    for r in instance.get_run_records()}
+        statuses = {r.dagster_run.run_id: r.dagster_run.status for r in instance.get_run_records()}
         assert sorted(s.value for s in statuses.values()) == ["FAILURE"] * 3 + ["SUCCESS"]
         registered = instance.fetch_materializations(dg.AssetKey(REGISTRATION), limit=10)
         assert [r.run_id for r in registered.records] == [
-            r for r, s in statuses.items() if s == dg.DagsterRunStatus.SUCCESS]
+            r for r, s in statuses.items() if s == dg.DagsterRunStatus.SUCCESS
+        ]
 
         _assert_nothing_torn_stray_stuck_or_inconsistent(home, tracking)
         outcomes = PromotionLedger(home.ledger_db, tracking).intent_outcomes(PIPELINE)
         assert [o for i, o, _ in outcomes if i.id == intent_id] == [
-            "completed" if moved else "rolled_back"]
+            "completed" if moved else "rolled_back"
+        ]
     assert time.monotonic() - started < 4 * RUN_DEADLINE
 
 
@@ -278,14 +333,17 @@ def _registered_versions(tracking: Tracking, home: PlatformHome, n: int) -> list
     source = home.root / "artifact"
     source.mkdir(exist_ok=True)
     tracking.client.create_registered_model(PIPELINE)
-    return [str(tracking.client.create_model_version(PIPELINE, str(source)).version)
-            for _ in range(n)]
+    return [
+        str(tracking.client.create_model_version(PIPELINE, str(source)).version) for _ in range(n)
+    ]
 
 
-@pytest.mark.parametrize("moved", [False, True], ids=["before_the_alias_moved",
-                                                       "after_the_alias_moved"])
+@pytest.mark.parametrize(
+    "moved", [False, True], ids=["before_the_alias_moved", "after_the_alias_moved"]
+)
 def test_a_ledger_writer_killed_around_its_alias_write_is_reconciled(
-        home: PlatformHome, tmp_path: Path, moved: bool) -> None:
+    home: PlatformHome, tmp_path: Path, moved: bool
+) -> None:
     tracking = Tracking(home.tracking_uri)
     ledger = PromotionLedger(home.ledger_db, tracking)
     v1, v2 = _registered_versions(tracking, home, 2)
@@ -300,11 +358,19 @@ def test_a_ledger_writer_killed_around_its_alias_write_is_reconciled(
         with log.open("wb") as out:
             writer = subprocess.Popen(
                 [sys.executable, "-c", _WRITER, str(home.ledger_db), home.tracking_uri, v2, v1],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         # The intent is committed; the alias move waits for the registry's write lock.
         [(intent_id, alias, version)] = _wait_for(
-            "the promotion's intent", lambda: _ledger_rows(home, OPEN_INTENTS), writer, log,
-            deadline=60, every=0.01)
+            "the promotion's intent",
+            lambda: _ledger_rows(home, OPEN_INTENTS),
+            writer,
+            log,
+            deadline=60,
+            every=0.01,
+        )
         assert (alias, version) == (CHAMPION, v2)
         if moved:  # hold the ledger before the registry lets go: the alias moves, then
             ledger_held.enter_context(_ledger_writes_held(home))  # the decision waits
@@ -312,8 +378,15 @@ def test_a_ledger_writer_killed_around_its_alias_write_is_reconciled(
             _kill_group(writer)
     with ledger_held:
         if moved:
-            _wait_for("the alias move", lambda: str(getattr(tracking.version_by_alias(
-                PIPELINE, CHAMPION), "version", "")) == v2, writer, log, deadline=60)
+            _wait_for(
+                "the alias move",
+                lambda: (
+                    str(getattr(tracking.version_by_alias(PIPELINE, CHAMPION), "version", "")) == v2
+                ),
+                writer,
+                log,
+                deadline=60,
+            )
             _kill_group(writer)
 
     after = PromotionLedger(home.ledger_db, tracking)
@@ -332,5 +405,9 @@ def test_a_ledger_writer_killed_around_its_alias_write_is_reconciled(
     challenger = tracking.version_by_alias(PIPELINE, CHALLENGER)
     assert (challenger is None) is moved
     actions = [(d.action, d.version) for d in after.history(PIPELINE)]
-    assert actions == [("promote", v1), ("challenger", v2),
-                       *([("promote", v2)] if moved else []), ("reject", None)]
+    assert actions == [
+        ("promote", v1),
+        ("challenger", v2),
+        *([("promote", v2)] if moved else []),
+        ("reject", None),
+    ]

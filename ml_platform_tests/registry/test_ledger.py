@@ -30,8 +30,7 @@ def _versions(tracking: Tracking, home: PlatformHome, n: int) -> list[str]:
     source = home.root / "artifact"
     source.mkdir(exist_ok=True)
     tracking.client.create_registered_model(MODEL)
-    return [str(tracking.client.create_model_version(MODEL, str(source)).version)
-            for _ in range(n)]
+    return [str(tracking.client.create_model_version(MODEL, str(source)).version) for _ in range(n)]
 
 
 def _passed(ledger: PromotionLedger, version: str) -> int:
@@ -66,7 +65,8 @@ def _assert_consistent(ledger: PromotionLedger, tracking: Tracking, champion: st
 
 
 def test_promote_rollback_promote_keeps_aliases_and_ledger_consistent(
-        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome) -> None:
+    ledger: PromotionLedger, tracking: Tracking, home: PlatformHome
+) -> None:
     v1, v2, v3 = _versions(tracking, home, 3)
     for v in (v1, v2, v3):
         _passed(ledger, v)
@@ -89,12 +89,20 @@ def test_promote_rollback_promote_keeps_aliases_and_ledger_consistent(
     ledger.promote(MODEL, v3, "fixed upstream data; v3 again")
     _assert_consistent(ledger, tracking, v3)
     actions = [d.action for d in ledger.history(MODEL)]
-    assert actions == ["challenger", "promote", "promote", "promote", "rollback", "rollback",
-                       "promote"]
+    assert actions == [
+        "challenger",
+        "promote",
+        "promote",
+        "promote",
+        "rollback",
+        "rollback",
+        "promote",
+    ]
 
 
 def test_promotion_refused_without_passing_evidence_unless_forced(
-        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome) -> None:
+    ledger: PromotionLedger, tracking: Tracking, home: PlatformHome
+) -> None:
     v1, v2 = _versions(tracking, home, 2)
     with pytest.raises(PromotionRefused, match="no 'offline_gates' evidence"):
         ledger.promote(MODEL, v1, "try")
@@ -116,7 +124,8 @@ def test_promotion_refused_without_passing_evidence_unless_forced(
 
 
 def test_compare_and_set_refuses_a_stale_comparison(
-        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome) -> None:
+    ledger: PromotionLedger, tracking: Tracking, home: PlatformHome
+) -> None:
     v1, v2, v3 = _versions(tracking, home, 3)
     for v in (v1, v2, v3):
         _passed(ledger, v)
@@ -128,15 +137,21 @@ def test_compare_and_set_refuses_a_stale_comparison(
 
 
 def test_ledger_is_append_only_and_detects_alias_drift(
-        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome) -> None:
+    ledger: PromotionLedger, tracking: Tracking, home: PlatformHome
+) -> None:
     v1, v2 = _versions(tracking, home, 2)
     _passed(ledger, v1)
     _passed(ledger, v2)
     ledger.promote(MODEL, v1, "first")
     with sqlite3.connect(home.ledger_db) as con:
-        for sql in ("UPDATE decisions SET version = '2'", "DELETE FROM decisions",
-                    "DELETE FROM evidence", "UPDATE intents SET version = '2'",
-                    "DELETE FROM intents", "DELETE FROM intent_outcomes"):
+        for sql in (
+            "UPDATE decisions SET version = '2'",
+            "DELETE FROM decisions",
+            "DELETE FROM evidence",
+            "UPDATE intents SET version = '2'",
+            "DELETE FROM intents",
+            "DELETE FROM intent_outcomes",
+        ):
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 con.execute(sql)
     tracking.client.set_registered_model_alias(MODEL, CHAMPION, v2)  # behind the ledger's back
@@ -153,8 +168,9 @@ class Crash(BaseException):
     writer. (test_crash_safety.py kills real processes.)"""
 
 
-def _crash_on_alias(ledger: PromotionLedger, monkeypatch: pytest.MonkeyPatch, alias: str,
-                    after_move: bool) -> None:
+def _crash_on_alias(
+    ledger: PromotionLedger, monkeypatch: pytest.MonkeyPatch, alias: str, after_move: bool
+) -> None:
     """The writer dies when it moves ``alias``: just before the registry call, or just after."""
     real = ledger._set_alias
 
@@ -173,17 +189,21 @@ def _outcomes(ledger: PromotionLedger) -> list[str]:
 
 
 def test_an_intent_is_committed_before_the_alias_moves_and_closed_with_the_decision(
-        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    v1, = _versions(tracking, home, 1)
+    ledger: PromotionLedger, tracking: Tracking, home: PlatformHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (v1,) = _versions(tracking, home, 1)
     _passed(ledger, v1)
     seen: list[list[str]] = []
     real = ledger._set_alias
 
     def set_alias(model: str, name: str, version: str) -> None:
         # What another process sees at the moment the registry is called.
-        seen.append([f"{i.alias}->{i.version}" for i in
-                     PromotionLedger(home.ledger_db, tracking).open_intents(MODEL)])
+        seen.append(
+            [
+                f"{i.alias}->{i.version}"
+                for i in PromotionLedger(home.ledger_db, tracking).open_intents(MODEL)
+            ]
+        )
         real(model, name, version)
 
     monkeypatch.setattr(ledger, "_set_alias", set_alias)
@@ -196,8 +216,8 @@ def test_an_intent_is_committed_before_the_alias_moves_and_closed_with_the_decis
 
 
 def test_a_writer_stopped_before_moving_the_alias_is_rolled_back(
-        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger: PromotionLedger, tracking: Tracking, home: PlatformHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
     v1, v2 = _versions(tracking, home, 2)
     for v in (v1, v2):
         _passed(ledger, v)
@@ -220,8 +240,8 @@ def test_a_writer_stopped_before_moving_the_alias_is_rolled_back(
 
 
 def test_a_writer_stopped_after_moving_the_alias_is_completed(
-        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger: PromotionLedger, tracking: Tracking, home: PlatformHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
     v1, v2 = _versions(tracking, home, 2)
     for v in (v1, v2):
         _passed(ledger, v)
@@ -240,7 +260,11 @@ def test_a_writer_stopped_after_moving_the_alias_is_completed(
     decision = resolution.decision
     assert decision is not None
     assert (decision.action, decision.version, decision.previous_champion, decision.actor) == (
-        "promote", v2, v1, "pipeline:run-1")
+        "promote",
+        v2,
+        v1,
+        "pipeline:run-1",
+    )
     assert "completed by reconciliation" in decision.reason
     _assert_consistent(after, tracking, v2)
     # The promotion's follow-up ran too: a champion is no longer the challenger.
@@ -251,8 +275,8 @@ def test_a_writer_stopped_after_moving_the_alias_is_completed(
 
 
 def test_an_interrupted_challenger_and_rollback_are_reconciled(
-        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger: PromotionLedger, tracking: Tracking, home: PlatformHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
     v1, v2, v3 = _versions(tracking, home, 3)
     for v in (v1, v2, v3):
         _passed(ledger, v)
@@ -271,13 +295,17 @@ def test_an_interrupted_challenger_and_rollback_are_reconciled(
     assert resolution.outcome == "completed" and resolution.intent.action == "rollback"
     _assert_consistent(ledger, tracking, v1)
     assert getattr(tracking.version_by_alias(MODEL, CHALLENGER), "version", None) == int(v3)
-    assert [d.action for d in ledger.history(MODEL)] == ["promote", "promote", "challenger",
-                                                         "rollback"]
+    assert [d.action for d in ledger.history(MODEL)] == [
+        "promote",
+        "promote",
+        "challenger",
+        "rollback",
+    ]
 
 
 def test_an_alias_moved_by_someone_else_meanwhile_is_left_and_reported(
-        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger: PromotionLedger, tracking: Tracking, home: PlatformHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
     v1, v2, v3 = _versions(tracking, home, 3)
     for v in (v1, v2):
         _passed(ledger, v)
@@ -292,24 +320,31 @@ def test_an_alias_moved_by_someone_else_meanwhile_is_left_and_reported(
     assert ledger.consistency(MODEL) == [f"champion: ledger v{v1}, registry v{v3}"]
 
 
-def _race(db: str, uri: str, version: str, expect: str | None, barrier: object,
-          out: object) -> None:
+def _race(
+    db: str, uri: str, version: str, expect: str | None, barrier: object, out: object
+) -> None:
     ledger = PromotionLedger(Path(db), Tracking(uri))
     barrier.wait()  # type: ignore[attr-defined]
     try:
-        ledger.promote(MODEL, version, f"race {version}", actor=f"proc:{version}",
-                       expect_champion=expect)
+        ledger.promote(
+            MODEL, version, f"race {version}", actor=f"proc:{version}", expect_champion=expect
+        )
         out.put((version, "promoted"))  # type: ignore[attr-defined]
     except PromotionRefused as exc:
         out.put((version, f"refused: {exc}"))  # type: ignore[attr-defined]
 
 
-def _run_race(ledger: PromotionLedger, home: PlatformHome, versions: list[str],
-              expect: str | None | bool) -> dict[str, str]:
+def _run_race(
+    ledger: PromotionLedger, home: PlatformHome, versions: list[str], expect: str | None | bool
+) -> dict[str, str]:
     ctx = multiprocessing.get_context("spawn")
     barrier, out = ctx.Barrier(len(versions)), ctx.Queue()
-    procs = [ctx.Process(target=_race, args=(str(home.ledger_db), home.tracking_uri, v, expect,
-                                             barrier, out)) for v in versions]
+    procs = [
+        ctx.Process(
+            target=_race, args=(str(home.ledger_db), home.tracking_uri, v, expect, barrier, out)
+        )
+        for v in versions
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -320,7 +355,8 @@ def _run_race(ledger: PromotionLedger, home: PlatformHome, versions: list[str],
 
 @pytest.mark.slow
 def test_two_racing_pipeline_promotions_leave_one_champion(
-        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome) -> None:
+    ledger: PromotionLedger, tracking: Tracking, home: PlatformHome
+) -> None:
     v1, v2, v3 = _versions(tracking, home, 3)
     for v in (v1, v2, v3):
         _passed(ledger, v)
@@ -333,8 +369,7 @@ def test_two_racing_pipeline_promotions_leave_one_champion(
     assert "not v1" in results[loser]
     _assert_consistent(ledger, tracking, winners[0])
     promotes = [d for d in ledger.history(MODEL) if d.action == "promote"]
-    assert [(d.version, d.previous_champion) for d in promotes] == [(v1, None),
-                                                                     (winners[0], v1)]
+    assert [(d.version, d.previous_champion) for d in promotes] == [(v1, None), (winners[0], v1)]
 
 
 def _flat(text: str) -> str:
@@ -343,7 +378,8 @@ def _flat(text: str) -> str:
 
 
 def test_cli_refuses_without_evidence_and_records_a_forced_promotion(
-        ledger: PromotionLedger, tracking: Tracking, home: PlatformHome) -> None:
+    ledger: PromotionLedger, tracking: Tracking, home: PlatformHome
+) -> None:
     v1, v2 = _versions(tracking, home, 2)
     _passed(ledger, v1)
     runner = CliRunner()

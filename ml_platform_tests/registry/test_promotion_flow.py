@@ -36,8 +36,9 @@ def _spec(**model: object) -> PipelineSpec:
     gates = spec.gates.model_copy(update={"bootstrap_samples": 200, "champion_margin": 0.03})
     if not model:
         return spec.model_copy(update={"gates": gates})
-    weak = spec.model.model_copy(update={"search_space": {},
-                                         "params": {"early_stopping": False, **model}})
+    weak = spec.model.model_copy(
+        update={"search_space": {}, "params": {"early_stopping": False, **model}}
+    )
     # The weak first champion only needs the absolute floor, not the baselines.
     gates = gates.model_copy(update={"beat_baseline": False, "min_metrics": {"roc_auc": 0.55}})
     return spec.model_copy(update={"model": weak, "gates": gates})
@@ -65,8 +66,9 @@ def _corrupt_copy(candidate: train.Candidate, dst: Path) -> train.Candidate:
 
 
 def _versions(tracking: Tracking) -> list[str]:
-    return sorted(str(mv.version) for mv in
-                  tracking.client.search_model_versions(f"name = '{NAME}'"))
+    return sorted(
+        str(mv.version) for mv in tracking.client.search_model_versions(f"name = '{NAME}'")
+    )
 
 
 def _champion(tracking: Tracking) -> str | None:
@@ -76,7 +78,8 @@ def _champion(tracking: Tracking) -> str | None:
 
 @pytest.mark.slow
 def test_gates_keep_bad_candidates_out_and_promote_a_better_one(
-        home: PlatformHome, landed: list[Path], tmp_path: Path) -> None:
+    home: PlatformHome, landed: list[Path], tmp_path: Path
+) -> None:
     # 1. The first model, through the asset graph: registered, challenger, then champion.
     result = materialize(_spec(max_iter=4, learning_rate=0.05, max_leaf_nodes=4), home)
     assert result.success
@@ -93,11 +96,13 @@ def test_gates_keep_bad_candidates_out_and_promote_a_better_one(
     # 2. Trained on shuffled labels: every quality gate fails, with the reason.
     bad_set = _shuffled_training_set(spec, tset, tmp_path / "shuffled.parquet")
     bad = train.train_candidate(spec, home, tracking, bad_set, {})
-    report = evaluate.evaluate(spec, home, tracking, bad, Path(bad_set.path),
-                               champion_version=ledger.champion(NAME))
+    report = evaluate.evaluate(
+        spec, home, tracking, bad, Path(bad_set.path), champion_version=ledger.champion(NAME)
+    )
     failed = {g.name: g.message for g in report.failed_gates}
     assert {"roc_auc_above_floor", "beats_dummy_baseline", "not_worse_than_champion"} <= set(
-        failed), failed
+        failed
+    ), failed
     assert "floor 0.65" in failed["roc_auc_above_floor"]
     assert "vs champion v1" in failed["not_worse_than_champion"]
     checks = {c.check_name: c for c in gate_results(spec, report)}
@@ -111,8 +116,9 @@ def test_gates_keep_bad_candidates_out_and_promote_a_better_one(
 
     # 3. A better candidate: passes, is registered and promoted over v1.
     good = train.train_candidate(spec, home, tracking, tset, {})
-    report = evaluate.evaluate(spec, home, tracking, good, Path(tset.path),
-                               champion_version=ledger.champion(NAME))
+    report = evaluate.evaluate(
+        spec, home, tracking, good, Path(tset.path), champion_version=ledger.champion(NAME)
+    )
     assert report.passed, [g.message for g in report.failed_gates]
     assert report.champion_version == "1" and Path(report.model_card).exists()
     reg = register.register(spec, tracking, ledger, good, report, {"dagster_run_id": "t"})
@@ -123,8 +129,9 @@ def test_gates_keep_bad_candidates_out_and_promote_a_better_one(
 
     # 4. The same model with a corrupt artifact fails infra validation; nothing registered.
     broken = _corrupt_copy(good, tmp_path / "corrupt")
-    report = evaluate.evaluate(spec, home, tracking, broken, Path(tset.path),
-                               champion_version=ledger.champion(NAME))
+    report = evaluate.evaluate(
+        spec, home, tracking, broken, Path(tset.path), champion_version=ledger.champion(NAME)
+    )
     assert not report.passed
     assert not report.gate("infra_valid").passed
     assert "fresh process" in report.gate("infra_valid").message

@@ -27,8 +27,9 @@ def training_set(home: PlatformHome, spec: PipelineSpec) -> TableInfo:
     files = land(DATA, home.landing / spec.name)
     frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     version = frame_hash(frame)
-    path = write_parquet(frame, home.pipeline_dir(spec.name) / "training_sets" /
-                         f"{version}.parquet")
+    path = write_parquet(
+        frame, home.pipeline_dir(spec.name) / "training_sets" / f"{version}.parquet"
+    )
     return TableInfo(str(path), len(frame), version, list(frame.columns))
 
 

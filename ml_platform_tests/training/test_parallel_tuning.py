@@ -23,8 +23,9 @@ def test_shares_split_the_budget_exactly() -> None:
     assert sum(tuning.shares(50, 4)) == 50
 
 
-def _assert_budget_done(result: tuning.TuneResult, budget: int, home: PlatformHome,
-                        experiment: str = "loan_default") -> None:
+def _assert_budget_done(
+    result: tuning.TuneResult, budget: int, home: PlatformHome, experiment: str = "loan_default"
+) -> None:
     numbers = [t["number"] for t in result.trials]
     assert sorted(numbers) == list(range(budget))  # none lost, none duplicated
     assert all(t["state"] in ("COMPLETE", "PRUNED") for t in result.trials)
@@ -34,12 +35,14 @@ def _assert_budget_done(result: tuning.TuneResult, budget: int, home: PlatformHo
     client = MlflowClient(home.tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     children = client.search_runs(
-        [exp.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'")
+        [exp.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
+    )
     assert sorted(int(c.data.tags["optuna_trial"]) for c in children) == list(range(budget))
 
 
 def test_two_workers_finish_the_budget_on_one_sqlite_study(
-        home: PlatformHome, tracking: Tracking, training_set: TableInfo) -> None:
+    home: PlatformHome, tracking: Tracking, training_set: TableInfo
+) -> None:
     spec = training_spec()
     result = tuning.tune_parallel(spec, home, tracking, training_set, workers=2, n_trials=6)
     assert result.study_name == tuning.tuned_study_name(spec, training_set.data_version)
@@ -55,12 +58,21 @@ def test_two_workers_finish_the_budget_on_one_sqlite_study(
 
 @pytest.mark.slow
 def test_two_workers_share_a_postgres_study(
-        home: PlatformHome, tracking: Tracking, training_set: TableInfo) -> None:
+    home: PlatformHome, tracking: Tracking, training_set: TableInfo
+) -> None:
     """The production profile: the study in Postgres, as pods would share it."""
     name = f"test-{uuid.uuid4().hex[:8]}"
     try:
-        result = tuning.tune_parallel(training_spec(), home, tracking, training_set,
-                                      workers=2, n_trials=4, storage=POSTGRES, study_name=name)
+        result = tuning.tune_parallel(
+            training_spec(),
+            home,
+            tracking,
+            training_set,
+            workers=2,
+            n_trials=4,
+            storage=POSTGRES,
+            study_name=name,
+        )
         _assert_budget_done(result, 4, home)
     finally:
         optuna.delete_study(study_name=name, storage=POSTGRES)

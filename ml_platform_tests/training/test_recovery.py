@@ -10,7 +10,8 @@ EXPERIMENT = "loan_default"
 
 
 def test_running_runs_of_finished_dagster_runs_are_failed_with_their_trials(
-        home: PlatformHome) -> None:
+    home: PlatformHome,
+) -> None:
     tracking = Tracking(home.tracking_uri, artifact_root=home.artifact_root)
     client = tracking.client
     experiment = tracking.experiment_id(EXPERIMENT)
@@ -32,16 +33,27 @@ def test_running_runs_of_finished_dagster_runs_are_failed_with_their_trials(
     elsewhere = client.create_run(other, tags={"dagster_run_id": "dead-run"}).info.run_id
 
     assert sorted(o.run_id for o in find_orphans(tracking, EXPERIMENT, {"live-run"})) == sorted(
-        [killed, trial])
+        [killed, trial]
+    )
     orphans = fail_orphaned_runs(tracking, EXPERIMENT, {"live-run"})
-    assert {(o.run_id, o.dagster_run_id) for o in orphans} == {(killed, "dead-run"),
-                                                               (trial, "dead-run")}
-    status = {r: client.get_run(r).info.status for r in (killed, trial, done_trial, live,
-                                                         live_trial, finished, notebook,
-                                                         elsewhere)}
-    assert status == {killed: "FAILED", trial: "FAILED", done_trial: "FINISHED",
-                      live: "RUNNING", live_trial: "RUNNING", finished: "FINISHED",
-                      notebook: "RUNNING", elsewhere: "RUNNING"}
+    assert {(o.run_id, o.dagster_run_id) for o in orphans} == {
+        (killed, "dead-run"),
+        (trial, "dead-run"),
+    }
+    status = {
+        r: client.get_run(r).info.status
+        for r in (killed, trial, done_trial, live, live_trial, finished, notebook, elsewhere)
+    }
+    assert status == {
+        killed: "FAILED",
+        trial: "FAILED",
+        done_trial: "FINISHED",
+        live: "RUNNING",
+        live_trial: "RUNNING",
+        finished: "FINISHED",
+        notebook: "RUNNING",
+        elsewhere: "RUNNING",
+    }
     assert "dead-run is no longer in progress" in client.get_run(killed).data.tags[RECOVERED_TAG]
     assert fail_orphaned_runs(tracking, EXPERIMENT, {"live-run"}) == []  # idempotent
     assert fail_orphaned_runs(tracking, "no_such_experiment", set()) == []

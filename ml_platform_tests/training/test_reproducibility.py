@@ -17,7 +17,8 @@ from ml_platform_tests.training.helpers import training_spec
 
 
 def test_two_trainings_on_the_same_inputs_are_identical(
-        home: PlatformHome, tracking: Tracking, training_set: TableInfo) -> None:
+    home: PlatformHome, tracking: Tracking, training_set: TableInfo
+) -> None:
     spec = training_spec()
     first = train.train_candidate(spec, home, tracking, training_set, {})
     second = train.train_candidate(spec, home, tracking, training_set, {})
@@ -34,7 +35,8 @@ def test_two_trainings_on_the_same_inputs_are_identical(
 
 
 def test_reproducibility_check_retrains_in_a_fresh_process_with_other_threads(
-        home: PlatformHome, tracking: Tracking, training_set: TableInfo) -> None:
+    home: PlatformHome, tracking: Tracking, training_set: TableInfo
+) -> None:
     spec = training_spec(n_trials=1)
     cand = train.train_candidate(spec, home, tracking, training_set, {})
     assert cand.training_threads == reproduce.native_threads() >= 1
@@ -52,14 +54,19 @@ def test_reproducibility_check_retrains_in_a_fresh_process_with_other_threads(
 
 def _hash_order_spec() -> PipelineSpec:
     spec = training_spec()
-    model = spec.model.model_copy(update={
-        "estimator": "ml_platform_tests.training.nondeterministic.HashOrderClassifier",
-        "params": {}, "search_space": {}})
+    model = spec.model.model_copy(
+        update={
+            "estimator": "ml_platform_tests.training.nondeterministic.HashOrderClassifier",
+            "params": {},
+            "search_space": {},
+        }
+    )
     return spec.model_copy(update={"model": model})
 
 
 def test_the_check_catches_an_estimator_that_differs_across_processes(
-        training_set: TableInfo, monkeypatch: pytest.MonkeyPatch) -> None:
+    training_set: TableInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("PYTHONHASHSEED", raising=False)  # a fixed seed would hide the bug
     spec = _hash_order_spec()
     frame = pd.read_parquet(training_set.path)
@@ -73,8 +80,7 @@ def test_the_check_catches_an_estimator_that_differs_across_processes(
     assert "not deterministic" in verdict.description
 
 
-def test_the_check_fails_when_the_retrain_does_not_answer_in_time(
-        training_set: TableInfo) -> None:
+def test_the_check_fails_when_the_retrain_does_not_answer_in_time(training_set: TableInfo) -> None:
     spec = training_spec()
     verdict = reproduce.check(spec, training_set.path, {}, "0" * 16, 2, timeout=0.3)
     assert not verdict.passed and verdict.retrained_hash is None
@@ -99,10 +105,13 @@ def test_fixed_sample_ignores_row_order_and_index() -> None:
     spec = training_spec()
     rng = np.random.default_rng(0)
     n = 5_000
-    frame = pd.DataFrame({
-        spec.event_timestamp: pd.to_datetime(rng.integers(0, 50, n), unit="D", utc=True),
-        spec.entity_key: rng.integers(0, 40, n).astype(str),
-        "x": np.arange(n, dtype=float)})
+    frame = pd.DataFrame(
+        {
+            spec.event_timestamp: pd.to_datetime(rng.integers(0, 50, n), unit="D", utc=True),
+            spec.entity_key: rng.integers(0, 40, n).astype(str),
+            "x": np.arange(n, dtype=float),
+        }
+    )
     frame = frame.drop_duplicates([spec.event_timestamp, spec.entity_key], ignore_index=True)
     keys = [spec.event_timestamp, spec.entity_key]
     expected = fixed_sample(frame, spec, rows=1_000)

@@ -38,10 +38,11 @@ class ScriptedStore:
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
                 status = store.statuses.pop(0) if store.statuses else 200
-                payload = (store.body if status != 200 else json.dumps({"experiments": []}))
+                payload = store.body if status != 200 else json.dumps({"experiments": []})
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json" if payload.startswith("{")
-                                 else "text/plain")
+                self.send_header(
+                    "Content-Type", "application/json" if payload.startswith("{") else "text/plain"
+                )
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload.encode())
@@ -53,8 +54,9 @@ class ScriptedStore:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.uri = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def close(self) -> None:
         self.server.shutdown()
@@ -85,7 +87,8 @@ def _store(scripted: list[ScriptedStore], statuses: list[int], body: str = "") -
 @pytest.mark.usefixtures("no_mlflow_http_retries")
 @pytest.mark.parametrize("status", [503, 429, 500])
 def test_a_transient_http_error_is_retried_until_the_store_answers(
-        scripted: list[ScriptedStore], status: int) -> None:
+    scripted: list[ScriptedStore], status: int
+) -> None:
     store = _store(scripted, [status, status], body="overloaded")
     Tracking(store.uri, attempts=4, base_delay=FAST).probe()
     assert store.requests == 3  # two refusals, then the answer
@@ -93,7 +96,8 @@ def test_a_transient_http_error_is_retried_until_the_store_answers(
 
 @pytest.mark.usefixtures("no_mlflow_http_retries")
 def test_a_store_that_stays_unavailable_fails_with_its_last_error(
-        scripted: list[ScriptedStore]) -> None:
+    scripted: list[ScriptedStore],
+) -> None:
     store = _store(scripted, [503] * 10, body="maintenance")
     with pytest.raises(TrackingUnavailable) as err:
         Tracking(store.uri, attempts=3, base_delay=FAST).probe()
@@ -104,9 +108,11 @@ def test_a_store_that_stays_unavailable_fails_with_its_last_error(
 
 @pytest.mark.usefixtures("no_mlflow_http_retries")
 def test_a_deterministic_http_error_is_raised_at_once_as_itself(
-        scripted: list[ScriptedStore]) -> None:
-    body = json.dumps({"error_code": "INVALID_PARAMETER_VALUE",
-                       "message": "max_results must be positive"})
+    scripted: list[ScriptedStore],
+) -> None:
+    body = json.dumps(
+        {"error_code": "INVALID_PARAMETER_VALUE", "message": "max_results must be positive"}
+    )
     store = _store(scripted, [400], body=body)
     started = time.perf_counter()
     with pytest.raises(MlflowException, match="max_results must be positive") as err:
@@ -117,7 +123,8 @@ def test_a_deterministic_http_error_is_raised_at_once_as_itself(
 
 
 def test_a_deterministic_sqlite_error_is_raised_at_once_with_its_own_message(
-        home: PlatformHome) -> None:
+    home: PlatformHome,
+) -> None:
     tracking = Tracking(home.tracking_uri, attempts=4, base_delay=1.0)
     experiment_id = tracking.experiment_id("retries")
     run_id = tracking.client.create_run(experiment_id).info.run_id
@@ -141,7 +148,8 @@ def test_a_deterministic_sqlite_error_is_raised_at_once_with_its_own_message(
 
 
 def test_a_deterministic_error_during_training_is_not_called_unreachable(
-        home: PlatformHome, tracking: Tracking, training_set: TableInfo) -> None:
+    home: PlatformHome, tracking: Tracking, training_set: TableInfo
+) -> None:
     """A deleted experiment: creating the run is refused for good. It used to be retried for
     3.5 s and reported as "tracking store unreachable"."""
     spec = training_spec(n_trials=1)
@@ -153,8 +161,7 @@ def test_a_deterministic_error_during_training_is_not_called_unreachable(
     assert time.perf_counter() - started < tracking.base_delay + 5
 
 
-def test_a_locked_sqlite_database_is_transient_and_a_missing_table_is_not(
-        tmp_path: Path) -> None:
+def test_a_locked_sqlite_database_is_transient_and_a_missing_table_is_not(tmp_path: Path) -> None:
     """Real driver errors, raised by SQLite: a write lock another connection holds, and a
     query on a table that does not exist."""
     path = tmp_path / "store.db"
@@ -173,14 +180,14 @@ def test_a_locked_sqlite_database_is_transient_and_a_missing_table_is_not(
 
 
 @pytest.mark.slow
-def test_a_locked_mlflow_store_is_retried_until_the_lock_is_released(home: PlatformHome
-                                                                     ) -> None:
+def test_a_locked_mlflow_store_is_retried_until_the_lock_is_released(home: PlatformHome) -> None:
     """MLflow's SQLite sessions wait 20 s for a lock (busy_timeout) before "database is
     locked"; the lock here is held 22 s, so the first attempt fails and a retry succeeds."""
     tracking = Tracking(home.tracking_uri, attempts=3, base_delay=FAST)
     tracking.probe()  # the store exists, with its tables
-    holder = sqlite3.connect(home.mlflow_dir / "mlflow.db", isolation_level=None,
-                             check_same_thread=False)
+    holder = sqlite3.connect(
+        home.mlflow_dir / "mlflow.db", isolation_level=None, check_same_thread=False
+    )
     holder.execute("BEGIN EXCLUSIVE")
     release = threading.Timer(22, lambda: holder.execute("ROLLBACK"))
     release.start()

@@ -24,8 +24,11 @@ from ml_platform.training.tracking import BackgroundWriter, Tracking, TrackingUn
 from ml_platform_tests.helpers import materialize, small_spec
 from ml_platform_tests.training.helpers import training_spec
 
-DAGSTER_TAGS = {"dagster_run_id": "r-123", "dagster_asset_key": "loan_default_candidate_model",
-                "dagster_partition": "2026-03-01"}
+DAGSTER_TAGS = {
+    "dagster_run_id": "r-123",
+    "dagster_asset_key": "loan_default_candidate_model",
+    "dagster_partition": "2026-03-01",
+}
 
 
 def closed_port_uri() -> str:
@@ -37,8 +40,8 @@ def closed_port_uri() -> str:
 
 
 def test_the_run_has_every_param_metric_tag_input_and_signature(
-        home: PlatformHome, tracking: Tracking, training_set: TableInfo,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    home: PlatformHome, tracking: Tracking, training_set: TableInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(train, "SCHEMA_SAMPLE_ROWS", 50)  # the schema comes from a sample
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     global_uri = mlflow.get_tracking_uri()
@@ -76,8 +79,9 @@ def test_the_run_has_every_param_metric_tag_input_and_signature(
     assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "training"
     frame = pd.read_parquet(training_set.path)
     assert json.loads(dataset_input.dataset.profile)["num_rows"] == len(frame)
-    assert (json.loads(dataset_input.dataset.schema)["mlflow_colspec"]
-            == json.loads(mlflow.data.from_pandas(frame).schema.to_json()))
+    assert json.loads(dataset_input.dataset.schema)["mlflow_colspec"] == json.loads(
+        mlflow.data.from_pandas(frame).schema.to_json()
+    )
 
     info = mlflow.models.Model.load(tracking.local_model_dir(cand.model_uri))
     assert info.signature.inputs.input_names() == spec.features.all_columns
@@ -95,7 +99,8 @@ def test_the_run_has_every_param_metric_tag_input_and_signature(
     assert "plots/optimization_history.png" in artifacts
 
     children = client.search_runs(
-        [cand.experiment_id], f"tags.mlflow.parentRunId = '{cand.run_id}'")
+        [cand.experiment_id], f"tags.mlflow.parentRunId = '{cand.run_id}'"
+    )
     assert sorted(int(c.data.tags["optuna_trial"]) for c in children) == [0, 1, 2]
     for child in children:
         assert set(child.data.params) == set(spec.model.search_space)
@@ -104,7 +109,8 @@ def test_the_run_has_every_param_metric_tag_input_and_signature(
 
 
 def test_tracking_down_fails_clearly_before_any_work(
-        home: PlatformHome, training_set: TableInfo, monkeypatch: pytest.MonkeyPatch) -> None:
+    home: PlatformHome, training_set: TableInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # MLflow's own HTTP retries would take minutes; ours (with backoff) are the ones under test.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
@@ -120,7 +126,8 @@ def test_tracking_down_fails_clearly_before_any_work(
 
 @pytest.mark.slow
 def test_pipeline_with_tracking_down_registers_nothing(
-        home: PlatformHome, landed: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    home: PlatformHome, landed: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", closed_port_uri())
@@ -174,8 +181,8 @@ def test_the_work_s_own_error_wins_over_a_tracking_error() -> None:
 
 
 def test_two_stores_in_one_process_do_not_leak_into_each_other(
-        home: PlatformHome, training_set: TableInfo, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    home: PlatformHome, training_set: TableInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each Tracking writes only to its own store; the user's MLFLOW_TRACKING_URI and MLflow's
     global URI stay what they were (the fluent API used to carry one run's store into the
     next run in the process)."""
@@ -191,13 +198,24 @@ def test_two_stores_in_one_process_do_not_leak_into_each_other(
     b = train.train_candidate(spec, home, second, training_set, {})
     assert os.environ["MLFLOW_TRACKING_URI"] == "http://tracking.example:5000"
     assert mlflow.get_tracking_uri() == "http://tracking.example:5000"
-    assert {r.info.run_id for r in MlflowClient(home.tracking_uri).search_runs(
-        [a.experiment_id], "attributes.run_name = 'loan_default-candidate'")} == {a.run_id}
-    assert [r.info.run_id for r in MlflowClient(other_uri).search_runs(
-        [b.experiment_id], "attributes.run_name = 'loan_default-candidate'")] == [b.run_id]
+    assert {
+        r.info.run_id
+        for r in MlflowClient(home.tracking_uri).search_runs(
+            [a.experiment_id], "attributes.run_name = 'loan_default-candidate'"
+        )
+    } == {a.run_id}
+    assert [
+        r.info.run_id
+        for r in MlflowClient(other_uri).search_runs(
+            [b.experiment_id], "attributes.run_name = 'loan_default-candidate'"
+        )
+    ] == [b.run_id]
     assert Path(second.local_model_dir(b.model_uri)).is_relative_to(tmp_path)
 
     second_home = tmp_path / "second-home"
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    assert PlatformResource(home=str(second_home)).tracking().tracking_uri.startswith(
-        f"sqlite:///{second_home}")
+    assert (
+        PlatformResource(home=str(second_home))
+        .tracking()
+        .tracking_uri.startswith(f"sqlite:///{second_home}")
+    )

@@ -52,20 +52,23 @@ def batch_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
     return out
 
 
-@dbt_assets(manifest=PROJECT.manifest_path, project=PROJECT,
-            dagster_dbt_translator=FeatureModelTranslator())
+@dbt_assets(
+    manifest=PROJECT.manifest_path, project=PROJECT, dagster_dbt_translator=FeatureModelTranslator()
+)
 def dbt_feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
     """Staging and feature models on the warehouse (`dbt build`: models and tests); the tables
     built are copied for this run's feature steps before another build may replace them."""
     home = platform_home()  # the warehouse dbt's profile names (ML_PLATFORM_HOME)
     with warehouse_lock(home):
-        yield from dbt.cli(["build", "--vars", json.dumps(batch_vars(context))],
-                           context=context).stream()
+        yield from dbt.cli(
+            ["build", "--vars", json.dumps(batch_vars(context))], context=context
+        ).stream()
         export_tables(home, context.run.run_id)
 
 
 @dg.definitions
 def dbt_defs() -> dg.Definitions:
-    return dg.Definitions(assets=[dbt_feature_models],
-                          resources={"dbt": DbtCliResource(project_dir=PROJECT,
-                                                           dbt_executable=dbt_executable())})
+    return dg.Definitions(
+        assets=[dbt_feature_models],
+        resources={"dbt": DbtCliResource(project_dir=PROJECT, dbt_executable=dbt_executable())},
+    )
