@@ -49,7 +49,7 @@ def search_pngs(study: optuna.Study, metric: str) -> dict[str, bytes]:
             ax = ov.plot_intermediate_values(study)
             ax.set_ylabel(f"validation {metric} by stage")
             # One legend entry per trial: unreadable at 50 trials, and half the rendering time.
-            if ax.get_legend() is not None:
-                ax.get_legend().remove()
+            if (legend := ax.get_legend()) is not None:
+                legend.remove()
             pngs["intermediate_values"] = png(ax.figure)
     return pngs
