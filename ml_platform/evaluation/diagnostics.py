@@ -40,17 +40,6 @@ def confusion(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> list[
     return confusion_matrix(y, (proba >= threshold).astype(int), labels=[0, 1]).tolist()
 
 
-class _Scored:
-    """A scoring function given where a fitted model is expected: sklearn only asks for
-    ``fit``. For callers that pass ``lambda x: model.predict_proba(x)[:, 1]``."""
-
-    def __init__(self, fn: Callable[[pd.DataFrame], np.ndarray]) -> None:
-        self.fn = fn
-
-    def fit(self, *_: Any) -> _Scored:
-        return self
-
-
 def _default_scores(model: Any, x: pd.DataFrame) -> np.ndarray:
     return model.predict_proba(x)[:, 1] if hasattr(model, "predict_proba") else model.predict(x)
 
@@ -83,8 +72,6 @@ def permutation_importance(
     from sklearn.inspection import permutation_importance as sk_permutation_importance
 
     sign = 1.0 if higher_is_better(metric) else -1.0
-    if not hasattr(model, "fit") and callable(model):  # a bare scoring function (bench_pipeline)
-        model, scores = _Scored(model), lambda scored, frame: scored.fn(frame)
     scores = scores or _default_scores
 
     def scorer(estimator: Any, frame: pd.DataFrame, target: np.ndarray) -> float:
