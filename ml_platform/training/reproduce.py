@@ -80,7 +80,12 @@ def check(
 ) -> Verdict:
     """Refit in a new interpreter and compare its prediction hash with ``recorded_hash``."""
     threads = other_thread_count(training_threads)
-    env = {**os.environ, **dict.fromkeys(THREAD_VARIABLES, str(threads))}
+    env = {
+        **os.environ,
+        **dict.fromkeys(THREAD_VARIABLES, str(threads)),
+        # The same import path as here: the spec may name the user's feature functions.
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+    }
     started = time.perf_counter()
 
     def verdict(retrained: str | None, child_threads: int | None, error: str | None) -> Verdict:
