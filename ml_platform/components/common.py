@@ -58,9 +58,9 @@ class Stage:
 
     @property
     def pool(self) -> str:
-        """The Dagster pool of every asset of the pipeline. The instance's dagster.yaml limits
-        each pool to one run at a time (run granularity), whatever launched the run: a job, a
-        sensor, automation, or "Materialize" on any selection in the UI."""
+        """The Dagster pool of every asset of the pipeline: `ml-platform run` refuses to start
+        while any run holding it is in progress, and an operator can limit it
+        (`dagster instance concurrency set ml_platform-<name> 1`)."""
         return pipeline_pool(self.spec.name)
 
     def common(self, stage: str) -> dict[str, Any]:

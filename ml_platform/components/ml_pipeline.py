@@ -14,8 +14,8 @@ from ml_platform.components.features import online_key
 from ml_platform.components.sensors import new_data_sensor
 from ml_platform.spec import PipelineSpec, SpecError, parse_spec
 
-# A label on the pipeline's jobs for filtering runs in the UI. One run per pipeline at a time is
-# the pool's doing (components/common.py, dagster.yaml).
+# Runs carrying this tag are limited to one per value (dagster.yaml, concurrency.runs): one run
+# of a pipeline's jobs at a time, however it was launched.
 PIPELINE_TAG = "ml_platform/pipeline"
 
 

@@ -5,6 +5,7 @@ fails infra validation; a better candidate is promoted; the CLI rolls back and r
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -56,10 +57,9 @@ def _shuffled_training_set(spec: PipelineSpec, tset: TableInfo, path: Path) -> T
     return dataclasses.replace(tset, path=str(path), data_version="shuffled-labels")
 
 
-def _corrupt_copy(candidate: train.Candidate, dst: Path) -> train.Candidate:
-    import mlflow
-
-    local = Path(mlflow.artifacts.download_artifacts(candidate.model_uri, dst_path=str(dst)))
+def _corrupt_copy(tracking: Tracking, candidate: train.Candidate, dst: Path) -> train.Candidate:
+    # A copy: a local store's model directory is handed out where it is.
+    local = Path(shutil.copytree(tracking.local_model_dir(candidate.model_uri), dst))
     for artifact in local.glob("model.*"):
         artifact.write_bytes(b"\x00corrupt")
     return dataclasses.replace(candidate, model_uri=str(local))
@@ -128,7 +128,7 @@ def test_gates_keep_bad_candidates_out_and_promote_a_better_one(
     assert "# Model card" in (tracking.client.get_model_version(NAME, "2").description or "")
 
     # 4. The same model with a corrupt artifact fails infra validation; nothing registered.
-    broken = _corrupt_copy(good, tmp_path / "corrupt")
+    broken = _corrupt_copy(tracking, good, tmp_path / "corrupt")
     report = evaluate.evaluate(
         spec, home, tracking, broken, Path(tset.path), champion_version=ledger.champion(NAME)
     )
