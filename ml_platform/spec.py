@@ -203,6 +203,110 @@ class GatesSpec(_Strict):
     )
 
 
+def window_seconds(window: str) -> int:
+    """'30d' / '12h' / '90m' in seconds."""
+    match = _WINDOW.match(window)
+    if match is None:
+        raise ValueError(f"'{window}' must look like '30d', '12h' or '90m'")
+    amount, unit = match.groups()
+    return int(amount) * {"d": 86_400, "h": 3_600, "m": 60}[unit]
+
+
+class MonitoringSpec(_Strict):
+    """How each landed batch is compared with the champion's training reference, and when the
+    pipeline retrains itself. Every default is explained in docs/monitoring.md."""
+
+    enabled: bool = Field(default=True, description="Monitor each validated batch.")
+    psi_threshold: float = Field(
+        default=0.2,
+        gt=0,
+        description="Numeric features and predictions: PSI at or above this "
+        "(with a significant Holm-corrected p-value) is drift.",
+    )
+    wasserstein_threshold: float = Field(
+        default=0.1,
+        gt=0,
+        description="Numeric features: Wasserstein distance divided by the "
+        "reference's standard deviation; reported beside PSI, drift when either is breached.",
+    )
+    jensen_shannon_threshold: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="Categorical features: Jensen-Shannon distance "
+        "(base 2) at or above this (with a significant corrected p-value) is drift.",
+    )
+    alpha: float = Field(
+        default=0.01,
+        gt=0,
+        lt=1,
+        description="Family-wise error rate of the per-feature tests "
+        "(KS, chi-square), Holm-corrected over the features of a batch.",
+    )
+    min_rows: int = Field(
+        default=200, ge=10, description="Smaller batches or chunks are reported, not judged."
+    )
+    persistence: int = Field(
+        default=2,
+        ge=1,
+        description="Consecutive drifted batches before drift alerts and triggers a retrain.",
+    )
+    max_null_increase: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Data quality: a column's null rate above the "
+        "reference's by more than this is a breach.",
+    )
+    max_out_of_range: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Data quality: fraction of a numeric column "
+        "outside the reference's [min, max] above this is a breach.",
+    )
+    max_new_categories: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Data quality: fraction of rows with a category "
+        "unseen in the reference above this is a breach.",
+    )
+    min_performance: dict[str, float] | None = Field(
+        default=None,
+        description="Retrain when the realized (or, before labels arrive, "
+        "estimated) metric falls below this floor; default: the gates' min_metrics.",
+    )
+    labels: str | None = Field(
+        default=None,
+        description="Path or glob of late-arriving label files (entity key, "
+        "event timestamp, label), joined to the batches they belong to; '{home}' expands.",
+    )
+    max_model_age: str = Field(
+        default="30d",
+        description="Retrain when the champion is older than this; also the "
+        "registered model's freshness policy.",
+    )
+    max_data_lag: str = Field(
+        default="2d",
+        description="Freshness policy of the validated data: fail when no new "
+        "batch was validated for this long.",
+    )
+    cooldown: str = Field(
+        default="1d", description="No retrain is triggered within this long of the last one."
+    )
+    retrain_on: list[Literal["drift", "performance", "model_age"]] = Field(
+        default_factory=lambda: ["drift", "performance", "model_age"],
+        description="Which triggers start a retraining run.",
+    )
+
+    @field_validator("max_model_age", "max_data_lag", "cooldown")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        window_seconds(value)
+        return value
+
+
 class PipelineSpec(_Strict):
     name: str
     description: str = ""
@@ -221,6 +325,7 @@ class PipelineSpec(_Strict):
     contract: str | None = Field(
         default=None, description="Data contract file, relative to the spec's folder."
     )
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     seed: int = 42
     spec_dir: str | None = Field(default=None, exclude=True)
 
