@@ -1,8 +1,7 @@
 """Entry point for `dagster dev` / `dg`: every definition under ml_platform/defs/.
 
-Built at import, once per process: the multiprocess executor's forkserver preloads this module,
-so every step process it forks starts with the definitions already loaded (about 1.5 s and the
-imports of the whole stack saved per step; docs/operations.md)."""
+Built at import, once per process: the code server, each run worker (which executes the whole
+run in-process, ml_platform/defs/resources.py) and `ml-platform run` load it once."""
 
 from pathlib import Path
 
