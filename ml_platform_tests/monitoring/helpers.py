@@ -1,0 +1,63 @@
+"""Synthetic data for the monitoring tests: known distributions with known shifts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ml_platform.spec import MonitoringSpec
+
+CATEGORIES = np.array(["a", "b", "c", "d", "e"])
+SHARES = np.array([0.4, 0.25, 0.15, 0.12, 0.08])
+
+
+def settings(**updates: object) -> MonitoringSpec:
+    return MonitoringSpec().model_copy(update=updates)
+
+
+def numeric_column(rng: np.random.Generator, kind: int, n: int, shift: float = 0.0) -> np.ndarray:
+    """Four shapes in turn (normal, log-normal, discrete counts, uniform); ``shift`` moves the
+    location by that many standard deviations of the column."""
+    if kind % 4 == 0:
+        return rng.normal(10.0, 2.0, n) + shift * 2.0
+    if kind % 4 == 1:
+        sigma = 0.5
+        std = np.sqrt((np.exp(sigma**2) - 1) * np.exp(2 * 3 + sigma**2))
+        return rng.lognormal(3.0, sigma, n) + shift * std
+    if kind % 4 == 2:
+        return rng.poisson(4.0, n).astype("float64") + np.round(shift * 2.0)
+    return rng.uniform(0.0, 1.0, n) + shift * np.sqrt(1 / 12)
+
+
+def categorical_column(rng: np.random.Generator, n: int, shares: np.ndarray = SHARES) -> np.ndarray:
+    return rng.choice(CATEGORIES[: len(shares)], size=n, p=shares / shares.sum())
+
+
+def frame(
+    rng: np.random.Generator,
+    n: int,
+    numeric: int,
+    categorical: int,
+    shifts: dict[str, float] | None = None,
+    category_shares: dict[str, np.ndarray] | None = None,
+    null_rate: float = 0.0,
+) -> pd.DataFrame:
+    """Columns ``x0..`` (numeric) and ``c0..`` (categorical); ``shifts`` moves named numeric
+    columns, ``category_shares`` replaces named categorical columns' frequencies."""
+    shifts, category_shares = shifts or {}, category_shares or {}
+    data: dict[str, np.ndarray] = {}
+    for i in range(numeric):
+        name = f"x{i}"
+        data[name] = numeric_column(rng, i, n, shifts.get(name, 0.0))
+    for i in range(categorical):
+        name = f"c{i}"
+        data[name] = categorical_column(rng, n, category_shares.get(name, SHARES)).astype(object)
+    out = pd.DataFrame(data)
+    if null_rate:
+        for name in out.columns:
+            out.loc[rng.random(n) < null_rate, name] = None
+    return out
+
+
+def columns(numeric: int, categorical: int) -> tuple[list[str], list[str]]:
+    return [f"x{i}" for i in range(numeric)], [f"c{i}" for i in range(categorical)]
