@@ -53,6 +53,7 @@ class FeatureDrift:
     wasserstein: float | None = None  # 1-Wasserstein / the reference's standard deviation
     ks_statistic: float | None = None
     new_categories: list[str] = field(default_factory=list)
+    thresholds: dict[str, float] = field(default_factory=dict)  # every statistic judged
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -191,6 +192,7 @@ def _decide(
         reason=reason,
         rows=m.rows,
         reference_rows=m.reference_rows,
+        thresholds={s: t for s, (_, t) in m.effects.items()},
         **m.extras,
     )
 

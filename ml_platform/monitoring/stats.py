@@ -3,6 +3,9 @@
 SciPy's own ``ks_2samp`` and ``wasserstein_distance`` each sort both samples again (0.6-0.8 s
 per column at 1M x 1M rows here); one stable merge of the two sorted samples gives both
 statistics at once (about 0.1 s). The tests check every value against SciPy's functions.
+Dot products are written ``(a * b).sum()``: ``a @ b`` and ``np.dot`` go through the threaded
+BLAS, and on this shared 2-core machine one 20k-element product took 5-7 ms that way (40 us
+without).
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ def ks_and_wasserstein(reference: np.ndarray, current: np.ndarray) -> tuple[floa
     from_reference = np.cumsum(order < n)
     diff = from_reference / n - (np.arange(1, n + m + 1) - from_reference) / m
     gaps = np.diff(values)
-    wasserstein = float(np.abs(diff[:-1]) @ gaps)
+    wasserstein = float((np.abs(diff[:-1]) * gaps).sum())
     ks = float(np.abs(diff[np.append(gaps > 0, True)]).max())
     return ks, wasserstein
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pandas as pd
 
-from ml_platform.spec import MonitoringSpec
+from ml_platform.monitoring.reference import ChampionReference
+from ml_platform.spec import MonitoringSpec, PipelineSpec
+from ml_platform.training import fitting
 
 CATEGORIES = np.array(["a", "b", "c", "d", "e"])
 SHARES = np.array([0.4, 0.25, 0.15, 0.12, 0.08])
@@ -61,3 +65,46 @@ def frame(
 
 def columns(numeric: int, categorical: int) -> tuple[list[str], list[str]]:
     return [f"x{i}" for i in range(numeric)], [f"c{i}" for i in range(categorical)]
+
+
+def labelled(
+    rng: np.random.Generator,
+    n: int,
+    shifts: dict[str, float] | None = None,
+    start: str = "2026-01-01",
+) -> pd.DataFrame:
+    """A tiny pipeline's rows (see ``tiny_spec``): 4 numeric and 1 categorical feature, a key,
+    hourly timestamps from ``start``, and a label drawn from a known logistic model."""
+    out = frame(rng, n, numeric=4, categorical=1, shifts=shifts)
+    logit = 0.8 * (out["x0"] - 10) / 2 + 1.5 * (out["x3"] - 0.5) + (out["c0"] == "a") - 1.0
+    out["label"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    out["key"] = np.arange(n)
+    out["ts"] = pd.date_range(start, periods=n, freq="h", tz="UTC")
+    return out
+
+
+def tiny_spec(**monitoring: object) -> PipelineSpec:
+    """A logistic-regression pipeline over ``labelled`` rows."""
+    return PipelineSpec.model_validate(
+        {
+            "name": "tiny",
+            "source": {"path": "unused.parquet"},
+            "entity_key": "key",
+            "event_timestamp": "ts",
+            "label": "label",
+            "task": "binary_classification",
+            "features": {"numeric": ["x0", "x1", "x2", "x3"], "categorical": ["c0"]},
+            "model": {
+                "estimator": "sklearn.linear_model.LogisticRegression",
+                "balance_classes": False,  # balanced weights would uncalibrate the probabilities
+            },
+            "gates": {"min_metrics": {"roc_auc": 0.6}},
+            "monitoring": monitoring,
+        }
+    )
+
+
+def tiny_champion(spec: PipelineSpec, reference: pd.DataFrame) -> ChampionReference:
+    """A champion fitted on ``reference`` without MLflow (the analysis needs only the model)."""
+    model = fitting.fit(spec, reference)
+    return ChampionReference("3", "run-id", datetime(2026, 1, 1, tzinfo=UTC), reference, model)

@@ -1,0 +1,159 @@
+"""Model performance on a batch: realized metrics with bootstrap intervals once labels exist,
+and before that an estimate from the model's own probabilities.
+
+The estimate is confidence-based performance estimation (CBPE, as NannyML describes it): if a
+classifier's probabilities are calibrated, a row scored p is positive with probability p, so
+the confusion matrix, and the ROC AUC, have expectations computable from the scores alone. It
+holds under covariate shift (new inputs, same P(y | x)); under concept drift (the relation
+itself changed) only realized metrics can tell, which is why they win when labels arrive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ml_platform.monitoring.drift import finite_or_none
+from ml_platform.spec import Task
+
+MAX_BOOTSTRAP_ROWS = 50_000  # resampled rows per bootstrap draw; larger batches are subsampled
+
+
+@dataclass(frozen=True)
+class MetricEstimate:
+    """A metric on the batch's labelled rows with a 95% percentile-bootstrap interval."""
+
+    value: float
+    low: float
+    high: float
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("value", "low", "high"):
+            out[key] = finite_or_none(out[key])
+        return out
+
+
+def _binary(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
+    """Per-metric functions of row weights (bootstrap counts). The rows are put in score order
+    once; bootstrap counts are exchangeable, so a draw's weights apply to the sorted rows
+    directly (no gather per draw). Tied scores count one half in the AUC, as in
+    ``roc_auc_score``."""
+    order = np.argsort(p, kind="stable")
+    y, p = y[order], p[order]
+    groups = np.concatenate([[0], np.cumsum(np.diff(p) > 0)]) if len(p) else np.zeros(0, int)
+    n_groups = int(groups[-1]) + 1 if len(groups) else 0
+    correct = ((p >= 0.5) == (y == 1)).astype("float64")
+    squared = (p - y) ** 2
+
+    def auc(w: np.ndarray) -> float:
+        pos = np.bincount(groups, weights=w * y, minlength=n_groups)
+        neg = np.bincount(groups, weights=w, minlength=n_groups) - pos
+        if pos.sum() == 0 or neg.sum() == 0:
+            return float("nan")
+        return float((pos * (np.cumsum(neg) - 0.5 * neg)).sum() / (pos.sum() * neg.sum()))
+
+    return {
+        "roc_auc": auc,
+        "accuracy": lambda w: float((w * correct).sum() / w.sum()),
+        "brier": lambda w: float((w * squared).sum() / w.sum()),
+    }
+
+
+def _regression(y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
+    squared, absolute = (pred - y) ** 2, np.abs(pred - y)
+
+    def r2(w: np.ndarray) -> float:
+        mean = (w * y).sum() / w.sum()
+        total = (w * (y - mean) ** 2).sum()
+        return float(1 - (w * squared).sum() / total) if total > 0 else float("nan")
+
+    return {
+        "rmse": lambda w: float(np.sqrt((w * squared).sum() / w.sum())),
+        "mae": lambda w: float((w * absolute).sum() / w.sum()),
+        "r2": r2,
+    }
+
+
+def realized_metrics(
+    task: Task, y_true: np.ndarray, scores: np.ndarray, seed: int, n_boot: int = 200
+) -> dict[str, MetricEstimate]:
+    """Binary: roc_auc, accuracy at 0.5, brier; regression: rmse, mae, r2. Intervals are
+    percentile bootstraps of seeded resamples drawn as weights (one sort of the scores, not one
+    per draw). Above ``MAX_BOOTSTRAP_ROWS`` the draws come from a seeded subsample and their
+    spread is scaled by sqrt(subsample / rows): a root-n statistic's interval shrinks so."""
+    y = np.asarray(y_true, dtype="float64")
+    s = np.asarray(scores, dtype="float64")
+    n = len(y)
+    if n == 0:
+        return {}
+    build = _binary if task == "binary_classification" else _regression
+    metrics = build(y, s)
+    points = {name: fn(np.ones(n)) for name, fn in metrics.items()}
+    rng = np.random.default_rng(seed)
+    scale = 1.0
+    if n > MAX_BOOTSTRAP_ROWS:
+        keep = np.sort(rng.choice(n, MAX_BOOTSTRAP_ROWS, replace=False))
+        metrics = build(y[keep], s[keep])
+        scale = float(np.sqrt(MAX_BOOTSTRAP_ROWS / n))
+    m = min(n, MAX_BOOTSTRAP_ROWS)
+    centers = {name: fn(np.ones(m)) for name, fn in metrics.items()}
+    draws: dict[str, list[float]] = {name: [] for name in metrics}
+    for _ in range(n_boot):
+        w = np.bincount(rng.integers(0, m, m), minlength=m).astype("float64")
+        for name, fn in metrics.items():
+            draws[name].append(fn(w))
+    out = {}
+    for name, point in points.items():
+        samples = np.asarray(draws[name])
+        samples = point + (samples[~np.isnan(samples)] - centers[name]) * scale
+        low, high = (
+            (float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5)))
+            if len(samples)
+            else (float("nan"), float("nan"))
+        )
+        out[name] = MetricEstimate(float(point), low, high, n)
+    return out
+
+
+def expected_roc_auc(p: np.ndarray) -> float:
+    """The ROC AUC expected if each row's label were drawn Bernoulli(p): expected concordant
+    (positive above negative) pairs, ties one half, over the expected number of
+    positive-negative pairs, over pairs of distinct rows. Exact for those counts; it differs
+    from the expectation of the ratio by O(1/n). One sort, then sums per distinct score."""
+    p = np.sort(np.asarray(p, dtype="float64"))
+    if len(p) < 2:
+        return float("nan")
+    groups = np.concatenate([[0], np.cumsum(np.diff(p) > 0)])
+    pos = np.bincount(groups, weights=p)
+    neg = np.bincount(groups, weights=1 - p)
+    self_pairs = np.bincount(groups, weights=p * (1 - p))  # a row is never paired with itself
+    below = np.cumsum(neg) - neg
+    concordant = (pos * below).sum() + 0.5 * float(np.sum(pos * neg - self_pairs))
+    pairs = pos.sum() * neg.sum() - self_pairs.sum()
+    return float(concordant / pairs) if pairs > 0 else float("nan")
+
+
+def estimated_performance(scores: np.ndarray) -> dict[str, float]:
+    """Expected metrics of a binary classifier from its calibrated probabilities: the expected
+    confusion matrix at threshold 0.5 (a row scored p is a true positive with probability p if
+    predicted positive, a false positive with 1 - p), accuracy, precision and recall from it,
+    the expected ROC AUC, and the expected Brier score (mean p(1 - p))."""
+    p = np.asarray(scores, dtype="float64")
+    p = p[np.isfinite(p)]
+    if len(p) == 0:
+        return {}
+    predicted = p >= 0.5
+    tp, fp = float(p[predicted].sum()), float((1 - p[predicted]).sum())
+    fn, tn = float(p[~predicted].sum()), float((1 - p[~predicted]).sum())
+    nan = float("nan")
+    return {
+        "accuracy": (tp + tn) / len(p),
+        "precision": tp / (tp + fp) if tp + fp > 0 else nan,
+        "recall": tp / (tp + fn) if tp + fn > 0 else nan,
+        "roc_auc": expected_roc_auc(p),
+        "brier": float(np.mean(p * (1 - p))),
+    }

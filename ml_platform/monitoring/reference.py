@@ -1,0 +1,111 @@
+"""The champion's training reference: what monitoring compares every batch with.
+
+Convention shared with the training step: the candidate's MLflow run carries the artifact
+``monitoring/reference.parquet`` with the training rows' entity key, event timestamp, label and
+every model feature column, sampled to at most ``MAX_ROWS`` rows with the spec's seed. It
+travels with the model version, so anything that can reach the registry can monitor the model;
+the champion is found through the registry alias, never "latest".
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml_platform.ingest.io import write_parquet
+from ml_platform.monitoring.errors import MonitoringError
+from ml_platform.spec import PipelineSpec
+from ml_platform.training.fitting import predict
+from ml_platform.training.tracking import Tracking
+
+REFERENCE_ARTIFACT = "monitoring/reference.parquet"
+MAX_ROWS = 200_000  # enough for deciles and tests at 1e-3 resolution; ~10 MB for the demo
+CHAMPION = "champion"  # the registry alias (ml_platform.registry.ledger.CHAMPION)
+
+
+def reference_columns(spec: PipelineSpec) -> list[str]:
+    return [spec.entity_key, spec.event_timestamp, spec.label, *spec.features.all_columns]
+
+
+def write_reference(frame: pd.DataFrame, spec: PipelineSpec, path: Path) -> Path:
+    """The reference file of a training frame: its key, time, label and feature columns,
+    a seeded sample of at most ``MAX_ROWS`` rows (kept in their original order)."""
+    missing = [c for c in reference_columns(spec) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"the training frame lacks the reference columns {missing}")
+    rows = frame[reference_columns(spec)]
+    if len(rows) > MAX_ROWS:
+        rows = rows.sample(n=MAX_ROWS, random_state=spec.seed).sort_index()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_parquet(rows, path)
+
+
+def score(model: Any, frame: pd.DataFrame, spec: PipelineSpec) -> np.ndarray:
+    """The model's scores (P(label = 1), or the prediction) with the feature selection and
+    types it was trained with."""
+    return np.asarray(predict(spec, model, frame), dtype="float64")
+
+
+@dataclass(frozen=True)
+class ChampionReference:
+    """The current champion: its version, run, creation time, training reference and model."""
+
+    version: str
+    run_id: str
+    created_at: datetime
+    frame: pd.DataFrame
+    model: Any
+    _scores: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    def reference_scores(self, spec: PipelineSpec) -> np.ndarray:
+        """The champion's scores on its own reference, computed once per object (every
+        batch and chunk compares with the same ones)."""
+        if spec.name not in self._scores:
+            self._scores[spec.name] = score(self.model, self.frame, spec)
+        return self._scores[spec.name]
+
+
+def _download(tracking: Tracking, run_id: str, folder: Path) -> Path | None:
+    """The run's reference file, or None when the run has none."""
+    folder_name = REFERENCE_ARTIFACT.rsplit("/", 1)[0]
+    listed = tracking.call(
+        lambda: tracking.client.list_artifacts(run_id, folder_name),
+        f"list the monitoring artifacts of run {run_id}",
+    )
+    if REFERENCE_ARTIFACT not in {f.path for f in listed}:
+        return None
+    local = tracking.call(
+        lambda: tracking.client.download_artifacts(run_id, REFERENCE_ARTIFACT, str(folder)),
+        f"download the monitoring reference of run {run_id}",
+    )
+    return Path(local)
+
+
+def load_champion_reference(spec: PipelineSpec, tracking: Tracking) -> ChampionReference:
+    """The champion of ``spec.name`` with its training reference and model, or a
+    MonitoringError saying what is missing and how to fix it."""
+    version = tracking.version_by_alias(spec.name, CHAMPION)
+    if version is None:
+        raise MonitoringError(
+            f"no champion for '{spec.name}' yet: run the training job first "
+            f"(ml-platform run {spec.name})"
+        )
+    number, run_id = str(version.version), str(version.run_id or "")
+    with tempfile.TemporaryDirectory(prefix="reference-") as tmp:
+        path = _download(tracking, run_id, Path(tmp)) if run_id else None
+        if path is None:
+            raise MonitoringError(
+                f"champion v{number} of '{spec.name}' (run {run_id or 'unknown'}) has no "
+                f"training reference ({REFERENCE_ARTIFACT}): it was trained before monitoring "
+                f"existed; retrain it (ml-platform run {spec.name}) and promote the new version"
+            )
+        frame = pd.read_parquet(path)
+    model = tracking.load_sklearn_model(f"models:/{spec.name}/{number}")
+    created = datetime.fromtimestamp((version.creation_timestamp or 0) / 1000, UTC)
+    return ChampionReference(number, run_id, created, frame, model)
