@@ -5,14 +5,24 @@ upstream steps produced in that run.
 too), and the instance's run queue allows one run per pipeline; but a run launched around both
 (``dagster job execute``, a second instance config, a run retry beside a manual run) must still
 not read the other run's tables. So the job is executed twice directly, each in a process of its
-own through ``dg.execute_job`` and the multiprocess executor, on one Dagster instance.
+own through ``dg.execute_job``, on one Dagster instance.
 
 The interleaving is forced rather than left to timing: run A is held between its dbt build and
 its feature step while run B validates a newer batch and builds its own features, the schedule
 in which a table shared by the two runs (the dbt model's table in the warehouse, the Feast
-source) would hand B's rows to A. A is held by stopping its forkserver, the process that starts
-A's step processes (a loaded machine or a slow pod start delays a step the same way); no step
-of A is running while it is held.
+source) would hand B's rows to A. Holding a run there needs a process that is idle between two
+steps. The project's in-process executor has none: its steps follow each other in the run's
+one process within a fraction of a second, and stopping that process inside the dbt step would
+keep the warehouse lock that B's dbt build waits for. So the job runs here from a test code
+location with the measured alternative executor, a process per step forked from a preloaded
+forkserver (``small_defs:defs_multiprocess``, ``FORKSERVER_EXECUTOR``), and A is held by
+stopping its forkserver (a loaded machine or a slow pod start delays a step the same way); no
+step of A is running while it is held.
+
+What is checked does not depend on the executor: a step finds its inputs through the hand-off
+documents of its own run's materializations in the instance (components/handoff.py), read the
+same way in whichever process runs the step, and two runs are two processes with any executor,
+so nothing in memory passes from one to the other.
 """
 
 from __future__ import annotations
@@ -39,7 +49,8 @@ from ml_platform_tests.helpers import SMALL, small_spec
 
 pytestmark = pytest.mark.slow
 PIPELINE = "loan_default"
-SMALL_DEFS = "ml_platform_tests.cli.small_defs:defs"
+SMALL_DEFS = "ml_platform_tests.cli.small_defs:defs"  # the project's executor: the CLI's check
+FORKSERVER_DEFS = "ml_platform_tests.cli.small_defs:defs_multiprocess"  # the held runs
 JOB = f"{PIPELINE}_training_job"
 RUN_TAG = "ml_platform_tests/run"
 DBT = "dbt_feature_models"
@@ -62,7 +73,7 @@ def _execute(label: str, log: Path) -> subprocess.Popen[bytes]:
     """The training job executed directly (no busy check), in a process of its own."""
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-c", _EXECUTE, SMALL_DEFS, JOB, RUN_TAG, label],
+            [sys.executable, "-c", _EXECUTE, FORKSERVER_DEFS, JOB, RUN_TAG, label],
             cwd=PROJECT_ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -1,7 +1,8 @@
 """The real path: `dagster dev` on the test's home, the training job submitted over GraphQL the way
 the UI's Launchpad does, queued, dequeued by the daemon under the instance's run queue limit (one
-run per pipeline, a second job of the pipeline waiting its turn), run by the multiprocess executor,
-and its model version in MLflow's registry."""
+run per pipeline, a second job of the pipeline waiting its turn), run in the run worker that the
+run launcher starts (the project's in-process executor), and its model version in MLflow's
+registry."""
 
 from __future__ import annotations
 
@@ -280,6 +281,15 @@ def test_training_job_launched_like_the_ui_registers_a_version_one_run_per_pipel
             e.asset_materialization.asset_key.to_user_string(): e.asset_materialization
             for e in instance.all_logs(first, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
         }
+        engine = [e.dagster_event for e in instance.all_logs(first) if e.dagster_event]
+    # The declared executor ran the steps: in the run worker's process, no step workers.
+    in_process = [
+        e.pid for e in engine if (e.message or "").startswith("Executing steps in process")
+    ]
+    workers = [e for e in engine if e.event_type_value.startswith("STEP_WORKER_")]
+    assert len(in_process) == 1 and not workers, diagnose(f"{in_process}, {workers[:3]}")
+    step_pids = {e.pid for e in engine if e.event_type_value == "STEP_START"}
+    assert step_pids == set(in_process), diagnose(f"step pids {step_pids} vs {in_process}")
     assert evaluations and all(c.passed for c in evaluations), diagnose(
         f"the checks (gates) of {first}: {evaluations}"
     )

@@ -1,6 +1,6 @@
 """The whole demo pipeline on small generated data, twice, the way Dagster runs it: the training
-job through the declared executor (a process per step) on a real instance in a temporary home,
-launched by `ml-platform run` in a fresh process."""
+job through the declared executor (in-process: every step in the run's one process) on a real
+instance in a temporary home, launched by `ml-platform run` in a fresh process."""
 
 from __future__ import annotations
 
@@ -35,14 +35,23 @@ def _run(home: PlatformHome) -> tuple[str, str]:
         assert run.status == dg.DagsterRunStatus.SUCCESS
         assert run.job_name == "loan_default_training_job"
         assert run.tags["ml_platform/pipeline"] == "loan_default"
-        # A process per step: the multiprocess executor started a worker for each step.
-        workers = {
-            e.step_key
-            for e in instance.all_logs(run.run_id)
-            if e.dagster_event and e.dagster_event.event_type_value == "STEP_WORKER_STARTED"
-        }
-        assert {"loan_default_validated", "loan_default_registered_model"} <= workers
+        _assert_in_process(instance, run)
         return run.run_id, proc.stdout
+
+
+def _assert_in_process(instance: dg.DagsterInstance, run: dg.DagsterRun) -> None:
+    """The in-process executor ran every step in the `ml-platform run` process: it announced
+    that process, no step worker was started, and each step's events carry that pid."""
+    events = [e.dagster_event for e in instance.all_logs(run.run_id) if e.dagster_event]
+    kinds = {e.event_type_value for e in events}
+    assert not kinds & {"STEP_WORKER_STARTING", "STEP_WORKER_STARTED"}, kinds
+    announced = [
+        e.pid for e in events if (e.message or "").startswith("Executing steps in process")
+    ]
+    assert announced == [int(run.tags["ml_platform/pid"])], announced
+    steps = {(e.step_key, e.pid) for e in events if e.event_type_value == "STEP_START"}
+    assert {"loan_default_validated", "loan_default_registered_model"} <= {k for k, _ in steps}
+    assert {pid for _, pid in steps} == set(announced), steps
 
 
 def test_demo_pipeline_end_to_end_twice(home: PlatformHome, landed: list) -> None:

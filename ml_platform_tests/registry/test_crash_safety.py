@@ -9,9 +9,10 @@ then one more run. Nothing may be torn, stray, stuck or inconsistent afterwards:
 - the killed run does not hold the pipeline: the next `ml-platform run` marks it failed
   (runner.py), and that run succeeds, once.
 
-Each kill is of a real ``ml-platform run`` process group (its step processes, dbt and the
-forkserver included), at a point observed from outside: a step's STEP_START in the Dagster
-instance, the candidate's MLflow run RUNNING, the registration's evidence row in the ledger.
+Each kill is of a real ``ml-platform run`` process group (the run's one process, which
+executes every step with the project's in-process executor, and its children: dbt, the compute
+log mirror), at a point observed from outside: a step's STEP_START in the Dagster instance, the
+candidate's MLflow run RUNNING, the registration's evidence row in the ledger.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def _launch(log: Path, *args: str) -> subprocess.Popen[bytes]:
 
 
 def _kill_group(proc: subprocess.Popen[Any]) -> None:
-    """SIGKILL the whole group (CLI, step processes, forkserver, dbt) and wait until it is gone."""
+    """SIGKILL the whole group (the run's process and its children) and wait until it is gone."""
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     deadline = time.monotonic() + 30
