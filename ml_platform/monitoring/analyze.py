@@ -15,6 +15,7 @@ from ml_platform.monitoring.drift import DriftResult, compute_drift
 from ml_platform.monitoring.performance import (
     MetricEstimate,
     estimated_performance,
+    prior_corrected,
     realized_metrics,
 )
 from ml_platform.monitoring.quality import QualityResult, data_quality
@@ -107,6 +108,30 @@ def _performance_breaches(
     return found
 
 
+def trained_balanced(spec: PipelineSpec, model: Any) -> bool:
+    """Whether training weighted the classes equally (fitting._sample_weight's condition),
+    which moves the probabilities off the training prior."""
+    import inspect
+
+    estimator = getattr(model, "named_steps", {}).get("model")
+    if not (spec.is_classification and spec.model.balance_classes and estimator is not None):
+        return False
+    return "sample_weight" in inspect.signature(estimator.fit).parameters
+
+
+def estimate(
+    spec: PipelineSpec, reference: ChampionReference, scores: np.ndarray
+) -> dict[str, float]:
+    """The confidence-based estimate, with the probabilities put back on the training prior
+    when the champion was trained with balanced class weights."""
+    probabilities = None
+    if trained_balanced(spec, reference.model):
+        prior = float(pd.to_numeric(reference.frame[spec.label], errors="coerce").mean())
+        if 0 < prior < 1:
+            probabilities = prior_corrected(scores, prior)
+    return estimated_performance(scores, probabilities)
+
+
 def _labels(labels: pd.Series | None, rows: int) -> np.ndarray | None:
     if labels is None:
         return None
@@ -145,7 +170,7 @@ def analyze_batch(
         if y is not None and known.any()
         else None
     )
-    estimated = estimated_performance(scores) if spec.is_classification else None
+    estimated = estimate(spec, reference, scores) if spec.is_classification else None
     breaches = _performance_breaches(spec, realized, estimated, int(known.sum()), len(batch))
     return BatchAnalysis(
         label=label,

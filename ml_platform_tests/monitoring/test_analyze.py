@@ -37,6 +37,20 @@ def test_a_stable_batch_is_not_breached(reference: pd.DataFrame) -> None:
     assert payload["breached"] is False and payload["realized"]["roc_auc"]["low"] < auc.value
 
 
+def test_a_balanced_champions_estimate_uses_the_training_prior(reference: pd.DataFrame) -> None:
+    spec = tiny_spec()
+    spec = spec.model_copy(
+        update={"model": spec.model.model_copy(update={"balance_classes": True})}
+    )
+    champion = tiny_champion(spec, reference)
+    batch = labelled(np.random.default_rng(35), 5_000)
+    analysis = analyze_batch(spec, champion, batch, batch["label"], "balanced")
+    assert analysis.realized is not None and analysis.estimated is not None
+    for metric in ("accuracy", "brier", "roc_auc"):
+        got = analysis.realized[metric]
+        assert abs(analysis.estimated[metric] - got.value) <= got.high - got.low, metric
+
+
 def test_a_shifted_batch_names_its_drift_and_quality_breaches(reference: pd.DataFrame) -> None:
     spec = tiny_spec()
     champion = tiny_champion(spec, reference)

@@ -12,6 +12,7 @@ from ml_platform.monitoring.performance import (
     MAX_BOOTSTRAP_ROWS,
     estimated_performance,
     expected_roc_auc,
+    prior_corrected,
     realized_metrics,
 )
 
@@ -113,3 +114,26 @@ def test_estimates_of_an_empty_batch() -> None:
     assert estimated_performance(np.array([])) == {}
     one_side = estimated_performance(np.full(10, 0.2))
     assert np.isnan(one_side["precision"]) and one_side["accuracy"] == pytest.approx(0.8)
+
+
+def test_balanced_probabilities_are_put_back_on_the_prior() -> None:
+    """A model trained with balanced weights reports odds times (1 - prior) / prior; the
+    correction recovers the calibrated probability, and the estimate made with it matches the
+    realized metrics of the model's own decisions (scores >= 0.5)."""
+    p, y = _calibrated(40_000, 8, a=1.0, b=5.0)
+    prior = float(y.mean())
+    odds = p / (1 - p) * (1 - prior) / prior
+    balanced = odds / (1 + odds)
+    assert np.allclose(prior_corrected(balanced, prior), p)
+    estimate = estimated_performance(balanced, prior_corrected(balanced, prior))
+    realized = realized_metrics("binary_classification", y, balanced, seed=0)
+    for metric in ("roc_auc", "accuracy", "brier"):
+        got = realized[metric]
+        assert abs(estimate[metric] - got.value) <= got.high - got.low, (metric, estimate, got)
+    decided = balanced >= 0.5
+    assert estimate["precision"] == pytest.approx(y[decided].mean(), abs=0.02)
+    assert estimate["recall"] == pytest.approx(decided[y == 1].mean(), abs=0.02)
+    naive = estimated_performance(balanced)  # taking the balanced scores at face value
+    got = realized["accuracy"]
+    assert abs(naive["accuracy"] - got.value) > 3 * (got.high - got.low), (naive, got)
+    assert abs(naive["precision"] - y[decided].mean()) > 0.1
