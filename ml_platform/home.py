@@ -57,6 +57,11 @@ class PlatformHome:
         return self.root / "promotion_ledger.db"
 
     @property
+    def alerts_log(self) -> Path:
+        """Every alert, one JSON object a line, whatever other channel is configured."""
+        return self.root / "alerts" / "alerts.jsonl"
+
+    @property
     def reports(self) -> Path:
         return self.root / "reports"
 

@@ -29,6 +29,22 @@ def _ledger() -> PromotionLedger:
     return PromotionLedger(home.ledger_db, Tracking(home.tracking_uri, home.artifact_root))
 
 
+def _alert(kind: str, decision: Decision) -> None:
+    """Promotions and rollbacks made by hand are alerted like the pipeline's own."""
+    from ml_platform.alerting import Alert, Notifier
+    from ml_platform.home import activate_home
+
+    Notifier.from_env(activate_home().alerts_log).notify(
+        Alert(
+            kind=kind,  # type: ignore[arg-type]
+            pipeline=decision.pipeline,
+            title=f"{decision.pipeline}: {kind} to v{decision.version} by {decision.actor}",
+            details={"reason": decision.reason, "previous": decision.previous_champion or ""},
+            severity="warning" if kind == "rollback" else "info",
+        )
+    )
+
+
 def _versions(ledger: PromotionLedger, pipeline: str) -> list[Any]:
     client = ledger.tracking.client
     found = client.search_model_versions(f"name = '{pipeline}'")
@@ -109,9 +125,11 @@ def promote(
 
     _spec(pipeline)
     try:
-        _done(_ledger().promote(pipeline, version, reason, force=force))
+        decision = _ledger().promote(pipeline, version, reason, force=force)
     except PromotionRefused as exc:
         raise _refused(exc) from None
+    _alert("promotion", decision)
+    _done(decision)
 
 
 @models_app.command()
@@ -124,9 +142,11 @@ def rollback(
 
     _spec(pipeline)
     try:
-        _done(_ledger().rollback(pipeline, reason))
+        decision = _ledger().rollback(pipeline, reason)
     except PromotionRefused as exc:
         raise _refused(exc) from None
+    _alert("rollback", decision)
+    _done(decision)
 
 
 @models_app.command()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cached_property
 from importlib.metadata import version
 from typing import Any
 
 import dagster as dg
 
-from ml_platform.spec import PipelineSpec
+from ml_platform.spec import PipelineSpec, window_seconds
 
 STAGES = (
     "raw",
@@ -20,6 +21,24 @@ STAGES = (
     "candidate_model",
     "evaluation_report",
     "registered_model",
+    "monitoring_report",
+)
+
+
+# Steps that talk to stores outside the run (Feast registry, MLflow tracking and registry, the
+# warehouse lock): retried with backoff on an error, each idempotent (content-addressed tables,
+# a registration looked up by its MLflow run, monitoring history keyed by batch). A
+# deterministic failure (a broken contract, a missing upstream) says allow_retries=False.
+EXTERNAL = {
+    "features",
+    "training_set",
+    "candidate_model",
+    "evaluation_report",
+    "registered_model",
+    "monitoring_report",
+}
+RETRY = dg.RetryPolicy(
+    max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
 
 
@@ -63,8 +82,21 @@ class Stage:
         (`dagster instance concurrency set ml_platform-<name> 1`)."""
         return pipeline_pool(self.spec.name)
 
+    def freshness(self, stage: str) -> dg.FreshnessPolicy | None:
+        """Validated data older than the spec's max_data_lag, or a registered model older than
+        its max_model_age, fails freshness (evaluated by the daemon; see the freshness sensor)."""
+        window = {
+            "validated": self.spec.monitoring.max_data_lag,
+            "registered_model": self.spec.monitoring.max_model_age,
+        }.get(stage)
+        if window is None:
+            return None
+        return dg.FreshnessPolicy.time_window(fail_window=timedelta(seconds=window_seconds(window)))
+
     def common(self, stage: str) -> dict[str, Any]:
         return {
+            "retry_policy": RETRY if stage in EXTERNAL else None,
+            "freshness_policy": self.freshness(stage),
             "key": self.key[stage],
             "group_name": self.spec.name,
             "owners": self.owners,

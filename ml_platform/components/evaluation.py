@@ -6,6 +6,8 @@ from typing import Any
 
 import dagster as dg
 
+from ml_platform.alerting import Alert
+from ml_platform.components.alerts import notifier
 from ml_platform.components.common import Stage
 from ml_platform.components.gates import gate_check_specs, gate_results
 from ml_platform.components.tags import run_tags
@@ -80,8 +82,17 @@ def evaluation_assets(stage: Stage) -> list[dg.AssetsDefinition]:
             champion_version=ledger.champion(spec.name),
         )
         if not report.passed:
-            register.record_rejection(
-                spec, ledger, report, register.pipeline_actor(run_tags(context))
+            tags = run_tags(context)
+            decision = register.record_rejection(spec, ledger, report, tags)
+            notifier(platform.platform_home()).notify(
+                Alert(
+                    kind="gate_failed",
+                    pipeline=spec.name,
+                    title=f"{spec.name}: candidate {cand.run_id[:8]} failed its gates",
+                    details={"decision": decision.reason, "mlflow_run_id": cand.run_id},
+                    severity="warning",
+                    dagster_run_id=context.run.run_id,
+                )
             )
         yield dg.Output(
             {

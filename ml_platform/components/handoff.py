@@ -38,7 +38,8 @@ def handoff(
         where = f" in run {run_id}" if run_id and not fallback else ""
         raise dg.Failure(
             f"'{key.to_user_string()}' has no materialization{where} to hand "
-            f"over: materialize it (or its whole pipeline) first"
+            f"over: materialize it (or its whole pipeline) first",
+            allow_retries=False,
         )
     materialization = found[0].asset_materialization
     assert materialization is not None

@@ -125,6 +125,7 @@ def ingest_assets(stage: Stage) -> list[Any]:
                     "report": dg.MetadataValue.path(str(outcome.report_path)),
                     **_data_docs(outcome),
                 },
+                allow_retries=False,
             )
         metadata: dict[str, Any] = {
             "rows_in": outcome.rows_in,

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from ml_platform.components.assets import pipeline_assets
 from ml_platform.components.common import Stage
 from ml_platform.components.features import online_key
-from ml_platform.components.sensors import new_data_sensor
+from ml_platform.components.sensors import freshness_alert_sensor, new_data_sensor, retrain_sensor
 from ml_platform.spec import PipelineSpec, SpecError, parse_spec
 
 # Runs carrying this tag are limited to one per value (dagster.yaml, concurrency.runs): one run
@@ -21,6 +21,10 @@ PIPELINE_TAG = "ml_platform/pipeline"
 
 def training_job_name(pipeline: str) -> str:
     return f"{pipeline}_training_job"
+
+
+def monitoring_job_name(pipeline: str) -> str:
+    return f"{pipeline}_monitoring_job"
 
 
 class MLPipelineComponent(dg.Component):
@@ -53,9 +57,18 @@ class MLPipelineComponent(dg.Component):
             # store is not: serving freshness has its own job and automation condition. The
             # observable source of landed files is observed, not materialized.
             selection=dg.AssetSelection.groups(spec.name).upstream().materializable()
-            - dg.AssetSelection.assets(online_key(stage)),
+            - dg.AssetSelection.assets(online_key(stage), stage.key["monitoring_report"]),
             tags=tags,
             description=f"Raw data to registered model for '{spec.name}'.",
+        )
+        monitoring_job = dg.define_asset_job(
+            monitoring_job_name(spec.name),
+            # validation, the features (and their dbt model) and the monitoring report
+            selection=dg.AssetSelection.assets(stage.key["monitoring_report"])
+            .upstream()
+            .materializable(),
+            tags=tags,
+            description=f"New data to monitoring report for '{spec.name}' (no training).",
         )
         online_job = dg.define_asset_job(
             f"{spec.name}_online_job",
@@ -65,6 +78,10 @@ class MLPipelineComponent(dg.Component):
         )
         return dg.Definitions(
             assets=pipeline_assets(spec),
-            jobs=[job, online_job],
-            sensors=[new_data_sensor(stage, job)],
+            jobs=[job, monitoring_job, online_job],
+            sensors=[
+                new_data_sensor(stage, monitoring_job),
+                retrain_sensor(stage, job),
+                freshness_alert_sensor(stage),
+            ],
         )

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from ml_platform.alerting import Alert
+from ml_platform.components.alerts import notifier
 from ml_platform.components.common import Stage
 from ml_platform.components.tags import run_tags
 from ml_platform.evaluation.evaluate import EvaluationReport
@@ -34,9 +36,19 @@ def registry_assets(stage: Stage) -> list[dg.AssetsDefinition]:
         scores better than the champion it was compared with."""
         cand = train.Candidate(**candidate_model)
         report = EvaluationReport.load(Path(evaluation_report["report"]))
-        reg = register.register(
-            spec, platform.tracking(), platform.ledger(), cand, report, run_tags(context)
-        )
+        tags = run_tags(context)
+        reg = register.register(spec, platform.tracking(), platform.ledger(), cand, report, tags)
+        if reg.promoted:
+            notifier(platform.platform_home()).notify(
+                Alert(
+                    kind="promotion",
+                    pipeline=spec.name,
+                    title=f"{spec.name}: v{reg.version} is the champion",
+                    details={"decision": reg.decision, "trigger": tags.get("trigger", "manual")},
+                    severity="info",
+                    dagster_run_id=context.run.run_id,
+                )
+            )
         return dg.Output(
             reg.to_dict(),
             metadata={

@@ -12,6 +12,7 @@ from ml_platform.evaluation.evaluate import CHAMPION_GATE, EvaluationReport
 from ml_platform.registry.ledger import (
     GATES_TAG,
     OFFLINE_GATES,
+    PROMOTING,
     Decision,
     PromotionLedger,
     PromotionRefused,
@@ -54,10 +55,19 @@ def pipeline_actor(tags: dict[str, str]) -> str:
     return f"pipeline:{tags.get('dagster_run_id', 'direct-call')}"
 
 
+def with_trigger(reason: str, tags: dict[str, str]) -> str:
+    """A decision's reason, with the trigger of the retraining run that led to it."""
+    if "trigger" not in tags:
+        return reason
+    detail = tags.get("trigger_detail", "")
+    return f"{reason} [retrain trigger: {tags['trigger']} {detail}]".strip()
+
+
 def record_rejection(
-    spec: PipelineSpec, ledger: PromotionLedger, report: EvaluationReport, actor: str
+    spec: PipelineSpec, ledger: PromotionLedger, report: EvaluationReport, tags: dict[str, str]
 ) -> Decision:
     """A candidate that failed its gates: evidence and a ``reject`` decision, no version."""
+    actor = pipeline_actor(tags)
     evidence = ledger.add_evidence(
         spec.name,
         None,
@@ -70,7 +80,12 @@ def record_rejection(
     )
     names = ", ".join(g.name for g in report.failed_gates)
     return ledger.record(
-        spec.name, "reject", None, f"run {report.run_id} failed: {names}", [evidence], actor=actor
+        spec.name,
+        "reject",
+        None,
+        with_trigger(f"run {report.run_id} failed: {names}", tags),
+        [evidence],
+        actor=actor,
     )
 
 
@@ -141,6 +156,39 @@ def _register_version(
     return version
 
 
+def _existing_version(spec: PipelineSpec, tracking: Tracking, candidate: Candidate) -> str | None:
+    """The version already registered from this candidate's run (a retried or re-executed
+    step), so registering again creates no second version."""
+    found = tracking.call(
+        lambda: tracking.client.search_model_versions(
+            f"name = '{spec.name}' and run_id = '{candidate.run_id}'"
+        ),
+        f"look up versions of run {candidate.run_id}",
+    )
+    return str(min(int(v.version) for v in found)) if found else None
+
+
+def _already_decided(
+    spec: PipelineSpec, ledger: PromotionLedger, version: str
+) -> Registration | None:
+    """A registration that reached its decision before: the same answer, nothing recorded."""
+    decided = [
+        d
+        for d in ledger.history(spec.name)
+        if d.version == version and d.action in ("hold", *PROMOTING)
+    ]
+    if not decided:
+        return None
+    champion = ledger.champion(spec.name)
+    return Registration(
+        spec.name,
+        version,
+        champion == version,
+        champion,
+        f"already registered: {decided[-1].reason}",
+    )
+
+
 def _promotion_reason(spec: PipelineSpec, report: EvaluationReport) -> str | None:
     """Why the pipeline may promote on its own, or None when the challenger should wait."""
     if report.champion_version is None:
@@ -172,7 +220,10 @@ def register(
             f"({gate_summary(report)}); it is not registered"
         )
     actor = pipeline_actor(tags)
-    version = _register_version(spec, tracking, candidate, report, tags)
+    version = _existing_version(spec, tracking, candidate)
+    if version is not None and (done := _already_decided(spec, ledger, version)):
+        return done
+    version = version or _register_version(spec, tracking, candidate, report, tags)
     evidence = ledger.add_evidence(
         spec.name,
         version,
@@ -191,7 +242,7 @@ def register(
             if spec.gates.auto_promote
             else "auto_promote is off"
         )
-        ledger.record(spec.name, "hold", version, held, [evidence], actor=actor)
+        ledger.record(spec.name, "hold", version, with_trigger(held, tags), [evidence], actor=actor)
         return Registration(
             spec.name,
             version,
@@ -202,7 +253,11 @@ def register(
     try:
         # Compare-and-set: only replace the champion this candidate was compared with.
         ledger.promote(
-            spec.name, version, reason, actor=actor, expect_champion=report.champion_version
+            spec.name,
+            version,
+            with_trigger(reason, tags),
+            actor=actor,
+            expect_champion=report.champion_version,
         )
     except PromotionRefused as exc:
         ledger.record(spec.name, "hold", version, f"not promoted: {exc}", [evidence], actor=actor)

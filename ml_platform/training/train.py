@@ -31,6 +31,7 @@ from ml_platform.ingest.versioning import code_version
 from ml_platform.spec import PipelineSpec
 from ml_platform.training import fitting, reproduce, tuning
 from ml_platform.training.metrics import classification_metrics, regression_metrics
+from ml_platform.training.reference import log_reference
 from ml_platform.training.tracking import BackgroundWriter, Tracking, pip_requirements
 
 # (experiment name, run name, tags) -> a context manager that creates the run, yields its
@@ -331,6 +332,7 @@ def train_candidate(
             home.pipeline_dir(spec.name) / "holdouts" / f"{split.test_window['hash']}.parquet",
         )
         model_uri = _log_model(tracking, run, spec, final, split, scores, {**params, **best_params})
+        log_reference(tracking, run_id, pd.concat([split.train, split.validation]), spec)
         pred_hash = fitting.prediction_hash(scores)
         # One batch after the model, so the metrics are linked to it (MLflow 3's model view).
         tracking.log_batch(

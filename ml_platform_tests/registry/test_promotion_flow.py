@@ -110,7 +110,7 @@ def test_gates_keep_bad_candidates_out_and_promote_a_better_one(
     assert "not above 0" in (checks["beats_dummy_baseline"].description or "")
     with pytest.raises(ValueError, match="failed its gates"):
         register.register(spec, tracking, ledger, bad, report, {})
-    register.record_rejection(spec, ledger, report, "pipeline:test")
+    register.record_rejection(spec, ledger, report, {"dagster_run_id": "test"})
     assert _versions(tracking) == ["1"] and ledger.champion(NAME) == "1"
     assert ledger.history(NAME)[-1].action == "reject"
 

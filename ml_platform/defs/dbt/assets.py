@@ -11,6 +11,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from ml_platform.components.common import RETRY
 from ml_platform.components.handoff import handoff
 from ml_platform.features.dbt_project import (
     DBT_PROJECT_DIR,
@@ -53,7 +54,10 @@ def batch_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
 
 
 @dbt_assets(
-    manifest=PROJECT.manifest_path, project=PROJECT, dagster_dbt_translator=FeatureModelTranslator()
+    manifest=PROJECT.manifest_path,
+    project=PROJECT,
+    dagster_dbt_translator=FeatureModelTranslator(),
+    retry_policy=RETRY,  # the warehouse lock and DuckDB file are shared with other runs
 )
 def dbt_feature_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
     """Staging and feature models on the warehouse (`dbt build`: models and tests); the tables
