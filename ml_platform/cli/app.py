@@ -87,13 +87,21 @@ def run(
             "them)."
         ),
     ] = "ml_platform.definitions:defs",
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Also print Dagster's event log, library logs and dbt's output as the run goes.",
+        ),
+    ] = False,
 ) -> None:
     """Run a pipeline's training job on the platform home's Dagster instance, with the
     executor the UI uses, and print progress and a summary."""
     from ml_platform.runner import run_pipeline
 
     spec = _spec(pipeline)
-    ok = run_pipeline(spec, console, target=definitions)
+    ok = run_pipeline(spec, console, target=definitions, verbose=verbose)
     raise typer.Exit(0 if ok else 1)
 
 
@@ -145,3 +153,9 @@ def main() -> None:
     bin_dir = str(Path(sys.executable).parent)
     os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
     app()
+
+
+# `ml-platform monitor` registers itself on `app` when imported; imported here, after `app`
+# exists, because ml_platform/cli/__init__.py (which imports the other command modules) is
+# outside the monitoring change. It can move into that import list.
+from ml_platform.cli import monitor as _monitor  # noqa: E402, F401

@@ -108,3 +108,20 @@ def tiny_champion(spec: PipelineSpec, reference: pd.DataFrame) -> ChampionRefere
     """A champion fitted on ``reference`` without MLflow (the analysis needs only the model)."""
     model = fitting.fit(spec, reference)
     return ChampionReference("3", "run-id", datetime(2026, 1, 1, tzinfo=UTC), reference, model)
+
+
+def demo_features(spec: PipelineSpec, n: int, seed: int = 0) -> pd.DataFrame:
+    """Rows shaped like the demo's feature table (key, timestamp, every model feature), with
+    made-up values: enough for input checks that stop before any model is loaded."""
+    rng = np.random.default_rng(seed)
+    out = pd.DataFrame(
+        {
+            spec.entity_key: np.arange(n),
+            spec.event_timestamp: pd.date_range("2026-01-01", periods=n, freq="h", tz="UTC"),
+        }
+    )
+    for col in spec.features.model_numeric:
+        out[col] = rng.normal(100.0, 10.0, n)
+    for col in spec.features.categorical:
+        out[col] = rng.choice(["a", "b", "c"], n)
+    return out
