@@ -2,8 +2,11 @@
 executor the definitions declare (the one the UI and sensors use), plus progress and a summary.
 
 It is ``dagster job execute`` with a console view: the job is loaded from the code location's
-module in every step process, the run and its events are stored in the instance, and the UI
-shows it like any other run.
+module, executed by the declared executor (in-process: in this process), the run and its events
+are stored in the instance, and the UI shows it like any other run. The terminal gets this
+command's own lines only: step transitions, warnings the steps log, the summary. Everything
+else the run prints (Dagster's event lines, library logs, dbt's output) is in the run's event
+log and compute logs, which the summary names; ``verbose`` shows it as well.
 """
 
 from __future__ import annotations
@@ -12,10 +15,14 @@ import importlib
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -75,12 +82,45 @@ def training_job(target: str, job_name: str) -> dg.JobDefinition:
     return load_definitions(target).resolve_job_def(job_name)
 
 
+@contextmanager
+def terminal_only(console: Console, verbose: bool) -> Iterator[None]:
+    """While the run executes, ``console`` writes to the terminal through a descriptor of its
+    own and, unless ``verbose``, whatever else writes to stdout or stderr goes to /dev/null.
+
+    Dagster captures a run's stdout and stderr into its compute log by pointing descriptors 1
+    and 2 at a file, with a ``tail`` process mirroring that file to the terminal: that mirror
+    shows every library's output, puts this command's progress lines into the compute log, and
+    can lose the last lines when the capture ends. The descriptors are restored afterwards, so
+    an error raised out of the run is printed as usual."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    own = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8", errors="replace")
+    previous, console.file = console.file, own
+    try:
+        if not verbose:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            for fd in saved:
+                os.dup2(devnull, fd)
+            os.close(devnull)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
+        console.file = previous
+        own.close()
+
+
 def _follow(
     instance: dg.DagsterInstance,
     launch: str,
     done: threading.Event,
     console: Console,
     started: float,
+    verbose: bool = False,
 ) -> None:
     """Print step transitions as the run's events land in the instance."""
     run_id, cursor = None, None
@@ -93,16 +133,18 @@ def _follow(
             conn = instance.get_records_for_run(run_id, cursor=cursor)
             cursor = conn.cursor
             for record in conn.records:
-                _print_event(record.event_log_entry, console, started)
+                _print_event(record.event_log_entry, console, started, verbose)
         if finished:
             return
         done.wait(0.5)
 
 
-def _print_event(entry: Any, console: Console, started: float) -> None:
+def _print_event(entry: Any, console: Console, started: float, verbose: bool = False) -> None:
     event = entry.dagster_event
-    if event is None and entry.level >= logging.INFO and entry.user_message:
-        # context.log.info(...) from a step, e.g. tuning progress per trial
+    shown = logging.INFO if verbose else logging.WARNING
+    if event is None and entry.level >= shown and entry.user_message:
+        # context.log from a step: warnings (e.g. orphaned MLflow runs marked failed); the
+        # integrations' info lines (dagster-dbt's commands) only with --verbose
         console.print(
             f"  [{time.perf_counter() - started:6.1f}s]         "
             f"[dim]{entry.step_key}: {entry.user_message}[/dim]"
@@ -152,9 +194,13 @@ def refuse_if_busy(instance: dg.DagsterInstance, pipeline: str) -> None:
         )
 
 
-def run_pipeline(spec: PipelineSpec, console: Console, target: str = DEFINITIONS) -> bool:
-    """Execute the pipeline's training job; False if it failed (the summary says why)."""
-    quiet_warnings()
+def run_pipeline(
+    spec: PipelineSpec, console: Console, target: str = DEFINITIONS, verbose: bool = False
+) -> bool:
+    """Execute the pipeline's training job; False if it failed (the summary says why). With
+    ``verbose``, Dagster's console log and everything the run prints are shown too."""
+    if not verbose:
+        quiet_warnings()
     home = activate_home()
     job_name = training_job_name(spec.name)
     launch = str(uuid.uuid4())
@@ -173,29 +219,37 @@ def run_pipeline(spec: PipelineSpec, console: Console, target: str = DEFINITIONS
             return False
         done = threading.Event()
         follower = threading.Thread(
-            target=_follow, name="progress", args=(instance, launch, done, console, started)
+            target=_follow,
+            name="progress",
+            args=(instance, launch, done, console, started, verbose),
         )
-        follower.start()
-        try:
-            with dg.execute_job(
-                job,
-                instance=instance,
-                run_config=QUIET,
-                tags={
-                    "launched_by": "ml-platform",
-                    LAUNCH_TAG: launch,
-                    PID_TAG: str(os.getpid()),
-                    HOST_TAG: socket.gethostname(),
-                },
-                raise_on_error=False,
-            ) as result:
+        with terminal_only(console, verbose):
+            follower.start()
+            try:
+                with dg.execute_job(
+                    job,
+                    instance=instance,
+                    run_config={} if verbose else QUIET,
+                    tags=_tags(launch),
+                    raise_on_error=False,
+                ) as result:
+                    done.set()
+                    follower.join()
+                    print_summary(spec, instance, result, console, time.perf_counter() - started)
+                    return result.success
+            finally:
                 done.set()
                 follower.join()
-                print_summary(spec, instance, result, console, time.perf_counter() - started)
-                return result.success
-        finally:
-            done.set()
-            follower.join()
+
+
+def _tags(launch: str) -> dict[str, str]:
+    """Who launched the run, from which process on which host (``orphaned``)."""
+    return {
+        "launched_by": "ml-platform",
+        LAUNCH_TAG: launch,
+        PID_TAG: str(os.getpid()),
+        HOST_TAG: socket.gethostname(),
+    }
 
 
 def _run_metadata(instance: dg.DagsterInstance, key: str, run_id: str) -> dict[str, Any]:
@@ -215,6 +269,21 @@ def _root_cause(event: Any) -> str:
     while error.cause is not None:
         error = error.cause
     return error.message.strip()
+
+
+def _captured_logs(instance: dg.DagsterInstance, result: Any) -> str:
+    """Where Dagster's compute log manager put the run's stdout and stderr: a directory for the
+    local manager (the embedded profile), else the manager's URL, else the UI."""
+    captured = [e for e in result.all_events if e.event_type_value == "LOGS_CAPTURED"]
+    if not captured:
+        return "the Dagster UI (nothing was captured)"
+    data = captured[0].event_specific_data
+    manager = instance.compute_log_manager
+    local_path = getattr(manager, "get_captured_local_path", None)
+    if local_path is not None:
+        key = manager.build_log_key_for_run(result.run_id, data.file_key)
+        return str(Path(local_path(key, "out")).parent)
+    return data.external_url or "the Dagster UI (the run's stdout/stderr)"
 
 
 def print_summary(
@@ -257,6 +326,11 @@ def print_summary(
         table.add_row("mlflow run", str(candidate.get("mlflow_run", "")))
     for err in [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]:
         table.add_row("[red]error[/red]", f"{err.step_key}: {_root_cause(err)}"[:800])
+    table.add_row(
+        "logs",
+        f"events in the Dagster UI (run {run_id}); stdout/stderr in "
+        f"{_captured_logs(instance, result)}; `ml-platform run --verbose` prints both here",
+    )
     table.add_row(
         "look",
         "Dagster UI: make dev (http://127.0.0.1:3000); "

@@ -87,13 +87,21 @@ def run(
             "them)."
         ),
     ] = "ml_platform.definitions:defs",
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Also print Dagster's event log, library logs and dbt's output as the run goes.",
+        ),
+    ] = False,
 ) -> None:
     """Run a pipeline's training job on the platform home's Dagster instance, with the
     executor the UI uses, and print progress and a summary."""
     from ml_platform.runner import run_pipeline
 
     spec = _spec(pipeline)
-    ok = run_pipeline(spec, console, target=definitions)
+    ok = run_pipeline(spec, console, target=definitions, verbose=verbose)
     raise typer.Exit(0 if ok else 1)
 
 

@@ -4,6 +4,7 @@ instance in a temporary home, launched by `ml-platform run` in a fresh process."
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import dagster as dg
@@ -54,10 +55,24 @@ def _assert_in_process(instance: dg.DagsterInstance, run: dg.DagsterRun) -> None
     assert {pid for _, pid in steps} == set(announced), steps
 
 
+def _assert_only_progress_and_summary(home: PlatformHome, run_id: str, out: str) -> None:
+    """The command printed its own lines only; what the run printed (dbt's output) is in the
+    run's compute logs, which the summary names."""
+    head, _, summary = out.partition("\nSUCCESS loan_default in ")
+    progress = head.splitlines()[1:]  # after "running loan_default ..."
+    assert progress and all(re.match(r"  \[ *[0-9.]+s\] ", line) for line in progress), head
+    assert progress[-1].endswith("done loan_default_registered_model"), head
+    logs = home.dagster_home / "storage" / run_id / "compute_logs"
+    assert str(logs) in re.sub(r"\s+", "", summary), summary  # however the table wrapped it
+    captured = "".join(p.read_text() for p in logs.glob("*.out"))
+    assert "Running with dbt" in captured and "Running with dbt" not in out
+
+
 def test_demo_pipeline_end_to_end_twice(home: PlatformHome, landed: list) -> None:
     first, out = _run(home)
     assert "done loan_default_validated" in out and "done dbt_feature_models" in out
     assert "0 failed" in out
+    _assert_only_progress_and_summary(home, first, out)
     assert "loan_default v1 (promoted: first model; champion v1)" in out
     with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
         training_set = _metadata(instance, first, "loan_default_training_set")
