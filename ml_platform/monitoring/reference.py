@@ -1,6 +1,7 @@
 """The champion's training reference: what monitoring compares every batch with.
 
-Convention shared with the training step: the candidate's MLflow run carries the artifact
+Convention shared with the training step, which writes it (ml_platform/training/reference.py;
+its names are re-exported here): the candidate's MLflow run carries the artifact
 ``monitoring/reference.parquet`` with the training rows' entity key, event timestamp, label and
 every model feature column, sampled to at most ``MAX_ROWS`` rows with the spec's seed. It
 travels with the model version, so anything that can reach the registry can monitor the model;
@@ -18,32 +19,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml_platform.ingest.io import write_parquet
 from ml_platform.monitoring.errors import MonitoringError
 from ml_platform.spec import PipelineSpec
 from ml_platform.training.fitting import predict
+from ml_platform.training.reference import MAX_ROWS, REFERENCE_ARTIFACT, write_reference
 from ml_platform.training.tracking import Tracking
 
-REFERENCE_ARTIFACT = "monitoring/reference.parquet"
-MAX_ROWS = 200_000  # enough for deciles and tests at 1e-3 resolution; ~10 MB for the demo
 CHAMPION = "champion"  # the registry alias (ml_platform.registry.ledger.CHAMPION)
-
-
-def reference_columns(spec: PipelineSpec) -> list[str]:
-    return [spec.entity_key, spec.event_timestamp, spec.label, *spec.features.all_columns]
-
-
-def write_reference(frame: pd.DataFrame, spec: PipelineSpec, path: Path) -> Path:
-    """The reference file of a training frame: its key, time, label and feature columns,
-    a seeded sample of at most ``MAX_ROWS`` rows (kept in their original order)."""
-    missing = [c for c in reference_columns(spec) if c not in frame.columns]
-    if missing:
-        raise ValueError(f"the training frame lacks the reference columns {missing}")
-    rows = frame[reference_columns(spec)]
-    if len(rows) > MAX_ROWS:
-        rows = rows.sample(n=MAX_ROWS, random_state=spec.seed).sort_index()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_parquet(rows, path)
+__all__ = [
+    "MAX_ROWS",
+    "REFERENCE_ARTIFACT",
+    "ChampionReference",
+    "load_champion_reference",
+    "score",
+    "write_reference",
+]
 
 
 def score(model: Any, frame: pd.DataFrame, spec: PipelineSpec) -> np.ndarray:

@@ -72,11 +72,12 @@ def labelled(
     n: int,
     shifts: dict[str, float] | None = None,
     start: str = "2026-01-01",
+    intercept: float = -1.0,
 ) -> pd.DataFrame:
     """A tiny pipeline's rows (see ``tiny_spec``): 4 numeric and 1 categorical feature, a key,
     hourly timestamps from ``start``, and a label drawn from a known logistic model."""
     out = frame(rng, n, numeric=4, categorical=1, shifts=shifts)
-    logit = 0.8 * (out["x0"] - 10) / 2 + 1.5 * (out["x3"] - 0.5) + (out["c0"] == "a") - 1.0
+    logit = 0.8 * (out["x0"] - 10) / 2 + 1.5 * (out["x3"] - 0.5) + (out["c0"] == "a") + intercept
     out["label"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     out["key"] = np.arange(n)
     out["ts"] = pd.date_range(start, periods=n, freq="h", tz="UTC")

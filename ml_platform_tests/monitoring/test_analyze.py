@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from ml_platform.monitoring.analyze import analyze_batch
+from ml_platform.monitoring.reference import score
 from ml_platform.monitoring.report import drift_history_png, markdown_report
 from ml_platform_tests.monitoring.helpers import labelled, tiny_champion, tiny_spec
 
@@ -37,18 +38,27 @@ def test_a_stable_batch_is_not_breached(reference: pd.DataFrame) -> None:
     assert payload["breached"] is False and payload["realized"]["roc_auc"]["low"] < auc.value
 
 
-def test_a_balanced_champions_estimate_uses_the_training_prior(reference: pd.DataFrame) -> None:
+def test_a_balanced_champions_estimate_uses_the_training_prior() -> None:
+    """A rare positive class (about 10%): balanced weights move the probabilities far from
+    the prior, and the estimate is right only after they are put back on it."""
     spec = tiny_spec()
     spec = spec.model_copy(
         update={"model": spec.model.model_copy(update={"balance_classes": True})}
     )
+    reference = labelled(np.random.default_rng(36), 20_000, intercept=-3.0)
     champion = tiny_champion(spec, reference)
-    batch = labelled(np.random.default_rng(35), 5_000)
+    batch = labelled(np.random.default_rng(35), 5_000, intercept=-3.0)
     analysis = analyze_batch(spec, champion, batch, batch["label"], "balanced")
     assert analysis.realized is not None and analysis.estimated is not None
+    assert reference["label"].mean() < 0.15
     for metric in ("accuracy", "brier", "roc_auc"):
         got = analysis.realized[metric]
         assert abs(analysis.estimated[metric] - got.value) <= got.high - got.low, metric
+    # precision and recall of the model's own decisions tell the corrected estimate apart
+    positive = score(champion.model, batch, spec) >= 0.5
+    y = batch["label"].to_numpy() == 1
+    assert analysis.estimated["precision"] == pytest.approx(y[positive].mean(), abs=0.03)
+    assert analysis.estimated["recall"] == pytest.approx(positive[y].mean(), abs=0.05)
 
 
 def test_a_shifted_batch_names_its_drift_and_quality_breaches(reference: pd.DataFrame) -> None:
@@ -111,3 +121,19 @@ def test_report_and_plot(reference: pd.DataFrame, tmp_path: Path) -> None:
     assert "| roc_auc |" in text and "### Data quality" in text
     png = drift_history_png(history, tmp_path / "plots" / "drift.png")
     assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 20_000
+
+
+def test_write_reference_keeps_the_columns_and_a_seeded_sample(
+    reference: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml_platform.monitoring import reference as module
+    from ml_platform.training import reference as written_by_training
+
+    monkeypatch.setattr(written_by_training, "MAX_ROWS", 1_000)
+    spec = tiny_spec()
+    frame = reference.assign(extra=1)
+    first = pd.read_parquet(module.write_reference(frame, spec, tmp_path / "a" / "r.parquet"))
+    again = pd.read_parquet(module.write_reference(frame, spec, tmp_path / "b" / "r.parquet"))
+    assert list(first.columns) == ["key", "ts", "label", "x0", "x1", "x2", "x3", "c0"]
+    assert len(first) == 1_000 and first.equals(again)
+    assert first["key"].is_monotonic_increasing  # the sample keeps the training order

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from ml_platform.cli import app
 from ml_platform.home import PlatformHome
 from ml_platform.ingest.datagen import land
-from ml_platform.monitoring.reference import REFERENCE_ARTIFACT, write_reference
+from ml_platform.monitoring.reference import REFERENCE_ARTIFACT
 from ml_platform.training.tracking import Tracking
 from ml_platform_tests.helpers import SMALL, materialize, ml_platform, small_spec
 
@@ -32,20 +32,15 @@ class Trained:
     drifted: Path  # the features table with amount x1.6 and 400 rows of an unseen region
 
 
-def _ensure_reference(home: PlatformHome, training_set: Path) -> None:
-    """TEMPORARY, until the training step's own reference artifact is committed: when the
-    champion's run has no reference, log one from its training set with write_reference, as
-    the training step will. Switch to asserting that the artifact exists."""
+def _assert_reference(home: PlatformHome) -> None:
+    """The training step logged the champion's reference on its run (the convention
+    monitoring reads)."""
     tracking = Tracking(home.tracking_uri, home.artifact_root)
     champion = tracking.version_by_alias(PIPELINE, "champion")
     assert champion is not None, "the first model was not promoted"
     folder = REFERENCE_ARTIFACT.rsplit("/", 1)[0]
     listed = {f.path for f in tracking.client.list_artifacts(champion.run_id, folder)}
-    if REFERENCE_ARTIFACT in listed:
-        return
-    spec = small_spec(n_trials=1)
-    path = write_reference(pd.read_parquet(training_set), spec, home.root / "reference.parquet")
-    tracking.client.log_artifact(champion.run_id, str(path), folder)
+    assert REFERENCE_ARTIFACT in listed, listed
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +55,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
         landed = land(SMALL, home.landing / PIPELINE)
         result = materialize(small_spec(n_trials=1), home)
         assert result.success
-        training_set = result.asset_value(f"{PIPELINE}_training_set")["path"]
-        _ensure_reference(home, Path(training_set))
+        _assert_reference(home)
     features = next((home.pipeline_dir(PIPELINE) / "features").glob("*.parquet"))
     raw = pd.concat([pd.read_parquet(p) for p in landed])
     labels = root.parent / "labels.csv"
