@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 
 from ml_platform.monitoring.errors import MonitoringError
+from ml_platform.registry.ledger import CHAMPION
 from ml_platform.spec import PipelineSpec
 from ml_platform.training.fitting import predict
 from ml_platform.training.reference import MAX_ROWS, REFERENCE_ARTIFACT, write_reference
 from ml_platform.training.tracking import Tracking
 
-CHAMPION = "champion"  # the registry alias (ml_platform.registry.ledger.CHAMPION)
 __all__ = [
     "MAX_ROWS",
     "REFERENCE_ARTIFACT",
