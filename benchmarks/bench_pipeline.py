@@ -35,7 +35,6 @@ Method (fixed before any result was looked at):
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import shutil
@@ -210,20 +209,14 @@ def plain(home: Path, state: Path, started: float) -> dict[str, Any]:
         if spec.is_classification:
             calibration(y, scores)
             confusion(y, scores)
-        x = fitting.features_of(holdout, spec)
-        if "scores" in inspect.signature(permutation_importance).parameters:
-            permutation_importance(
-                final,
-                x,
-                y,
-                spec.primary_metric,
-                seed=spec.seed,
-                scores=lambda fitted, x: fitting.predict(spec, fitted, x),
-            )
-        else:  # the signature before ml_platform's evaluation moved to sklearn.inspection
-            permutation_importance(
-                lambda x: fitting.predict(spec, final, x), x, y, spec.primary_metric, seed=spec.seed
-            )
+        permutation_importance(  # as the evaluation report calls it
+            final,
+            fitting.features_of(holdout, spec),
+            y,
+            spec.primary_metric,
+            scores=lambda fitted, x: fitting.predict(spec, fitted, x),
+            seed=spec.seed,
+        )
     lap("evaluate")
 
     state.mkdir(parents=True, exist_ok=True)
@@ -545,11 +538,16 @@ def run() -> str:
     spec = load_spec_file(SPEC_FILE)
     root = Path(tempfile.mkdtemp(prefix="bench_pipeline_"))
     print(f"  work dir {root} (logs and results.json are kept there)", flush=True)
+    load_start = os.getloadavg()
     results: Results = []
     for events, tag in ((SMALL_EVENTS, "small"), (EVENTS, "large")):
         pairs = _scenario_pairs(root, events, tag)
         results += [(events, key, pairs[key]) for key in SCENARIOS]
         (root / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    load_end = os.getloadavg()
+    loads = [
+        r[side]["load"] for _, _, runs in results for r in runs for side in ("plain", "platform")
+    ]
     section = "\n".join(
         [
             f"## Demo pipeline vs a plain script ({EVENTS:,} events; fixed cost at "
@@ -557,8 +555,8 @@ def run() -> str:
             "",
             "Each run is a fresh process timed from launch to exit. Platform: `ml-platform run "
             "loan_default`, which executes `loan_default_training_job` on the home's Dagster "
-            "instance with the executor the definitions declare (multiprocess, forkserver with "
-            "preloaded modules, 2 at a time), as a run launched from the UI executes it. Plain: "
+            "instance with the executor the definitions declare (in-process: every step in "
+            "that one process), as a run worker launched from the UI executes it. Plain: "
             "`python -m benchmarks.bench_pipeline plain <home> <state>`, the same computation by "
             "hand, every setting derived from the same spec file, with the platform's "
             "framework-free functions for the feature SQL, the split, the "
@@ -568,9 +566,9 @@ def run() -> str:
             "is the contract's rules in vectorised pandas, the training set a DuckDB ASOF join "
             "with Feast's point-in-time semantics; no orchestration, tracking, registry, "
             "feature store, dbt, pandera or Great Expectations. What the platform adds is measured "
-            "with it: Dagster and a process per step, MLflow tracking and registry, data versions "
-            "and hashes, pandera + Great Expectations, dbt, `feast apply`, the fresh-process infra "
-            "check, the reproducibility retrain, plots and the model card.",
+            "with it: Dagster's orchestration and event log, MLflow tracking and registry, data "
+            "versions and hashes, pandera + Great Expectations, dbt, `feast apply`, the "
+            "fresh-process infra check, the reproducibility retrain, plots and the model card.",
             "",
             f"{REPEATS} pairs per scenario, interleaved (plain, platform, plain, platform, ...): "
             "a new home per pair (the same generated files copied in), then on each of those "
@@ -579,7 +577,11 @@ def run() -> str:
             "average when each process ended; above 2 the runs competed for the cores, and "
             "HistGradientBoosting's OpenMP threads slow down sharply when the cores are "
             "oversubscribed); interleaving spreads that load over both sides, so the ratios are "
-            "fair even where the absolute times are not, but single pairs vary a lot.",
+            "fair even where the absolute times are not, but single pairs vary a lot. Load "
+            f"average (1 / 5 / 15 min) at the start of the benchmark "
+            f"{' / '.join(f'{x:.1f}' for x in load_start)}, at its end "
+            f"{' / '.join(f'{x:.1f}' for x in load_end)}; 1-minute load at the runs' exits "
+            f"{min(loads):.1f} to {max(loads):.1f}, median {statistics.median(loads):.1f}.",
             "",
             *_runs_table(results),
             "",
@@ -596,9 +598,9 @@ def run() -> str:
             ],
             "",
             "Where the platform's time goes, in the median platform run of each scenario: per step "
-            "the launch (STEP_WORKER_STARTING to STEP_START: a process forked from the forkserver "
-            "loads the definitions and the resources) + the step's own run (STEP_START to "
-            "STEP_SUCCESS), in seconds, from the run's Dagster event log.",
+            "the launch (STEP_WORKER_STARTING to STEP_START: the start of a step process; 0 with "
+            "the in-process executor, whose steps start in the run's process) + the step's own "
+            "run (STEP_START to STEP_SUCCESS), in seconds, from the run's Dagster event log.",
             "",
             *_steps_table(results),
         ]
