@@ -220,7 +220,7 @@ def monitor(
     if chunk_rows is not None and chunk_by is not None:
         _fail("use --chunk-rows or --chunk-by, not both")
     spec = _spec(pipeline)
-    frame = _read(data, "data")
+    frame = _read(data, "data").reset_index(drop=True)  # row positions index the scores
     _require(frame, spec.features.all_columns, data, "the model's feature columns")
     if chunk_by is not None:
         _require(frame, [spec.event_timestamp], data, "the event timestamp to chunk by day")
@@ -230,8 +230,10 @@ def monitor(
 
     from ml_platform.monitoring.analyze import analyze_batch
     from ml_platform.monitoring.chunks import chunks
+    from ml_platform.monitoring.reference import score
 
     champion = _champion(spec)
+    scores = score(champion.model, frame, spec)  # once: the chunks are positions of the frame
     if not as_json:
         typer.echo(
             f"{pipeline}: {len(frame)} rows of {data} against champion v{champion.version} "
@@ -240,8 +242,9 @@ def monitor(
     breached = 0
     by: Literal["day"] | None = None if chunk_by is None else "day"
     for label, part in chunks(frame, spec.event_timestamp, by, chunk_rows):
-        part_labels = None if known is None else known.loc[part.index]
-        analysis = analyze_batch(spec, champion, part, part_labels, label)
+        rows = part.index.to_numpy()
+        part_labels = None if known is None else known.iloc[rows]
+        analysis = analyze_batch(spec, champion, part, part_labels, label, scores[rows])
         breached += analysis.breached
         if as_json:
             typer.echo(json.dumps({"pipeline": pipeline, **analysis.to_dict()}, allow_nan=False))

@@ -146,13 +146,20 @@ def analyze_batch(
     batch: pd.DataFrame,
     labels: pd.Series | None,
     label: str,
+    scores: np.ndarray | None = None,
 ) -> BatchAnalysis:
     """Drift of every model feature and of the champion's scores, data quality, realized
     metrics on the rows whose label is known (``labels`` is aligned with the batch's rows, NaN
-    where unknown) and, for binary classifiers, the estimate from the probabilities."""
+    where unknown) and, for binary classifiers, the estimate from the probabilities.
+    ``scores``: the champion's scores of the batch's rows when the caller has them already
+    (``ml-platform monitor`` scores a whole file once: a model call per small chunk cost more
+    than the chunk's statistics)."""
     settings = spec.monitoring
     numeric, categorical = spec.features.model_numeric, spec.features.categorical
-    scores = score(reference.model, batch, spec) if len(batch) else np.empty(0)
+    if scores is None:
+        scores = score(reference.model, batch, spec) if len(batch) else np.empty(0)
+    elif len(scores) != len(batch):
+        raise ValueError(f"{len(scores)} scores for a batch of {len(batch)} rows")
     drift = compute_drift(
         reference.frame,
         batch,

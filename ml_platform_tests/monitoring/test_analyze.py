@@ -137,3 +137,14 @@ def test_write_reference_keeps_the_columns_and_a_seeded_sample(
     assert list(first.columns) == ["key", "ts", "label", "x0", "x1", "x2", "x3", "c0"]
     assert len(first) == 1_000 and first.equals(again)
     assert first["key"].is_monotonic_increasing  # the sample keeps the training order
+
+
+def test_precomputed_scores_give_the_same_analysis(reference: pd.DataFrame) -> None:
+    spec = tiny_spec()
+    champion = tiny_champion(spec, reference)
+    batch = labelled(np.random.default_rng(37), 1_000, shifts={"x0": 0.5})
+    own = analyze_batch(spec, champion, batch, None, "b").to_dict()
+    given = score(champion.model, batch, spec)
+    assert analyze_batch(spec, champion, batch, None, "b", given).to_dict() == own
+    with pytest.raises(ValueError, match="999 scores for a batch of 1000 rows"):
+        analyze_batch(spec, champion, batch, None, "b", given[1:])
