@@ -10,7 +10,7 @@ import importlib
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -19,6 +19,7 @@ COMPONENT_TYPE = "ml_platform.components.MLPipelineComponent"
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 _WINDOW = re.compile(r"^(\d+)([dhm])$")
 Task = Literal["binary_classification", "regression"]
+RetrainTrigger = Literal["drift", "performance", "model_age"]
 
 
 class SpecError(ValueError):
@@ -275,7 +276,8 @@ class MonitoringSpec(_Strict):
     min_performance: dict[str, float] | None = Field(
         default=None,
         description="Retrain when the realized (or, before labels arrive, "
-        "estimated) metric falls below this floor; default: the gates' min_metrics.",
+        "estimated) metric falls below this floor (rises above it for lower-is-better metrics "
+        "such as brier or rmse); default: the gates' min_metrics.",
     )
     labels: str | None = Field(
         default=None,
@@ -295,8 +297,8 @@ class MonitoringSpec(_Strict):
     cooldown: str = Field(
         default="1d", description="No retrain is triggered within this long of the last one."
     )
-    retrain_on: list[Literal["drift", "performance", "model_age"]] = Field(
-        default_factory=lambda: ["drift", "performance", "model_age"],
+    retrain_on: list[RetrainTrigger] = Field(
+        default_factory=lambda: list(get_args(RetrainTrigger)),
         description="Which triggers start a retraining run.",
     )
 
