@@ -1,0 +1,94 @@
+"""Request and response bodies. The row model is built per pipeline from its spec and feature
+types, so the OpenAPI schema names every field a row may carry and its type; unknown fields,
+NaN and infinity, empty and oversized batches are rejected before any scoring."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model
+
+MAX_BATCH = 1_000  # rows per request
+MAX_STRING = 200  # characters of a categorical value
+# Classifiers' decision threshold: the spec declares none (yet), so 0.5 on P(label = 1).
+THRESHOLD = 0.5
+
+_Strict = ConfigDict(extra="forbid", allow_inf_nan=False)
+Text = Annotated[str, Field(max_length=MAX_STRING)]
+Number = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def row_model(
+    pipeline: str, entity_key: str, entity_dtype: str, features: dict[str, str]
+) -> type[BaseModel]:
+    """``features``: feature name -> "int64" | "float64" | "bool" | "string". Every feature is
+    optional: what a row does not give is read from the online store."""
+    key_type: Any = StrictInt if entity_dtype == "int64" else Text
+    fields: dict[str, Any] = {
+        entity_key: (key_type, Field(description="The entity key (required)."))
+    }
+    for name, dtype in features.items():
+        typ: Any = Text if dtype == "string" else Number
+        fields[name] = (
+            typ | None,
+            Field(
+                default=None,
+                description=f"Request-time value of '{name}' ({dtype}); "
+                "omitted or null: read from the online store.",
+            ),
+        )
+    title = "".join(part.title() for part in pipeline.split("_"))
+    return create_model(f"{title}Row", __config__=_Strict, **fields)
+
+
+def request_model(pipeline: str, row: type[BaseModel]) -> type[BaseModel]:
+    title = "".join(part.title() for part in pipeline.split("_"))
+    return create_model(
+        f"{title}PredictRequest",
+        __config__=_Strict,
+        rows=(list[row], Field(min_length=1, max_length=MAX_BATCH)),  # type: ignore[valid-type]
+    )
+
+
+class Prediction(BaseModel):
+    row: int = Field(description="Index of the row in the request.")
+    entity: int | str
+    score: float = Field(description="P(label = 1) for a classifier, the prediction otherwise.")
+    label: int | None = Field(description=f"Classifiers: score >= {THRESHOLD}; else null.")
+    model_version: str
+    arm: str = Field(description="Which model answered: 'champion' (rollout comes later).")
+    request_id: str
+
+
+class PredictResponse(BaseModel):
+    pipeline: str
+    request_id: str
+    predictions: list[Prediction]
+
+
+class Problem(BaseModel):
+    field: str
+    problem: str
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    detail: str
+    problems: list[Problem] = Field(default_factory=list)
+
+
+class ServedVersion(BaseModel):
+    alias: str
+    version: str
+    run_id: str
+    feature_service: str | None
+    loaded_at: float
+    numpy_path: bool = Field(description="Scored without pandas (false: the DataFrame fallback).")
+
+
+class ModelsResponse(BaseModel):
+    pipeline: str
+    champion: ServedVersion | None
+    challenger: ServedVersion | None
+    rollout: str = Field(description="'off': only the champion answers (rollout comes later).")
+    errors: dict[str, str] = Field(description="Alias -> the last load error, while it lasts.")
