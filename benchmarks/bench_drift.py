@@ -273,9 +273,9 @@ def run() -> str:
         "",
         f"{ROWS:,} current rows x 20 features (15 numeric, 5 categorical) against a "
         f"{ROWS:,}-row reference: `compute_drift` with the spec's default `monitoring:` settings "
-        "against Evidently's `DataDriftPreset` (defaults, per-column tests, no HTML) on the same "
-        f"data. Each measurement a fresh process, {REPEATS} rounds alternating the order after "
-        "an untimed warm-up pair; method in `benchmarks/bench_drift.py`.",
+        "against Evidently's `DataDriftPreset` (defaults, per-column tests, no HTML file saved) "
+        f"on the same data. Each measurement a fresh process, {REPEATS} rounds alternating the "
+        "order after an untimed warm-up pair; method in `benchmarks/bench_drift.py`.",
         "",
         "| side | median analysis s | runs s | median import s | import + analysis s | "
         "peak RSS MB |",
