@@ -159,3 +159,6 @@ def main() -> None:
 # exists, because ml_platform/cli/__init__.py (which imports the other command modules) is
 # outside the monitoring change. It can move into that import list.
 from ml_platform.cli import monitor as _monitor  # noqa: E402, F401
+
+# `ml-platform serve` registers itself the same way (outside cli/__init__.py for the same reason).
+from ml_platform.cli import serve as _serve  # noqa: E402, F401

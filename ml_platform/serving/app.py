@@ -23,12 +23,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ml_platform.home import PROJECT_ROOT, PlatformHome, platform_home
 from ml_platform.serving import schemas
 from ml_platform.serving.errors import (
     ServingError,
     error_response,
+    http_error_handler,
     serving_error_handler,
     unexpected_handler,
     validation_handler,
@@ -186,6 +188,7 @@ def create_app(
     app.state.service = service
     app.add_exception_handler(RequestValidationError, validation_handler)
     app.add_exception_handler(ServingError, serving_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(Exception, unexpected_handler)
     for spec in specs:
         _predict_route(app, service, spec)

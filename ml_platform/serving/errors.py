@@ -12,6 +12,7 @@ import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,18 @@ async def validation_handler(request: Request, exc: Exception) -> Response:
     problems = [(field_name(e.get("loc", ())), problem_text(e)) for e in errors[:50]]
     summary = "; ".join(f"{f}: {p}" for f, p in problems[:3])
     return error_response(422, "invalid_request", f"invalid request: {summary}", problems)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (a body that is not UTF-8 JSON, 404, 405) in the same shape."""
+    assert isinstance(exc, StarletteHTTPException)
+    detail = str(exc.detail)
+    if exc.status_code == 400:
+        _count(request, "invalid_request")
+        return error_response(
+            400, "invalid_json", f"the body is not valid JSON: {detail}", [("body", detail)]
+        )
+    return error_response(exc.status_code, "http_error", detail)
 
 
 async def serving_error_handler(_: Request, exc: Exception) -> Response:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 MAX_BATCH = 1_000  # rows per request
 MAX_STRING = 200  # characters of a categorical value
@@ -14,8 +14,34 @@ MAX_STRING = 200  # characters of a categorical value
 THRESHOLD = 0.5
 
 _Strict = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _encodable(value: str) -> str:
+    # JSON may carry lone surrogates ("\ud853"): not text any store or response can hold.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (a lone surrogate is not)") from None
+    return value
+
+
+def _not_text(value: Any) -> Any:
+    # JSON Schema's integer includes 7.0 (pydantic takes it) but not "7" or true (pydantic's
+    # lax mode would).
+    if isinstance(value, str | bool):
+        raise ValueError("must be an integer, not text or a boolean")
+    return value
+
+
+# A categorical value: any text (an unseen one is scored as the pipeline scores unseen values).
 Text = Annotated[str, Field(max_length=MAX_STRING)]
+# A text entity key is echoed in the response and sent to the store: it must be encodable.
+TextKey = Annotated[str, Field(max_length=MAX_STRING), AfterValidator(_encodable)]
 Number = Annotated[float, Field(allow_inf_nan=False)]
+# The feature store keys integers as int64; a key beyond it is an entity the store cannot know
+# (a 404 from the service). Not a schema bound: clients reading JSON numbers as doubles
+# (schemathesis did) cannot compare integers near 2**63 exactly.
+Int64Key = Annotated[int, BeforeValidator(_not_text)]
 
 
 def row_model(
@@ -23,7 +49,7 @@ def row_model(
 ) -> type[BaseModel]:
     """``features``: feature name -> "int64" | "float64" | "bool" | "string". Every feature is
     optional: what a row does not give is read from the online store."""
-    key_type: Any = StrictInt if entity_dtype == "int64" else Text
+    key_type: Any = Int64Key if entity_dtype == "int64" else TextKey
     fields: dict[str, Any] = {
         entity_key: (key_type, Field(description="The entity key (required)."))
     }

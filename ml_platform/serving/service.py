@@ -24,6 +24,7 @@ from ml_platform.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
 DEFAULT_REFRESH_SECONDS = 10.0
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _alert(home: PlatformHome, pipeline: str, alias: str, kept: str | None, error: str) -> None:
@@ -118,6 +119,13 @@ class Service:
         """Each row's model input in the model's column order: request values first, the rest
         from the online store (one read for the batch). Unknown or expired entities: 404."""
         columns, key = model.columns, spec.entity_key
+        outside = [
+            (f"rows[{i}].{key}", f"{key} {r[key]} is outside int64: unknown to the online store")
+            for i, r in enumerate(rows)
+            if isinstance(r[key], int) and not INT64_MIN <= r[key] <= INT64_MAX
+        ]
+        if outside:
+            raise ServingError(404, "unknown_entity", "entity keys outside int64", outside[:50])
         lookup = [i for i, r in enumerate(rows) if any(r.get(c) is None for c in columns)]
         stored: dict[int, dict[str, Any]] = {}
         if lookup:
