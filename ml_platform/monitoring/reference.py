@@ -21,7 +21,7 @@ import pandas as pd
 
 from ml_platform.monitoring.errors import MonitoringError
 from ml_platform.registry.ledger import CHAMPION
-from ml_platform.spec import PipelineSpec
+from ml_platform.spec import PipelineSpec, window_seconds
 from ml_platform.training.fitting import predict
 from ml_platform.training.reference import MAX_ROWS, REFERENCE_ARTIFACT, write_reference
 from ml_platform.training.tracking import Tracking
@@ -77,6 +77,22 @@ def _download(tracking: Tracking, run_id: str, folder: Path) -> Path | None:
     return Path(local)
 
 
+def steady_state(frame: pd.DataFrame, spec: PipelineSpec) -> pd.DataFrame:
+    """The reference rows whose windowed aggregates had a whole window of history behind them.
+    Rows within the longest aggregate window of the data's first event were computed on less
+    history than any later batch will be (counts, sums and maxima smaller, means noisier):
+    compared with them, every new batch drifts. All rows are kept when fewer than the spec's
+    ``min_rows`` would remain."""
+    windows = [window_seconds(a.window) for a in spec.features.aggregates]
+    if not windows or frame.empty:
+        return frame
+    stamps = pd.to_datetime(frame[spec.event_timestamp], utc=True)
+    settled = (stamps >= stamps.min() + pd.Timedelta(seconds=max(windows))).to_numpy()
+    if int(settled.sum()) < spec.monitoring.min_rows:
+        return frame
+    return frame[settled].reset_index(drop=True)
+
+
 def load_champion_reference(spec: PipelineSpec, tracking: Tracking) -> ChampionReference:
     """The champion of ``spec.name`` with its training reference and model, or a
     MonitoringError saying what is missing and how to fix it."""
@@ -95,7 +111,7 @@ def load_champion_reference(spec: PipelineSpec, tracking: Tracking) -> ChampionR
                 f"training reference ({REFERENCE_ARTIFACT}): it was trained before monitoring "
                 f"existed; retrain it (ml-platform run {spec.name}) and promote the new version"
             )
-        frame = pd.read_parquet(path)
+        frame = steady_state(pd.read_parquet(path), spec)
     model = tracking.load_sklearn_model(f"models:/{spec.name}/{number}")
     created = datetime.fromtimestamp((version.creation_timestamp or 0) / 1000, UTC)
     return ChampionReference(number, run_id, created, frame, model)

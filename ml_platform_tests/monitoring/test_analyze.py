@@ -148,3 +148,23 @@ def test_precomputed_scores_give_the_same_analysis(reference: pd.DataFrame) -> N
     assert analyze_batch(spec, champion, batch, None, "b", given).to_dict() == own
     with pytest.raises(ValueError, match="999 scores for a batch of 1000 rows"):
         analyze_batch(spec, champion, batch, None, "b", given[1:])
+
+
+def test_the_reference_drops_rows_whose_aggregate_windows_were_not_full() -> None:
+    """Rows within the longest aggregate window of the first event were computed on less
+    history than any later batch: kept, they make every new batch drift on the aggregates."""
+    from ml_platform.monitoring.reference import steady_state
+    from ml_platform_tests.helpers import small_spec
+
+    spec = small_spec()  # the demo's longest aggregate window: 90 days
+    stamps = pd.date_range("2026-01-01", periods=400, freq="12h", tz="UTC")
+    frame = pd.DataFrame({spec.event_timestamp: stamps, "x": range(400)})
+    kept = steady_state(frame, spec)
+    assert kept[spec.event_timestamp].min() == pd.Timestamp("2026-04-01", tz="UTC")
+    assert len(kept) == 220
+    # Fewer settled rows than min_rows (200): everything is kept.
+    assert len(steady_state(frame.head(350), spec)) == 350
+    no_windows = spec.model_copy(
+        update={"features": spec.features.model_copy(update={"aggregates": []})}
+    )
+    assert steady_state(frame, no_windows).equals(frame)
