@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 MAX_BATCH = 1_000  # rows per request
 MAX_STRING = 200  # characters of a categorical value
@@ -14,15 +14,6 @@ MAX_STRING = 200  # characters of a categorical value
 THRESHOLD = 0.5
 
 _Strict = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-def _encodable(value: str) -> str:
-    # JSON may carry lone surrogates ("\ud853"): not text any store or response can hold.
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text (a lone surrogate is not)") from None
-    return value
 
 
 def _not_text(value: Any) -> Any:
@@ -33,10 +24,9 @@ def _not_text(value: Any) -> Any:
     return value
 
 
-# A categorical value: any text (an unseen one is scored as the pipeline scores unseen values).
+# Any text (pydantic refuses JSON's lone surrogate escapes: not Unicode); an unseen category
+# is scored as the pipeline scores unseen values.
 Text = Annotated[str, Field(max_length=MAX_STRING)]
-# A text entity key is echoed in the response and sent to the store: it must be encodable.
-TextKey = Annotated[str, Field(max_length=MAX_STRING), AfterValidator(_encodable)]
 Number = Annotated[float, Field(allow_inf_nan=False)]
 # The feature store keys integers as int64; a key beyond it is an entity the store cannot know
 # (a 404 from the service). Not a schema bound: clients reading JSON numbers as doubles
@@ -49,7 +39,7 @@ def row_model(
 ) -> type[BaseModel]:
     """``features``: feature name -> "int64" | "float64" | "bool" | "string". Every feature is
     optional: what a row does not give is read from the online store."""
-    key_type: Any = Int64Key if entity_dtype == "int64" else TextKey
+    key_type: Any = Int64Key if entity_dtype == "int64" else Text
     fields: dict[str, Any] = {
         entity_key: (key_type, Field(description="The entity key (required)."))
     }

@@ -305,11 +305,21 @@ def test_entity_key_outside_int64_is_unknown(client: TestClient) -> None:
     ]
 
 
-def test_odd_text_is_an_unseen_category(client: TestClient, champion: Champion) -> None:
-    """Schema-valid text (here a lone surrogate) in a categorical is scored as unseen."""
+def test_text_that_is_not_unicode_is_a_422(client: TestClient, champion: Champion) -> None:
+    """A lone surrogate escape is JSON but not text: the field is named."""
     raw = b'{"rows": [{"customer_id": %d, "region": "\\ud853"}]}' % champion.known_keys[0]
     r = client.post(PREDICT, content=raw, headers={"content-type": "application/json"})
-    assert r.status_code == 200, r.text
+    assert r.status_code == 422, r.text
+    [problem] = r.json()["problems"]
+    assert problem["field"] == "rows[0].region"
+    assert "unicode string" in problem["problem"]
+
+
+def test_unseen_category_is_scored(client: TestClient, champion: Champion) -> None:
+    status, body = _post(
+        client, {"rows": [{"customer_id": champion.known_keys[0], "region": "mars"}]}
+    )
+    assert status == 200, body
 
 
 def test_integral_number_is_an_integer_key(client: TestClient, champion: Champion) -> None:

@@ -8,6 +8,7 @@ import time
 import mlflow.sklearn
 import numpy as np
 import pandas as pd
+import pytest
 from mlflow.tracking import MlflowClient
 
 from ml_platform.serving.vectorize import Scorer
@@ -83,3 +84,21 @@ def test_numpy_path_costs_less_than_a_dataframe_per_request(champion: Champion) 
         f"{frame_ms:.3f} ms, pipeline.predict_proba on a ready DataFrame {pipeline_ms:.3f} ms"
     )
     assert numpy_ms < frame_ms
+
+
+def test_a_compiled_transformer_that_differs_is_not_used(
+    champion: Champion, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The load-time probe: a compiled imputer that fills the wrong value is dropped (the fitted
+    transformer is called instead), and the scores stay exact."""
+    from ml_platform.serving import vectorize
+
+    monkeypatch.setattr(vectorize._FastNumeric, "__call__", lambda self, x: np.nan_to_num(x))
+    scorer, pipeline = _scorer(champion)
+    assert [type(p.fast).__name__ for p in scorer.parts or []] == ["NoneType", "_FastOneHot"]
+    holdout = champion.holdout.copy()
+    holdout.loc[holdout.index[:20], "amount"] = np.nan
+    expected = pipeline.predict_proba(features_of(holdout, champion.spec))[:, 1]
+    np.testing.assert_allclose(
+        scorer.score(_rows(holdout, scorer.columns)), expected, rtol=0, atol=1e-12
+    )
