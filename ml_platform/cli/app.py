@@ -162,3 +162,4 @@ from ml_platform.cli import monitor as _monitor  # noqa: E402, F401
 
 # `ml-platform serve` registers itself the same way (outside cli/__init__.py for the same reason).
 from ml_platform.cli import serve as _serve  # noqa: E402, F401
+from ml_platform.cli import simulate as _simulate  # noqa: E402, F401
