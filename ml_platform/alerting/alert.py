@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 Kind = Literal[
-    "run_failure", "gate_failed", "drift", "freshness", "promotion", "rollback", "retrain"
+    "run_failure",
+    "gate_failed",
+    "drift",
+    "freshness",
+    "promotion",
+    "rollback",
+    "retrain",
+    "model_load_failed",
 ]
 Severity = Literal["info", "warning", "error"]
 

@@ -28,14 +28,13 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _alert(home: PlatformHome, pipeline: str, alias: str, kept: str | None, error: str) -> None:
-    """A model that fails to load. The alert kinds have no serving kind yet: 'promotion' is the
-    closest (an alias moved and serving did not follow)."""
+    """A model that fails to load (an alias moved and serving did not follow)."""
     from ml_platform.alerting import Alert, Notifier
 
     kept_text = f"still serving version {kept}" if kept else "nothing to serve"
     Notifier.from_env(home.alerts_log).notify(
         Alert(
-            kind="promotion",
+            kind="model_load_failed",
             pipeline=pipeline,
             title=f"serving could not load {pipeline}@{alias}; {kept_text}",
             details={"alias": alias, "serving_version": kept, "error": error},

@@ -115,7 +115,7 @@ def test_a_version_that_fails_to_load_keeps_the_previous_one(server: Server) -> 
     assert {p["model_version"] for p in r.json()["predictions"]} == {serving}
     alerts = [json.loads(line) for line in server.home.alerts_log.read_text().splitlines()]
     [alert] = [a for a in alerts if "serving could not load" in a["title"]]
-    assert alert["kind"] == "promotion" and alert["severity"] == "error"
+    assert alert["kind"] == "model_load_failed" and alert["severity"] == "error"
     assert alert["details"]["serving_version"] == serving
     metrics = httpx.get(f"{server.url}/metrics").text
     assert (
