@@ -29,14 +29,7 @@ STAGES = (
 # warehouse lock): retried with backoff on an error, each idempotent (content-addressed tables,
 # a registration looked up by its MLflow run, monitoring history keyed by batch). A
 # deterministic failure (a broken contract, a missing upstream) says allow_retries=False.
-EXTERNAL = {
-    "features",
-    "training_set",
-    "candidate_model",
-    "evaluation_report",
-    "registered_model",
-    "monitoring_report",
-}
+EXTERNAL = set(STAGES) - {"raw", "validated"}  # landed files and the data gate are local
 RETRY = dg.RetryPolicy(
     max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
