@@ -27,7 +27,9 @@ def _not_text(value: Any) -> Any:
 # Any text (pydantic refuses JSON's lone surrogate escapes: not Unicode); an unseen category
 # is scored as the pipeline scores unseen values.
 Text = Annotated[str, Field(max_length=MAX_STRING)]
-Number = Annotated[float, Field(allow_inf_nan=False)]
+# Strict: JSON numbers only (a lax float takes false as 0.0 and "9\t" as 9.0; schemathesis
+# sent both).
+Number = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 # The feature store keys integers as int64; a key beyond it is an entity the store cannot know
 # (a 404 from the service). Not a schema bound: clients reading JSON numbers as doubles
 # (schemathesis did) cannot compare integers near 2**63 exactly.

@@ -124,6 +124,14 @@ BAD = [
         f"at most {MAX_BATCH}",
     ),
     ("no rows field", {}, 422, "rows", "required field is missing"),
+    (
+        "number as boolean",
+        {"rows": [{"customer_id": 1, "amount": False}]},
+        422,
+        "rows[0].amount",
+        "",
+    ),
+    ("number as text", {"rows": [{"customer_id": 1, "amount": "9"}]}, 422, "rows[0].amount", ""),
     ("unknown top-level field", {"rows": [{"customer_id": 1}], "x": 1}, 422, "x", "unknown field"),
     (
         "missing entity key",
