@@ -5,9 +5,10 @@ on the run's tags, the MLflow run and model version, and the promotion ledger's 
 
 The daemon loads this module as its code location (``defs`` below): the demo pipeline at test
 size, its windowed aggregates left out. Aggregates over 7 to 90 days computed from data that
-starts on the first landed day are smaller in the first 90 days than ever after, so a short
-history cannot be a stable reference for them (``ml-platform simulate`` shows that on the demo);
-this test is about the loop, not about those features. ``retrain_on: [drift]``: a batch of a
+starts on the first landed day are smaller in the first 90 days than ever after; the reference
+leaves those rows out, but a 30-day history has no other rows, so it keeps them and every new
+day would drift on those features (``ml-platform simulate`` runs the demo with them, on 120
+days); this test is about the loop, not about those features. ``retrain_on: [drift]``: a batch of a
 few hundred rows can dip under the performance floor by chance, and that trigger has its own
 tests (test_triggers.py). ``champion_margin`` is wide so that the retrain passes the champion
 gate and is registered whether or not it scores better (promoted or held, both recorded with
