@@ -300,6 +300,8 @@ def print_summary(
     status = "[green]SUCCESS[/green]" if result.success else "[red]FAILED[/red]"
     console.print(f"\n{status} {n} in {seconds:.1f} s (run {run_id})")
     table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column()
+    table.add_column(overflow="fold")  # paths and URLs wrap instead of ending in "..."
     if validated:
         table.add_row(
             "rows",
