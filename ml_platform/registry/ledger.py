@@ -48,6 +48,10 @@ from ml_platform.training.tracking import Tracking
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 OFFLINE_GATES = "offline_gates"
+# Evidence that, once recorded for a version, promotion requires to be passing: a challenger
+# under an online test (shadow / A/B, ml_platform/online_evaluation) is promoted by no path
+# until its latest online test passed (or with --force, recorded as forced).
+ONLINE_TEST = "online_test"
 GATES_TAG = "gates_passed"
 PROMOTING = ("promote", "force_promote")
 T = TypeVar("T")
@@ -214,11 +218,16 @@ def champion_stack(decisions: Sequence[Decision]) -> list[str]:
 
 class PromotionLedger:
     def __init__(
-        self, path: Path, tracking: Tracking, required_evidence: Sequence[str] = (OFFLINE_GATES,)
+        self,
+        path: Path,
+        tracking: Tracking,
+        required_evidence: Sequence[str] = (OFFLINE_GATES,),
+        required_once_recorded: Sequence[str] = (ONLINE_TEST,),
     ) -> None:
         self.path = path
         self.tracking = tracking
         self.required_evidence = tuple(required_evidence)
+        self.required_once_recorded = tuple(required_once_recorded)
         path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as con:
             con.executescript(
@@ -445,6 +454,18 @@ class PromotionLedger:
             )
         return ids
 
+    def _recorded(self, con: sqlite3.Connection, pipeline: str, version: str) -> list[str]:
+        """The kinds of ``required_once_recorded`` this version has evidence of."""
+        return [
+            kind
+            for kind in self.required_once_recorded
+            if kind not in self.required_evidence
+            and con.execute(
+                "SELECT 1 FROM evidence WHERE pipeline = ? AND version = ? AND kind = ? LIMIT 1",
+                (pipeline, version, kind),
+            ).fetchone()
+        ]
+
     def _champion(self, con: sqlite3.Connection, pipeline: str) -> str | None:
         stack = champion_stack(self._decisions(con, "pipeline = ?", (pipeline,)))
         return stack[-1] if stack else None
@@ -484,10 +505,12 @@ class PromotionLedger:
     ) -> Decision:
         """Make ``version`` the champion.
 
-        Refused unless it has passing evidence of every required kind, or ``force`` (recorded
-        as ``force_promote``). ``expect_champion`` (a version, or None for "no champion yet")
-        makes it compare-and-set: a pipeline that compared its candidate with champion vN must
-        not overwrite a champion that changed since; ``False`` means any current champion.
+        Refused unless it has passing evidence of every required kind (and, for each kind of
+        ``required_once_recorded`` it has evidence of, its latest such evidence passed), or
+        ``force`` (recorded as ``force_promote``). ``expect_champion`` (a version, or None
+        for "no champion yet") makes it compare-and-set: a pipeline that compared its
+        candidate with champion vN must not overwrite a champion that changed since; ``False``
+        means any current champion.
         """
         version = str(version)
         if not reason.strip():
@@ -514,8 +537,9 @@ class PromotionLedger:
     ) -> Intent:
         """Check a promotion's preconditions and record its intent (or refuse)."""
         no_ids: list[int] = []
+        kinds = [*self.required_evidence, *self._recorded(con, pipeline, version)]
         ids = self._unless_forced(
-            lambda: self._require_passed(con, pipeline, version, self.required_evidence),
+            lambda: self._require_passed(con, pipeline, version, kinds),
             force,
             no_ids,
         )
