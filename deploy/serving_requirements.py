@@ -128,7 +128,8 @@ def render(lines: list[str]) -> str:
     header = (
         "# The prediction service's exact pins: a subset of requirements.txt, derived by\n"
         "# deploy/serving_requirements.py (do not edit by hand; run it after changing pins).\n"
-        "# No Optuna, dbt, Great Expectations or Dagster. Install with --no-deps, then the project.\n"
+        "# No Optuna, dbt, Great Expectations or Dagster. Install it with --no-deps (it is the\n"
+        "# whole closure), then the project.\n"
     )
     return header + "\n".join(lines) + "\n"
 

@@ -31,7 +31,8 @@ def pinned(requirements: Path) -> set[str]:
 
 class OnlyPinned(importlib.abc.MetaPathFinder):
     def __init__(self, allowed: set[str]) -> None:
-        self.owners = {m: {canonical(d) for d in ds} for m, ds in md.packages_distributions().items()}
+        dists = md.packages_distributions()
+        self.owners = {m: {canonical(d) for d in ds} for m, ds in dists.items()}
         self.allowed = allowed | {"ml-platform"}
         self.refused: list[str] = []
 
