@@ -76,9 +76,7 @@ def test_serving_pins_are_a_subset_of_requirements() -> None:
     serving = module.read_pins(SERVING)
     assert serving, "requirements-serving.txt pins nothing"
     assert {n: full.get(n) for n in serving} == serving
-    assert not {"optuna", "dbt-core", "great-expectations", "dagster", "dagster-dbt"} & set(
-        serving
-    )
+    assert not {"optuna", "dbt-core", "great-expectations", "dagster", "dagster-dbt"} & set(serving)
     assert len(serving) < len(full)
 
 
