@@ -1,7 +1,7 @@
 """`ml-platform` command line. Each module registers its commands on the shared Typer app."""
 
 # Importing a command module registers its commands; keep heavy imports inside the commands.
-from ml_platform.cli import contracts, models, training  # noqa: E402, F401
+from ml_platform.cli import contracts, labels, models, training  # noqa: E402, F401
 from ml_platform.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -72,7 +72,9 @@ def read_file(path: Path) -> pd.DataFrame:
 
 def _first_bad(values: pd.Series, bad: pd.Series) -> str:
     i = int(np.flatnonzero(bad.to_numpy())[0])
-    return f"data row {i + 1}: {values.iloc[i]!r}"
+    value = values.iloc[i]
+    value = value.item() if isinstance(value, np.generic) else value  # 2, not np.int64(2)
+    return f"data row {i + 1}: {value!r}"
 
 
 def normalise(
@@ -237,6 +239,8 @@ def join_outcomes(
     anchors["logged_at"] = anchors["logged_at"].astype("datetime64[us, UTC]")
     outs = outcomes.loc[:, ["entity", "outcome_at", "outcome", "request_id"]].copy()
     outs["outcome_at"] = outs["outcome_at"].astype("datetime64[us, UTC]")
+    outs["entity"] = outs["entity"].astype("string")
+    outs["request_id"] = outs["request_id"].astype("string")
     exact_outs = outs[outs["request_id"].notna()]
     window_outs = outs[outs["request_id"].isna()].drop(columns="request_id")
     matched = []
