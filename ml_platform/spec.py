@@ -13,13 +13,28 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 COMPONENT_TYPE = "ml_platform.components.MLPipelineComponent"
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 _WINDOW = re.compile(r"^(\d+)([dhm])$")
 Task = Literal["binary_classification", "regression"]
 RetrainTrigger = Literal["drift", "performance", "model_age"]
+TimeUnit = Literal["year", "date", "s", "ms"]
+# A pipeline without an event timestamp gets this column at ingest, one constant value
+# (NO_EVENT_TIME) on every row: Feast and dbt need a timestamp; splits, windows and TTLs do not
+# use it (docs/pipeline-spec.md, "No event timestamp").
+NO_EVENT_TIME_COLUMN = "_event_timestamp"
+NO_EVENT_TIME = "2000-01-01T00:00:00+00:00"
 
 
 class SpecError(ValueError):
@@ -43,6 +58,62 @@ def resolve_import(path: str) -> Any:
         return getattr(module, attr)
     except AttributeError:
         raise ValueError(f"module '{module_name}' has no attribute '{attr}'") from None
+
+
+class EventTimeSpec(_Strict):
+    """How the event timestamp column is read: converted once, at ingest, to a UTC timestamp."""
+
+    column: str
+    unit: TimeUnit | None = Field(
+        default=None,
+        description="'year': an integer year (January 1st, UTC); 'date': a date or "
+        "'YYYY-MM-DD' string (midnight UTC); 's' / 'ms': epoch seconds / milliseconds.",
+    )
+    format: str | None = Field(
+        default=None,
+        description="A strftime format of a string column, e.g. '%d/%m/%Y'.",
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> EventTimeSpec:
+        if self.unit and self.format:
+            raise ValueError(
+                f"declare either 'unit' ({self.unit}) or 'format' ({self.format!r}) "
+                f"for column '{self.column}', not both"
+            )
+        if self.format is not None and "%" not in self.format:
+            raise ValueError(
+                f"format {self.format!r} has no '%' directive; write it like '%d/%m/%Y'"
+            )
+        return self
+
+
+def _event_time_input(data: Any) -> Any:
+    """Spec attributes with ``event_timestamp`` in any declared form turned into the column name
+    the graph uses (``event_timestamp``) and its conversion (``event_time``)."""
+    if not isinstance(data, dict) or "event_time" in data:
+        return data
+    data = dict(data)
+    raw = data.get("event_timestamp")
+    if raw is None:
+        data["event_timestamp"] = NO_EVENT_TIME_COLUMN
+    elif isinstance(raw, dict):
+        try:
+            form = EventTimeSpec.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"'{'.'.join(str(p) for p in e['loc']) or 'event_timestamp'}': {e['msg']}"
+                for e in exc.errors()
+            )
+            raise ValueError(
+                f"event_timestamp {raw!r}: {problems}. Expected a column name, or "
+                f"{{column: <name>, unit: year|date|s|ms}} or "
+                f"{{column: <name>, format: '%d/%m/%Y'}}"
+            ) from None
+        data["event_timestamp"] = form.column
+        if form.unit or form.format:
+            data["event_time"] = form
+    return data
 
 
 class SourceSpec(_Strict):
@@ -316,8 +387,20 @@ class PipelineSpec(_Strict):
     intended_use: str = ""
     source: SourceSpec
     entity_key: str
-    event_timestamp: str
+    event_timestamp: str = Field(
+        description="The event time column the graph uses (a UTC timestamp after ingest); "
+        f"'{NO_EVENT_TIME_COLUMN}' when the spec declares none."
+    )
+    event_time: EventTimeSpec | None = Field(
+        default=None,
+        description="Set from a mapping form of 'event_timestamp': how to convert the column.",
+    )
     label: str
+    positive_label: str | int | float | bool | None = Field(
+        default=None,
+        description="Binary classification: the label value that is the positive class (1); "
+        "required when the label is not 0/1 or boolean.",
+    )
     task: Task
     features: FeaturesSpec
     model: ModelSpec
@@ -338,10 +421,37 @@ class PipelineSpec(_Strict):
             raise ValueError(f"'{value}' must be lower_snake_case (letters, digits, underscores)")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _event_time_forms(cls, data: Any) -> Any:
+        return _event_time_input(data)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Defaults of the keys added for issue 17 are left out, so a spec that does not use
+        # them dumps (and hashes) exactly as before.
+        data = handler(self)
+        for key in ("event_time", "positive_label"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> PipelineSpec:
         if not self.features.all_columns:
             raise ValueError("'features' declares no feature at all")
+        if self.event_time is not None and self.event_time.column != self.event_timestamp:
+            raise ValueError(
+                f"event_time.column '{self.event_time.column}' differs from event_timestamp "
+                f"'{self.event_timestamp}'"
+            )
+        if not self.has_event_time:
+            self._no_event_time()
+        if self.positive_label is not None and not self.is_classification:
+            raise ValueError(
+                f"positive_label {self.positive_label!r} is only for binary_classification; "
+                f"task is '{self.task}'"
+            )
         reserved = {self.entity_key, self.event_timestamp, self.label}
         clash = reserved & set(self.features.numeric + self.features.categorical)
         if clash:
@@ -350,6 +460,26 @@ class PipelineSpec(_Strict):
         if unknown:
             raise ValueError(f"slices {sorted(unknown)} are not categorical features")
         return self
+
+    def _no_event_time(self) -> None:
+        fix = "Fix: declare 'event_timestamp' (see docs/pipeline-spec.md), or remove"
+        for agg in self.features.aggregates:
+            raise ValueError(
+                f"aggregate '{agg.name}' is a per-entity window over event time "
+                f"({agg.window}), and this spec declares no event_timestamp, so there is no "
+                f"time to window over. {fix} the aggregate"
+            )
+        if self.features.ttl is not None:
+            raise ValueError(
+                f"features.ttl '{self.features.ttl}' ages feature rows by event time, and this "
+                f"spec declares no event_timestamp. {fix} 'ttl'"
+            )
+
+    @property
+    def has_event_time(self) -> bool:
+        """False when the spec declares no event timestamp: the split is a seeded random one
+        and ingest adds the constant ``NO_EVENT_TIME_COLUMN``."""
+        return self.event_timestamp != NO_EVENT_TIME_COLUMN
 
     @property
     def primary_metric(self) -> str:

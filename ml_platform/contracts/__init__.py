@@ -43,9 +43,12 @@ def minimal_contract(spec: PipelineSpec) -> Contract:
         *spec.features.categorical,
         *(a.column for a in spec.features.aggregates if a.column),
     ]
+    if not spec.has_event_time:  # added at ingest, after the contract (spec.NO_EVENT_TIME)
+        required.remove(spec.event_timestamp)
     columns = {c: ColumnRule() for c in dict.fromkeys(required)}
     for c in (spec.entity_key, spec.event_timestamp, spec.label):
-        columns[c] = ColumnRule(nullable=False)
+        if c in columns:
+            columns[c] = ColumnRule(nullable=False)
     label = LabelRule(column=spec.label, values=[0.0, 1.0] if spec.is_classification else None)
     return Contract(pipeline=spec.name, columns=columns, extra_columns="allow", label=label)
 

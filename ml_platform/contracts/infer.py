@@ -19,6 +19,7 @@ from ml_platform.contracts.model import (
     ReferenceProfile,
 )
 from ml_platform.contracts.schema_rules import METADATA_COLUMNS
+from ml_platform.ingest.prepare import prepare
 from ml_platform.spec import PipelineSpec
 
 RANGE_MARGIN = 0.1  # of the observed span, on each side
@@ -106,6 +107,10 @@ def infer_contract(spec: PipelineSpec, frame: pd.DataFrame, source: str = "") ->
     if frame.empty:
         raise ValueError(f"cannot infer a contract for '{spec.name}' from an empty batch")
     frame = frame.drop(columns=[c for c in METADATA_COLUMNS if c in frame.columns])
+    # The contract checks the event time and label as converted at ingest (as validation does).
+    frame, problems = prepare(spec, frame.reset_index(drop=True))
+    if problems:
+        raise ValueError("; ".join(p.message for p in problems))
     columns = {name: _column_rule(spec, name, frame[name]) for name in frame.columns}
     dists, refs = {}, {}
     for name, rule in columns.items():

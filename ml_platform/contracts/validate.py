@@ -18,8 +18,9 @@ import pandas as pd
 from ml_platform.contracts import ContractResult, RuleResult, check_contract, load_for_spec
 from ml_platform.contracts.distribution_rules import DataDocs
 from ml_platform.contracts.report import write_report
+from ml_platform.contracts.results import batch_rule
 from ml_platform.home import PlatformHome
-from ml_platform.ingest import raw
+from ml_platform.ingest import prepare, raw, splits
 from ml_platform.ingest.io import write_parquet, write_parquet_hashed
 from ml_platform.spec import PipelineSpec
 
@@ -73,7 +74,9 @@ def positional(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def normalise(spec: PipelineSpec, frame: pd.DataFrame) -> pd.DataFrame:
-    """Timestamps to UTC (naive values are taken as UTC), label to its numeric type."""
+    """Timestamps to UTC (naive values are taken as UTC), label to its numeric type; a spec
+    without an event timestamp gets its constant column (``prepare.add_constant_event_time``)."""
+    frame = prepare.add_constant_event_time(spec, frame)
     frame = frame.copy()
     ts = frame[spec.event_timestamp]
     if not pd.api.types.is_datetime64_any_dtype(ts):
@@ -113,18 +116,49 @@ def check_only(
     spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame, source: str
 ) -> tuple[ContractResult, Path]:
     """Check a batch against the pipeline's committed contract and write the report."""
-    result = check_contract(
-        load_for_spec(spec), positional(frame), gx_root=home.root, run_name=spec.name
-    )
+    result, report, _ = _check(spec, home, frame, source)
+    return result, report
+
+
+def _check(
+    spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame, source: str
+) -> tuple[ContractResult, Path, pd.DataFrame]:
+    """The contract's verdict, its report and the batch as checked.
+
+    The event time and label are first converted as the spec declares (``ingest.prepare``);
+    values that cannot be are failed rules. A batch that passes is then checked for a split
+    that can work (``ingest.splits``): one distinct timestamp, an empty window or a class
+    missing from a window fails it here, not in training."""
+    prepared, problems = prepare.prepare(spec, positional(frame))
+    result = check_contract(load_for_spec(spec), prepared, gx_root=home.root, run_name=spec.name)
+    for p in reversed(problems):
+        rule = batch_rule(p.rule, p.column, False, p.message, len(prepared), sample=p.sample)
+        rule.failing_rows = p.rows or len(prepared)
+        rule.failing_fraction = rule.failing_rows / max(len(prepared), 1)
+        result.rules.insert(0, rule)
+    if result.passed:
+        result.rules.append(_split_rule(spec, prepared, result))
     tag = "passed" if result.passed else "failed"
-    return result, write_report(home.reports, spec.name, source, result, tag)
+    return result, write_report(home.reports, spec.name, source, result, tag), prepared
+
+
+def _split_rule(spec: PipelineSpec, frame: pd.DataFrame, result: ContractResult) -> RuleResult:
+    kept = frame.loc[~result.quarantine] if result.rows_quarantined else frame
+    kept = normalise(spec, kept).sort_values(
+        [spec.event_timestamp, spec.entity_key], kind="stable", ignore_index=True
+    )
+    kind = "time" if spec.has_event_time else "random"
+    try:
+        splits.assign(kept, spec)
+    except splits.SplitError as exc:
+        return batch_rule(f"{kind}_split", spec.label, False, str(exc), len(kept))
+    return batch_rule(f"{kind}_split", spec.label, True, "")
 
 
 def validate_batch(
     spec: PipelineSpec, home: PlatformHome, frame: pd.DataFrame, source: str = "landed files"
 ) -> ValidationOutcome:
-    frame = positional(frame)
-    result, report = check_only(spec, home, frame, source)
+    result, report, frame = _check(spec, home, frame, source)
     outcome = ValidationOutcome(
         result.rules,
         len(frame),

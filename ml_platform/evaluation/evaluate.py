@@ -209,6 +209,10 @@ def comparison_gate(
 
 def _history(spec: PipelineSpec, training_set: Path, holdout: pd.DataFrame) -> pd.DataFrame:
     frame = pd.read_parquet(training_set)
+    if not spec.has_event_time:  # a random split: every row outside the holdout
+        keys = [spec.entity_key, spec.event_timestamp]
+        held = pd.MultiIndex.from_frame(holdout[keys])
+        return frame[~pd.MultiIndex.from_frame(frame[keys]).isin(held)]
     return frame[frame[spec.event_timestamp] < holdout[spec.event_timestamp].min()]
 
 

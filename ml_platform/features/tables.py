@@ -23,6 +23,7 @@ from ml_platform.features.definitions import ServiceDef, feature_service, featur
 from ml_platform.features.sql import apply_custom, compute_features
 from ml_platform.home import PlatformHome
 from ml_platform.ingest.io import write_parquet_hashed
+from ml_platform.ingest.prepare import category_strings
 from ml_platform.spec import PipelineSpec
 
 ROW = "__ml_platform_row"  # carried through Feast to give the training set a fixed row order
@@ -50,10 +51,24 @@ def build_features(
         frame = apply_custom(spec, read_model(spec, home, run_id))
     else:
         frame = compute_features(spec, validated)
+    frame = _categoricals_as_strings(spec, frame)
     directory = home.pipeline_dir(spec.name) / "features"
     path, version = write_parquet_hashed(frame, directory, lambda h: f"{h}.parquet")
     published = source.publish(path, features_table(spec, home))
     return TableInfo(str(path), len(frame), version, list(frame.columns), source_stamp=published)
+
+
+def _categoricals_as_strings(spec: PipelineSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    """Categorical features are served as strings, whatever their type in the data (a boolean
+    or an integer code declared categorical): the feature view, the model signature and the
+    online reads then agree. Columns already of strings are left untouched."""
+    for column in spec.features.categorical:
+        if column in frame.columns:
+            column_values = frame[column]
+            values = category_strings(column_values)
+            if values is not column_values:
+                frame[column] = values.astype("string")
+    return frame
 
 
 def training_set_version(content_hash: str, service: ServiceDef) -> str:

@@ -21,6 +21,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.utils.class_weight import compute_sample_weight
 
+from ml_platform.ingest import splits
+from ml_platform.ingest.prepare import category_strings
 from ml_platform.spec import ParamSpace, PipelineSpec, resolve_import
 from ml_platform.training.metrics import higher_is_better, score
 
@@ -45,28 +47,26 @@ def pin_seeds(seed: int) -> None:
 
 
 def time_split(frame: pd.DataFrame, spec: PipelineSpec) -> Split:
-    """Train / validation / test by event time: the test window is always the most recent."""
+    """Train / validation / test: by event time (the test window is always the most recent),
+    or, for a spec without an event timestamp, a seeded random split stratified by class
+    (``ml_platform.ingest.splits``, the rules validation already checked the batch against)."""
     ts = spec.event_timestamp
     ordered = frame.sort_values([ts, spec.entity_key], kind="stable").reset_index(drop=True)
-    n = len(ordered)
-    n_test = max(1, int(n * spec.split.test_fraction))
-    n_val = max(1, int(n * spec.split.validation_fraction))
-    if n - n_test - n_val < 2:
-        raise ValueError(f"{n} rows are too few to split into train/validation/test")
-    # Cut at timestamps, not row counts, so rows sharing a timestamp stay in one split.
-    test_start = ordered[ts].iloc[n - n_test]
-    val_start = ordered[ts].iloc[n - n_test - n_val]
-    train = ordered[ordered[ts] < val_start]
-    val = ordered[(ordered[ts] >= val_start) & (ordered[ts] < test_start)]
-    test = ordered[ordered[ts] >= test_start].reset_index(drop=True)
+    assignment = splits.assign(ordered, spec)
+    train, val, test = (
+        ordered.iloc[assignment.rows(w)].reset_index(drop=True)
+        for w in (splits.TRAIN, splits.VALIDATION, splits.TEST)
+    )
     keys = pd.util.hash_pandas_object(test[[spec.entity_key, ts]], index=False)
     test.attrs["window"] = {
-        "start": str(test_start),
-        "end": str(ordered[ts].iloc[-1]),
+        "start": str(test[ts].min()),
+        "end": str(test[ts].max()),
         "rows": len(test),
         "hash": hashlib.sha256(keys.to_numpy().tobytes()).hexdigest()[:16],
     }
-    return Split(train.reset_index(drop=True), val.reset_index(drop=True), test)
+    if assignment.kind == "random":
+        test.attrs["window"]["split"] = f"random (seed {spec.seed})"
+    return Split(train, val, test)
 
 
 def build_pipeline(spec: PipelineSpec, params: dict[str, Any] | None = None) -> Pipeline:
@@ -107,13 +107,14 @@ def build_pipeline(spec: PipelineSpec, params: dict[str, Any] | None = None) -> 
 
 
 def features_of(frame: pd.DataFrame, spec: PipelineSpec) -> pd.DataFrame:
-    """The model's input: numeric features as float64 (they may be null when served),
-    categoricals as objects, in the declared order."""
+    """The model's input: numeric features as float64 (they may be null when served; booleans
+    are 0/1), categoricals as strings (objects; booleans 'True' / 'False', as the feature store
+    serves them), in the declared order."""
     frame = frame[spec.features.all_columns].copy()
     for col in spec.features.model_numeric:
         frame[col] = frame[col].astype("float64")
     for col in spec.features.categorical:
-        frame[col] = frame[col].astype("object")
+        frame[col] = category_strings(frame[col]).astype("object")
     return frame
 
 
