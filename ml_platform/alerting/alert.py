@@ -16,6 +16,7 @@ Kind = Literal[
     "rollback",
     "retrain",
     "model_load_failed",
+    "online_test",  # a rollout's online test: challenger worse (rollout stopped) or not promoted
 ]
 Severity = Literal["info", "warning", "error"]
 

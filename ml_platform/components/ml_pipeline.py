@@ -9,8 +9,15 @@ import dagster as dg
 from pydantic import BaseModel
 
 from ml_platform.components.assets import pipeline_assets
+from ml_platform.components.batch_predictions import batch_prediction_assets, batch_predictions_key
 from ml_platform.components.common import Stage
 from ml_platform.components.features import online_key
+from ml_platform.components.online_evaluation import (
+    online_evaluation_assets,
+    online_evaluation_job_name,
+    online_evaluation_key,
+    online_evaluation_sensor,
+)
 from ml_platform.components.sensors import freshness_alert_sensor, new_data_sensor, retrain_sensor
 from ml_platform.spec import PipelineSpec, SpecError, parse_spec
 
@@ -55,20 +62,30 @@ class MLPipelineComponent(dg.Component):
             training_job_name(spec.name),
             # upstream(): a dbt feature model the spec reads is part of the run too. The online
             # store is not: serving freshness has its own job and automation condition. The
-            # observable source of landed files is observed, not materialized.
+            # observable source of landed files is observed, not materialized. Nor are the
+            # operating assets (monitoring, batch scoring, online evaluation).
             selection=dg.AssetSelection.groups(spec.name).upstream().materializable()
-            - dg.AssetSelection.assets(online_key(stage), stage.key["monitoring_report"]),
+            - dg.AssetSelection.assets(
+                online_key(stage),
+                stage.key["monitoring_report"],
+                batch_predictions_key(stage),
+                online_evaluation_key(stage),
+            ),
             tags=tags,
             description=f"Raw data to registered model for '{spec.name}'.",
         )
         monitoring_job = dg.define_asset_job(
             monitoring_job_name(spec.name),
-            # validation, the features (and their dbt model) and the monitoring report
-            selection=dg.AssetSelection.assets(stage.key["monitoring_report"])
+            # validation, the features (and their dbt model), the monitoring report and the
+            # champion's batch predictions
+            selection=dg.AssetSelection.assets(
+                stage.key["monitoring_report"], batch_predictions_key(stage)
+            )
             .upstream()
             .materializable(),
             tags=tags,
-            description=f"New data to monitoring report for '{spec.name}' (no training).",
+            description=f"New data to monitoring report and batch predictions for "
+            f"'{spec.name}' (no training).",
         )
         online_job = dg.define_asset_job(
             f"{spec.name}_online_job",
@@ -76,11 +93,22 @@ class MLPipelineComponent(dg.Component):
             tags=tags,
             description=f"Load the newest features of '{spec.name}' into the online store.",
         )
+        online_evaluation_job = dg.define_asset_job(
+            online_evaluation_job_name(spec.name),
+            selection=dg.AssetSelection.assets(online_evaluation_key(stage)),
+            tags=tags,
+            description=f"Judge the active rollout of '{spec.name}' on live traffic.",
+        )
         return dg.Definitions(
-            assets=pipeline_assets(spec),
-            jobs=[job, monitoring_job, online_job],
+            assets=[
+                *pipeline_assets(spec),
+                *batch_prediction_assets(stage),
+                *online_evaluation_assets(stage),
+            ],
+            jobs=[job, monitoring_job, online_job, online_evaluation_job],
             sensors=[
                 new_data_sensor(stage, monitoring_job),
+                online_evaluation_sensor(stage, online_evaluation_job),
                 retrain_sensor(stage, job),
                 freshness_alert_sensor(stage),
             ],
