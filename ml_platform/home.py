@@ -1,7 +1,9 @@
 """The platform home directory: the only place ml_platform writes local state.
 
 Deleting it resets everything. Its location comes from ``ML_PLATFORM_HOME``; the default is
-``.ml_platform/`` in the project checkout.
+``.ml_platform/`` in the project checkout. In the production profile (``ML_PLATFORM_PROFILE``,
+ml_platform/profile.py) the tracking store, the Optuna studies, the Feast registry and online
+store and the Dagster instance's storage are services instead; the rest stays in the home.
 """
 
 from __future__ import annotations
@@ -9,16 +11,39 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from ml_platform.profile import (
+    EMBEDDED,
+    PRODUCTION,
+    ProductionSettings,
+    ProfileError,
+    current_profile,
+    ensure_databases,
+    export_for_dagster,
+    production_settings,
+)
 
 HOME_ENV_VAR = "ML_PLATFORM_HOME"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The instance config `ensure` copies into a new instance directory, per profile.
+INSTANCE_TEMPLATES = {
+    EMBEDDED: PROJECT_ROOT / "dagster.yaml",
+    PRODUCTION: PROJECT_ROOT / "deploy" / "production" / "dagster.yaml",
+}
 
 
 @dataclass(frozen=True)
 class PlatformHome:
     root: Path
+    # Read from ML_PLATFORM_PROFILE when the home is made (ml_platform/profile.py).
+    profile: str = field(default_factory=current_profile)
+
+    @property
+    def production(self) -> ProductionSettings | None:
+        """The production profile's services, from the environment; None when embedded."""
+        return production_settings() if self.profile == PRODUCTION else None
 
     @property
     def dagster_home(self) -> Path:
@@ -30,10 +55,15 @@ class PlatformHome:
 
     @property
     def tracking_uri(self) -> str:
+        if settings := self.production:
+            return settings.tracking_uri
         return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
 
     @property
     def artifact_root(self) -> Path:
+        settings = self.production
+        if settings and settings.artifact_root:
+            return settings.artifact_root
         return self.mlflow_dir / "artifacts"
 
     @property
@@ -50,6 +80,8 @@ class PlatformHome:
 
     @property
     def optuna_storage(self) -> str:
+        if settings := self.production:
+            return settings.optuna_storage
         return f"sqlite:///{self.root / 'optuna.db'}"
 
     @property
@@ -76,7 +108,9 @@ class PlatformHome:
 
     def ensure(self) -> PlatformHome:
         """Create the layout, and the Dagster instance config if the instance has none (after
-        that it is the operator's file: never overwritten)."""
+        that it is the operator's file: never overwritten). In the production profile also the
+        service databases when missing, and the variables the instance config reads."""
+        settings = self.production
         for path in (
             self.dagster_home,
             self.artifact_root,
@@ -87,7 +121,7 @@ class PlatformHome:
         ):
             path.mkdir(parents=True, exist_ok=True)
         instance_yaml = self.dagster_home / "dagster.yaml"
-        template = PROJECT_ROOT / "dagster.yaml"
+        template = INSTANCE_TEMPLATES[self.profile]
         if template.exists() and not instance_yaml.exists():
             with tempfile.NamedTemporaryFile("wb", dir=self.dagster_home, delete=False) as tmp:
                 tmp.write(template.read_bytes())
@@ -95,7 +129,26 @@ class PlatformHome:
             with contextlib.suppress(FileExistsError):
                 os.link(tmp.name, instance_yaml)
             os.unlink(tmp.name)
+        if settings:
+            self._check_production_instance(instance_yaml)
+            export_for_dagster(settings)
+            ensure_databases(settings)
         return self
+
+    def _check_production_instance(self, instance_yaml: Path) -> None:
+        """Refuse an instance config without Postgres storage: production runs must not land
+        in a SQLite instance left from the embedded profile."""
+        import yaml
+
+        config = yaml.safe_load(instance_yaml.read_text()) or {}
+        storage = config.get("storage") if isinstance(config, dict) else None
+        if not (isinstance(storage, dict) and "postgres" in storage):
+            raise ProfileError(
+                f"ML_PLATFORM_PROFILE=production but the Dagster instance config "
+                f"{instance_yaml} has no Postgres storage (is this home from the embedded "
+                f"profile?): use a new ML_PLATFORM_HOME, or replace that file with "
+                f"{INSTANCE_TEMPLATES[PRODUCTION]}"
+            )
 
 
 def platform_home() -> PlatformHome:

@@ -18,7 +18,9 @@ class PlatformResource(dg.ConfigurableResource):
 
     In the project's definitions ``home`` comes from ``dg.EnvVar("ML_PLATFORM_HOME")`` (the
     ``ml-platform`` command sets it; export it before a bare ``dagster dev``). An empty tracking
-    URI means MLflow's own ``MLFLOW_TRACKING_URI``, else the SQLite store in the home.
+    URI means MLflow's own ``MLFLOW_TRACKING_URI``, else the home's store: SQLite in the home,
+    or Postgres in the production profile (``ML_PLATFORM_PROFILE``, read in the process that
+    uses the resource: docs/production.md).
     """
 
     home: str = Field(description="The platform home directory (all local state).")

@@ -32,19 +32,34 @@ def online_path(home: PlatformHome) -> Path:
 
 
 def repo_config(home: PlatformHome) -> RepoConfig:
-    """The configuration feature_repo/feature_store.yaml expands to for this home."""
+    """The configuration feature_repo/feature_store.yaml expands to for this home; in the
+    production profile, deploy/production/feature_store.yaml's: the SQL registry on Postgres
+    and the Redis online store (the offline store stays DuckDB on the home's files)."""
     os.environ.setdefault("FEAST_USAGE", "False")
+    settings = home.production
+    if settings is None:
+        registry: dict[str, Any] = {
+            "registry_type": "file",
+            "path": str(registry_file(home)),
+            "cache_ttl_seconds": 0,
+        }
+        online: dict[str, Any] = {"type": "sqlite", "path": str(online_path(home))}
+    else:
+        registry = {
+            "registry_type": "sql",
+            "path": settings.feast_registry_url,
+            "cache_ttl_seconds": 0,
+            "sqlalchemy_config_kwargs": {"echo": False, "pool_pre_ping": True},
+        }
+        # Holds the Redis password, if any: this config is never logged or written.
+        online = {"type": "redis", "connection_string": settings.redis.connection_string()}
     return RepoConfig(
         project=FEAST_PROJECT,
         provider="local",
         repo_path=REPO_DIR,
-        registry={
-            "registry_type": "file",
-            "path": str(registry_file(home)),
-            "cache_ttl_seconds": 0,
-        },
+        registry=registry,
         offline_store={"type": "duckdb"},
-        online_store={"type": "sqlite", "path": str(online_path(home))},
+        online_store=online,
         entity_key_serialization_version=3,
     )
 

@@ -46,7 +46,8 @@ def apply(spec: PipelineSpec, home: PlatformHome) -> RegistryState:
     Skipped (without importing Feast, about 3 s) when this pipeline's objects are unchanged
     since our last apply and the registry file is byte-identical to what that apply left: any
     other writer (another pipeline, `feast apply`, an online load) changes the file, and the
-    next run applies again.
+    next run applies again. Never skipped on the production profile's SQL registry, which has
+    no file to compare.
     """
     service = feature_service(spec, home)
     key, registry, record = (
@@ -54,7 +55,7 @@ def apply(spec: PipelineSpec, home: PlatformHome) -> RegistryState:
         registry_file(home),
         home.feast_dir / spec.name / "applied.json",
     )
-    if record.exists():
+    if record.exists() and home.production is None:
         last = json.loads(record.read_text())
         if last["objects"] == key and last["registry_sha256"] == _file_hash(registry):
             return RegistryState(**{**last["state"], "applied": False})
