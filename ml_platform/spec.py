@@ -380,6 +380,63 @@ class MonitoringSpec(_Strict):
         return value
 
 
+RolloutMode = Literal["off", "shadow", "ab"]
+RolloutTest = Literal["fixed", "sequential"]
+
+
+class RolloutSpec(_Strict):
+    """How a challenger earns promotion on live traffic (``ml-platform rollout``, online
+    evaluation). Every key is explained in docs/pipeline-spec.md and docs/serving.md."""
+
+    mode: RolloutMode = Field(
+        default="off",
+        description="'shadow': the challenger scores every request off the response path; "
+        "'ab': a sticky share of entities is served by the challenger; 'off': no rollout. "
+        "The mode `ml-platform rollout <pipeline> start` uses unless told otherwise.",
+    )
+    traffic_share: float = Field(
+        default=0.1,
+        gt=0,
+        lt=1,
+        description="A/B: the share of entities (by a stable hash of the entity key) the "
+        "challenger serves. Unused in shadow, where it serves nobody.",
+    )
+    min_samples: int = Field(
+        default=1000,
+        ge=10,
+        description="Labelled predictions per arm before the online test decides.",
+    )
+    test: RolloutTest = Field(
+        default="sequential",
+        description="'fixed': one test at the horizon min_samples; 'sequential': an always-"
+        "valid sequential test (mSPRT) that may be looked at after every batch of labels.",
+    )
+    alpha: float = Field(default=0.05, gt=0, lt=0.5, description="False-positive rate.")
+    power: float = Field(
+        default=0.8, gt=0, lt=1, description="Power to detect a difference of `margin`."
+    )
+    margin: float = Field(
+        default=0.01,
+        ge=0,
+        description="Non-inferiority margin on `metric`, in the metric's units: the challenger "
+        "may be promoted when it is not worse than the champion by more than this.",
+    )
+    metric: str | None = Field(
+        default=None, description="Online metric to judge by; default: the champion metric."
+    )
+
+
+class ServingSpec(_Strict):
+    """How the online service answers (``ml-platform serve``)."""
+
+    threshold: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="Classifiers: a row's label is 1 when its score is at or above this.",
+    )
+
+
 class PipelineSpec(_Strict):
     name: str
     description: str = ""
@@ -411,6 +468,8 @@ class PipelineSpec(_Strict):
         default=None, description="Data contract file, relative to the spec's folder."
     )
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+    serving: ServingSpec = Field(default_factory=ServingSpec)
     seed: int = 42
     spec_dir: str | None = Field(default=None, exclude=True)
 

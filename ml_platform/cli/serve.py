@@ -34,15 +34,23 @@ def serve(
     refresh_seconds: Annotated[
         float, typer.Option(min=0.1, help="How often registry aliases are re-resolved.")
     ] = 10.0,
+    prediction_log: Annotated[
+        bool,
+        typer.Option(
+            "--prediction-log/--no-prediction-log",
+            help="Log every scored row under the home's warehouse (docs/serving.md).",
+        ),
+    ] = True,
 ) -> None:
     """Serve predictions from each pipeline's champion over HTTP (OpenAPI docs at /docs).
 
     Models follow the registry aliases the promotion ledger moves; features not in a request
-    come from the Feast online store. See docs/serving.md.
+    come from the Feast online store; a rollout (ml-platform rollout) puts the challenger in
+    shadow or A/B. See docs/serving.md.
     """
     import uvicorn
 
-    from ml_platform.serving.app import PIPELINES_ENV, REFRESH_ENV
+    from ml_platform.serving.app import PIPELINES_ENV, PREDICTION_LOG_ENV, REFRESH_ENV
 
     declared = _specs()
     unknown = [p for p in pipelines or [] if p not in declared]
@@ -65,6 +73,7 @@ def serve(
     # The worker processes build the app from these (uvicorn imports the factory in each).
     os.environ[PIPELINES_ENV] = ",".join(names)
     os.environ[REFRESH_ENV] = str(refresh_seconds)
+    os.environ[PREDICTION_LOG_ENV] = "1" if prediction_log else "0"
     console.print(f"serving {', '.join(names)} on http://{host}:{port} ({workers} worker(s))")
     uvicorn.run(
         "ml_platform.serving.app:app_from_env",

@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ml_platform.home import PROJECT_ROOT, PlatformHome, platform_home
@@ -41,6 +42,7 @@ from ml_platform.spec import PipelineSpec, load_all_specs
 DEFS_ROOT = PROJECT_ROOT / "ml_platform" / "defs"
 PIPELINES_ENV = "ML_PLATFORM_SERVE_PIPELINES"  # comma-separated; for `--workers N` processes
 REFRESH_ENV = "ML_PLATFORM_SERVE_REFRESH_SECONDS"
+PREDICTION_LOG_ENV = "ML_PLATFORM_SERVE_PREDICTION_LOG"  # "0": no prediction log
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": schemas.ErrorResponse, "description": text}
@@ -96,10 +98,14 @@ def _predict_route(app: FastAPI, service: Service, spec: PipelineSpec) -> None:
         version, status = "none", 200
         try:
             rows = [r.__dict__ for r in body.rows]  # type: ignore[attr-defined]
-            model = service.champion(name)
-            version = model.version
-            predictions = service.predict(model, rows, request_id)
-            return _json({"pipeline": name, "request_id": request_id, "predictions": predictions})
+            answer = service.answer(name, rows, request_id)
+            version = answer.versions
+            response = _json(
+                {"pipeline": name, "request_id": request_id, "predictions": answer.predictions}
+            )
+            if answer.after_response is not None:  # the shadow challenger, after sending
+                response.background = BackgroundTask(answer.after_response)
+            return response
         except ServingError as exc:
             status = exc.status
             metrics.errors.labels(name, exc.error).inc()
@@ -116,7 +122,7 @@ def _predict_route(app: FastAPI, service: Service, spec: PipelineSpec) -> None:
         f"/v1/pipelines/{name}/predict",
         response_model=schemas.PredictResponse,
         responses=_ERRORS,
-        summary=f"Score a batch of {name} rows with the champion",
+        summary=f"Score a batch of {name} rows with the champion (or its A/B arm)",
         tags=[name],
         operation_id=f"predict_{name}",
     )(_typed(predict, request_model))
@@ -142,7 +148,7 @@ def _models_route(app: FastAPI, service: Service, name: str) -> None:
                 "pipeline": name,
                 "champion": served(d.champion),
                 "challenger": served(d.challenger),
-                "rollout": "off",
+                "rollout": service.rollouts[name].as_dict(),
                 "errors": d.errors,
             }
         )
@@ -160,9 +166,10 @@ def create_app(
     specs: Sequence[PipelineSpec],
     home: PlatformHome | None = None,
     refresh_seconds: float = DEFAULT_REFRESH_SECONDS,
+    prediction_log: bool = True,
 ) -> FastAPI:
     home = home or platform_home()
-    service = Service(home, specs, refresh_seconds)
+    service = Service(home, specs, refresh_seconds, prediction_log=prediction_log)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -183,7 +190,8 @@ def create_app(
         version="1",
         lifespan=lifespan,
         description="Predictions from each pipeline's champion, by registry alias, with "
-        "features from the Feast online store. See docs/serving.md.",
+        "features from the Feast online store; a challenger in shadow or A/B under a rollout; "
+        "every scored row in the prediction log. See docs/serving.md.",
     )
     app.state.service = service
     app.add_exception_handler(RequestValidationError, validation_handler)
@@ -246,4 +254,5 @@ def app_from_env() -> FastAPI:
     refresh period come from the environment ``ml-platform serve`` sets."""
     names = [n for n in os.environ.get(PIPELINES_ENV, "").split(",") if n]
     refresh = float(os.environ.get(REFRESH_ENV, DEFAULT_REFRESH_SECONDS))
-    return create_app(served_specs(names), refresh_seconds=refresh)
+    log_on = os.environ.get(PREDICTION_LOG_ENV, "1") != "0"
+    return create_app(served_specs(names), refresh_seconds=refresh, prediction_log=log_on)

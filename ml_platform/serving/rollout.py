@@ -12,6 +12,7 @@ starts and stops; online evaluation stops a rollout whose challenger is signific
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -251,3 +252,17 @@ class RolloutStore:
             return []
         with closing(self._connect()) as con:
             return [_row(r) for r in con.execute(_SELECT + " ORDER BY r.id")]
+
+
+def challenger_share_of(pipeline: str, rollout_id: int, entity: object) -> float:
+    """Where an entity falls in [0, 1): the first 8 bytes of sha256(pipeline, rollout, entity)
+    (stable across processes and restarts, unlike Python's salted ``hash``). Salted by the
+    rollout id, so each rollout draws a fresh split while an entity stays in its arm for the
+    whole rollout."""
+    digest = hashlib.sha256(f"{pipeline}\x1f{rollout_id}\x1f{entity}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def serves_challenger(pipeline: str, rollout_id: int, entity: object, share: float) -> bool:
+    """A/B: whether ``entity`` is in the challenger's arm at ``share``."""
+    return challenger_share_of(pipeline, rollout_id, entity) < share

@@ -4,14 +4,12 @@ NaN and infinity, empty and oversized batches are rejected before any scoring.""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 MAX_BATCH = 1_000  # rows per request
 MAX_STRING = 200  # characters of a categorical value
-# Classifiers' decision threshold: the spec declares none (yet), so 0.5 on P(label = 1).
-THRESHOLD = 0.5
 
 _Strict = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -72,9 +70,14 @@ class Prediction(BaseModel):
     row: int = Field(description="Index of the row in the request.")
     entity: int | str
     score: float = Field(description="P(label = 1) for a classifier, the prediction otherwise.")
-    label: int | None = Field(description=f"Classifiers: score >= {THRESHOLD}; else null.")
-    model_version: str
-    arm: str = Field(description="Which model answered: 'champion' (rollout comes later).")
+    label: int | None = Field(
+        description="Classifiers: score >= the spec's serving.threshold (default 0.5); else null."
+    )
+    model_version: str = Field(description="The registry version that scored this row.")
+    arm: Literal["champion", "challenger"] = Field(
+        description="Which model answered: 'challenger' only for the rows of an A/B rollout's "
+        "challenger arm (in shadow the caller always gets the champion)."
+    )
     request_id: str
 
 
@@ -104,9 +107,28 @@ class ServedVersion(BaseModel):
     numpy_path: bool = Field(description="Scored without pandas (false: the DataFrame fallback).")
 
 
+class RolloutStatus(BaseModel):
+    mode: Literal["off", "shadow", "ab"] = Field(
+        description="The mode being served: 'off' when no rollout is recorded or it cannot run."
+    )
+    recorded_mode: Literal["off", "shadow", "ab"] = Field(
+        description="The active rollout's mode in the rollout store ('off': none)."
+    )
+    id: int | None
+    traffic_share: float | None = Field(description="A/B: the challenger's share of entities.")
+    champion_version: str | None
+    challenger_version: str | None
+    started_at: str | None
+    started_by: str | None
+    problem: str | None = Field(
+        description="Why a recorded rollout is not running here (its versions are not the "
+        "ones loaded); the champion then answers alone."
+    )
+
+
 class ModelsResponse(BaseModel):
     pipeline: str
     champion: ServedVersion | None
     challenger: ServedVersion | None
-    rollout: str = Field(description="'off': only the champion answers (rollout comes later).")
+    rollout: RolloutStatus
     errors: dict[str, str] = Field(description="Alias -> the last load error, while it lasts.")

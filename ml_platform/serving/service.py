@@ -1,8 +1,11 @@
-"""The service state: one :class:`Deployment` per pipeline, re-resolved in the background, and
-the request path (features in the request or from the online store, then the numpy scorer).
+"""The service state: one :class:`Deployment` per pipeline, re-resolved in the background, the
+rollout each pipeline is under, and the request path (features in the request or from the
+online store, then the numpy scorer; the challenger in shadow or A/B; the prediction log).
 
-Nothing here blocks the event loop for long: model loads and the Feast store's opening run in
-worker threads; a request does one batched online read (~0.3 ms here) and one model call.
+Nothing here blocks the event loop for long: model loads, the Feast store's opening and the
+rollout store's reads run in worker threads; a request does one batched online read (~0.3 ms
+here) and one model call per arm; the shadow challenger scores after the response is sent;
+logged rows go to a buffer that a thread writes.
 """
 
 from __future__ import annotations
@@ -11,15 +14,24 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ml_platform.home import PlatformHome
 from ml_platform.serving.errors import ServingError
 from ml_platform.serving.features import open_store
 from ml_platform.serving.metrics import Metrics
-from ml_platform.serving.models import CHAMPION, Deployment, ModelLoader, ServedModel, refreshed
-from ml_platform.serving.schemas import THRESHOLD
+from ml_platform.serving.models import (
+    CHALLENGER,
+    CHAMPION,
+    Deployment,
+    ModelLoader,
+    ServedModel,
+    refreshed,
+)
+from ml_platform.serving.prediction_log import PredictionLog
+from ml_platform.serving.rollout import Rollout, RolloutStore, serves_challenger
 from ml_platform.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
@@ -27,20 +39,98 @@ DEFAULT_REFRESH_SECONDS = 10.0
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
-def _alert(home: PlatformHome, pipeline: str, alias: str, kept: str | None, error: str) -> None:
-    """A model that fails to load (an alias moved and serving did not follow)."""
+def _alert(
+    home: PlatformHome, pipeline: str, title: str, details: dict[str, Any], severity: str
+) -> None:
+    """Serving's alerts (a model that fails to load; a rollout that cannot run)."""
     from ml_platform.alerting import Alert, Notifier
 
-    kept_text = f"still serving version {kept}" if kept else "nothing to serve"
     Notifier.from_env(home.alerts_log).notify(
         Alert(
             kind="model_load_failed",
             pipeline=pipeline,
-            title=f"serving could not load {pipeline}@{alias}; {kept_text}",
-            details={"alias": alias, "serving_version": kept, "error": error},
-            severity="error",
+            title=title,
+            details=details,
+            severity=severity,  # type: ignore[arg-type]
         )
     )
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    """The rollout recorded in the store and whether this process can run it: it runs only
+    while the loaded champion and challenger are the versions it was started with."""
+
+    rollout: Rollout | None = None
+    problem: str | None = None  # why a recorded rollout does not run here
+
+    @property
+    def mode(self) -> str:
+        """The mode actually served: 'off' unless a rollout is recorded and runnable."""
+        if self.rollout is None or self.problem is not None:
+            return "off"
+        return self.rollout.mode
+
+    def as_dict(self) -> dict[str, Any]:
+        r = self.rollout
+        return {
+            "mode": self.mode,
+            "recorded_mode": r.mode if r else "off",
+            "id": r.id if r else None,
+            "traffic_share": r.traffic_share if r else None,
+            "champion_version": r.champion_version if r else None,
+            "challenger_version": r.challenger_version if r else None,
+            "started_at": r.started_at.isoformat() if r else None,
+            "started_by": r.actor if r else None,
+            "problem": self.problem,
+        }
+
+
+def rollout_state(rollout: Rollout | None, deployment: Deployment) -> RolloutState:
+    if rollout is None:
+        return RolloutState()
+    champion, challenger = deployment.champion, deployment.challenger
+    problems = []
+    if challenger is None or challenger.version != rollout.challenger_version:
+        now = f"version {challenger.version}" if challenger else "none loaded"
+        error = deployment.errors.get(CHALLENGER)
+        problems.append(
+            f"the rollout's challenger is version {rollout.challenger_version}, the loaded "
+            f"challenger is {now}" + (f" (load error: {error})" if error else "")
+        )
+    if champion is None or champion.version != rollout.champion_version:
+        now = f"version {champion.version}" if champion else "none loaded"
+        problems.append(
+            f"the rollout was started against champion version {rollout.champion_version}, "
+            f"the champion is now {now}"
+        )
+    if not problems:
+        return RolloutState(rollout)
+    return RolloutState(
+        rollout,
+        "; ".join(problems) + ": serving the champion only; stop the rollout "
+        f"(ml-platform rollout {rollout.pipeline} stop) and start a new one",
+    )
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One arm's scores of some rows of a batch."""
+
+    model: ServedModel
+    positions: list[int]  # the rows' indices in the request
+    scores: list[float]
+    vectors: list[list[Any]]  # each row's model input, in the model's column order
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the endpoint returns, and the shadow work to run after the response."""
+
+    predictions: list[dict[str, Any]]
+    versions: str  # the serving version(s), for the request metrics
+    after_response: Callable[[], Awaitable[None]] | None = None
 
 
 class Service:
@@ -49,37 +139,81 @@ class Service:
         home: PlatformHome,
         specs: Sequence[PipelineSpec],
         refresh_seconds: float = DEFAULT_REFRESH_SECONDS,
+        prediction_log: bool = True,
+        log_flush_seconds: float = 1.0,
     ) -> None:
         self.home = home
         self.specs = {s.name: s for s in specs}
         self.refresh_seconds = refresh_seconds
         self.metrics = Metrics()
         self.deployments = {name: Deployment(name) for name in self.specs}
+        self.rollouts = {name: RolloutState() for name in self.specs}
+        self.stores = {name: RolloutStore(home, name) for name in self.specs}
+        self.log_predictions = prediction_log
+        self.log_flush_seconds = log_flush_seconds
+        self.logs: dict[str, PredictionLog] = {}
         self.store: Any | None = None
         self.loader: ModelLoader | None = None
         self._task: asyncio.Task[None] | None = None
+        self._shadow_warned: set[tuple[str, str]] = set()
 
     @property
     def ready(self) -> bool:
         return self.loader is not None and all(d.ready for d in self.deployments.values())
 
     def _notify(self, pipeline: str, alias: str, kept: str | None, error: str) -> None:
+        """A model that fails to load (an alias moved and serving did not follow)."""
         self.metrics.model_loads.labels(pipeline, alias, "failed").inc()
-        _alert(self.home, pipeline, alias, kept, error)
+        kept_text = f"still serving version {kept}" if kept else "nothing to serve"
+        _alert(
+            self.home,
+            pipeline,
+            f"serving could not load {pipeline}@{alias}; {kept_text}",
+            {"alias": alias, "serving_version": kept, "error": error},
+            "error",
+        )
+
+    def _rollout_changed(self, name: str, before: RolloutState, after: RolloutState) -> None:
+        for mode in ("off", "shadow", "ab"):
+            self.metrics.rollout.labels(name, mode).set(1.0 if after.mode == mode else 0.0)
+        if after.problem is not None and after.problem != before.problem:
+            log.error("serving %s: rollout not running: %s", name, after.problem)
+            rollout = after.rollout
+            assert rollout is not None
+            _alert(
+                self.home,
+                name,
+                f"{name}: {rollout.mode} rollout {rollout.id} cannot run; serving the champion",
+                {"rollout_id": rollout.id, "problem": after.problem},
+                "error",
+            )
+        elif after.mode != before.mode:
+            log.info("serving %s: rollout mode now %s", name, after.mode)
 
     async def refresh(self) -> None:
-        """Re-resolve every alias; each pipeline's deployment is swapped in one assignment."""
+        """Re-resolve every alias and re-read every rollout; each pipeline's deployment and
+        rollout state are swapped in one assignment each."""
         if self.loader is None:
             self.store = await asyncio.to_thread(open_store, self.home)
             self.loader = ModelLoader(self.home, self.store)
         for name, spec in self.specs.items():
             before = self.deployments[name]
             after = await asyncio.to_thread(refreshed, self.loader, spec, before, self._notify)
-            for alias in ("champion", "challenger"):
+            for alias in (CHAMPION, CHALLENGER):
                 old, new = getattr(before, alias), getattr(after, alias)
                 if new is not None and new is not old:
                     self.metrics.model_loads.labels(name, alias, "ok").inc()
             self.deployments[name] = after  # the swap: requests started before keep `before`
+            try:
+                recorded = await asyncio.to_thread(self.stores[name].current)
+            except Exception:  # an unreadable store: keep the last known state
+                log.exception("serving %s: could not read the rollout store", name)
+                continue
+            state = rollout_state(recorded, after)
+            previous = self.rollouts[name]
+            if state != previous:
+                self.rollouts[name] = state
+                self._rollout_changed(name, previous, state)
 
     async def _loop(self) -> None:
         while True:
@@ -90,17 +224,33 @@ class Service:
                 log.exception("serving: alias refresh failed")
 
     async def start(self) -> None:
+        if self.log_predictions:
+            for name in self.specs:
+                self.logs[name] = PredictionLog(
+                    self.home,
+                    name,
+                    flush_seconds=self.log_flush_seconds,
+                    on_drop=self._log_dropped(name),
+                )
         try:
             await self.refresh()
         except Exception:  # not ready yet; /readyz says so and the loop retries
             log.exception("serving: first model load failed")
         self._task = asyncio.create_task(self._loop())
 
+    def _log_dropped(self, name: str) -> Callable[[str, int], None]:
+        def count(reason: str, rows: int) -> None:
+            self.metrics.log_dropped.labels(name, reason).inc(rows)
+
+        return count
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for prediction_log in self.logs.values():
+            await asyncio.to_thread(prediction_log.close)
 
     # -- the request path ------------------------------------------------------------------
 
@@ -113,13 +263,22 @@ class Service:
         return model
 
     def vectors(
-        self, spec: PipelineSpec, model: ServedModel, rows: Sequence[dict[str, Any]]
+        self,
+        spec: PipelineSpec,
+        model: ServedModel,
+        rows: Sequence[dict[str, Any]],
+        positions: Sequence[int] | None = None,
     ) -> list[list[Any]]:
         """Each row's model input in the model's column order: request values first, the rest
-        from the online store (one read for the batch). Unknown or expired entities: 404."""
+        from the online store (one read for the batch). Unknown or expired entities: 404.
+        ``positions``: the rows' indices in the request (for the messages), default 0..n-1."""
+        at = list(positions) if positions is not None else list(range(len(rows)))
         columns, key = model.columns, spec.entity_key
         outside = [
-            (f"rows[{i}].{key}", f"{key} {r[key]} is outside int64: unknown to the online store")
+            (
+                f"rows[{at[i]}].{key}",
+                f"{key} {r[key]} is outside int64: unknown to the online store",
+            )
             for i, r in enumerate(rows)
             if isinstance(r[key], int) and not INT64_MIN <= r[key] <= INT64_MAX
         ]
@@ -135,7 +294,7 @@ class Service:
                     "missing_features",
                     f"model version {model.version} has no feature service: every feature "
                     "must be in the request",
-                    [(f"rows[{lookup[0]}].{c}", "required field is missing") for c in missing],
+                    [(f"rows[{at[lookup[0]]}].{c}", "required field is missing") for c in missing],
                 )
             found = model.online.read([rows[i][key] for i in lookup])
             problems = []
@@ -143,7 +302,7 @@ class Service:
                 if entity.values is None:
                     problems.append(
                         (
-                            f"rows[{i}].{key}",
+                            f"rows[{at[i]}].{key}",
                             f"{key} {rows[i][key]!r} is unknown to the online store",
                         )
                     )
@@ -151,7 +310,7 @@ class Service:
                     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entity.event_time))
                     problems.append(
                         (
-                            f"rows[{i}].{key}",
+                            f"rows[{at[i]}].{key}",
                             f"online features of {key} {rows[i][key]!r} are from "
                             f"{stamp}, older than the ttl {spec.features.ttl}",
                         )
@@ -172,27 +331,191 @@ class Service:
             out.append([v if (v := r.get(c)) is not None else base.get(c) for c in columns])
         return out
 
+    def _score(
+        self,
+        spec: PipelineSpec,
+        model: ServedModel,
+        rows: Sequence[dict[str, Any]],
+        positions: list[int],
+        vectors: list[list[Any]] | None = None,
+    ) -> Scored:
+        started = time.perf_counter()
+        if vectors is None:
+            vectors = self.vectors(spec, model, rows, positions)
+        scores = model.scorer.score(vectors).tolist()
+        return Scored(model, positions, scores, vectors, time.perf_counter() - started)
+
     def predict(
         self, model: ServedModel, rows: Sequence[dict[str, Any]], request_id: str
     ) -> list[dict[str, Any]]:
-        """Scores of a validated batch by ``model`` (the snapshot taken when the request
-        started: one version for the whole batch), one prediction per row."""
-        pipeline = model.pipeline
-        spec = self.specs[pipeline]
-        scores = model.scorer.score(self.vectors(spec, model, rows))
-        # A challenger would score here (shadow / A/B): a later rollout slice.
-        classifier, key, arm = spec.is_classification, spec.entity_key, CHAMPION
-        predictions = [
-            {
-                "row": i,
-                "entity": r[key],
-                "score": s,
-                "label": int(s >= THRESHOLD) if classifier else None,
-                "model_version": model.version,
-                "arm": arm,
-                "request_id": request_id,
-            }
-            for i, (r, s) in enumerate(zip(rows, scores.tolist(), strict=True))
+        """Scores of a validated batch by ``model`` alone (no rollout, nothing logged)."""
+        spec = self.specs[model.pipeline]
+        scored = self._score(spec, model, rows, list(range(len(rows))))
+        return self._predictions(spec, rows, [scored], request_id, [CHAMPION] * len(rows))
+
+    def _predictions(
+        self,
+        spec: PipelineSpec,
+        rows: Sequence[dict[str, Any]],
+        parts: Sequence[Scored],
+        request_id: str,
+        arms: Sequence[str],
+    ) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = [{} for _ in rows]
+        classifier, key, threshold = spec.is_classification, spec.entity_key, spec.serving.threshold
+        for part in parts:
+            for i, s in zip(part.positions, part.scores, strict=True):
+                out[i] = {
+                    "row": i,
+                    "entity": rows[i][key],
+                    "score": s,
+                    "label": int(s >= threshold) if classifier else None,
+                    "model_version": part.model.version,
+                    "arm": arms[i],
+                    "request_id": request_id,
+                }
+            self.metrics.rows.labels(spec.name, part.model.version, arms[part.positions[0]]).inc(
+                len(part.positions)
+            )
+            self.metrics.scoring.labels(
+                spec.name, part.model.version, arms[part.positions[0]]
+            ).observe(part.seconds)
+        return out
+
+    def _log(
+        self,
+        spec: PipelineSpec,
+        rows: Sequence[dict[str, Any]],
+        part: Scored,
+        request_id: str,
+        arm: str,
+        mode: str,
+        served: bool,
+    ) -> None:
+        prediction_log = self.logs.get(spec.name)
+        if prediction_log is None:
+            return
+        classifier, key, threshold = spec.is_classification, spec.entity_key, spec.serving.threshold
+        columns = part.model.columns
+        ms = part.seconds * 1000.0
+        prediction_log.append(
+            [
+                {
+                    "request_id": request_id,
+                    "row": i,
+                    "entity": rows[i][key],
+                    "model_version": part.model.version,
+                    "arm": arm,
+                    "mode": mode,
+                    "served": served,
+                    "score": s,
+                    "label": int(s >= threshold) if classifier else None,
+                    "latency_ms": ms,
+                    "features": dict(zip(columns, vector, strict=True)),
+                }
+                for i, s, vector in zip(part.positions, part.scores, part.vectors, strict=True)
+            ]
+        )
+
+    def _challenger_failed(self, name: str, model: ServedModel, mode: str, exc: Exception) -> None:
+        kind = exc.error if isinstance(exc, ServingError) else type(exc).__name__
+        self.metrics.challenger_errors.labels(name, model.version, mode, kind).inc()
+        if (name, model.version) not in self._shadow_warned:  # once per version, not per request
+            self._shadow_warned.add((name, model.version))
+            log.warning(
+                "serving %s: challenger version %s failed in %s (%s): %s; the champion answers",
+                name,
+                model.version,
+                mode,
+                kind,
+                exc,
+            )
+
+    def answer(self, pipeline: str, rows: Sequence[dict[str, Any]], request_id: str) -> Answer:
+        """The response rows for a validated batch under the pipeline's rollout, with the
+        deployment and rollout state taken once when the request starts."""
+        deployment, state = self.deployments[pipeline], self.rollouts[pipeline]
+        champion = deployment.champion
+        if champion is None:
+            raise ServingError(
+                503, "not_ready", f"pipeline '{pipeline}' has no champion loaded yet"
+            )
+        spec, mode, challenger = self.specs[pipeline], state.mode, deployment.challenger
+        everyone = list(range(len(rows)))
+        if mode == "ab" and challenger is not None and state.rollout is not None:
+            return self._ab(spec, champion, challenger, state.rollout, rows, request_id)
+        scored = self._score(spec, champion, rows, everyone)
+        arms = [CHAMPION] * len(rows)
+        predictions = self._predictions(spec, rows, [scored], request_id, arms)
+        self._log(spec, rows, scored, request_id, CHAMPION, mode, True)
+        after = None
+        if mode == "shadow" and challenger is not None:
+            after = self._shadow(spec, challenger, rows, request_id, scored)
+        return Answer(predictions, champion.version, after)
+
+    def _shadow(
+        self,
+        spec: PipelineSpec,
+        challenger: ServedModel,
+        rows: Sequence[dict[str, Any]],
+        request_id: str,
+        champion: Scored,
+    ) -> Callable[[], Awaitable[None]]:
+        same_inputs = (
+            challenger.feature_service == champion.model.feature_service
+            and challenger.columns == champion.model.columns
+        )
+
+        async def score_in_shadow() -> None:
+            """After the response: the challenger scores the same rows (the champion's
+            features when it reads the same feature service); any failure is counted."""
+            try:
+                vectors = champion.vectors if same_inputs else None
+                scored = self._score(spec, challenger, rows, champion.positions, vectors)
+                self._log(spec, rows, scored, request_id, CHALLENGER, "shadow", False)
+                self.metrics.rows.labels(spec.name, challenger.version, CHALLENGER).inc(len(rows))
+                self.metrics.scoring.labels(spec.name, challenger.version, CHALLENGER).observe(
+                    scored.seconds
+                )
+            except Exception as exc:
+                self._challenger_failed(spec.name, challenger, "shadow", exc)
+
+        return score_in_shadow
+
+    def _ab(
+        self,
+        spec: PipelineSpec,
+        champion: ServedModel,
+        challenger: ServedModel,
+        rollout: Rollout,
+        rows: Sequence[dict[str, Any]],
+        request_id: str,
+    ) -> Answer:
+        """A sticky split by entity: each row is served by its entity's arm. A challenger
+        that fails leaves its rows to the champion (counted)."""
+        key, share = spec.entity_key, rollout.traffic_share
+        to_challenger = [
+            i for i, r in enumerate(rows) if serves_challenger(spec.name, rollout.id, r[key], share)
         ]
-        self.metrics.rows.labels(pipeline, model.version, arm).inc(len(rows))
-        return predictions
+        chosen = set(to_challenger)
+        to_champion = [i for i in range(len(rows)) if i not in chosen]
+        parts: list[Scored] = []
+        arms = [CHAMPION] * len(rows)
+        if to_challenger:
+            try:
+                subset = [rows[i] for i in to_challenger]
+                parts.append(self._score(spec, challenger, subset, to_challenger))
+                for i in to_challenger:
+                    arms[i] = CHALLENGER
+            except Exception as exc:
+                self._challenger_failed(spec.name, challenger, "ab", exc)
+                to_champion = list(range(len(rows)))
+        if to_champion:
+            subset = [rows[i] for i in to_champion]
+            parts.insert(0, self._score(spec, champion, subset, to_champion))
+        predictions = self._predictions(spec, rows, parts, request_id, arms)
+        for part in parts:
+            arm = arms[part.positions[0]]
+            self._log(spec, rows, part, request_id, arm, "ab", True)
+        versions = ",".join(sorted({p.model.version for p in parts}, key=str))
+        return Answer(predictions, versions)

@@ -260,7 +260,7 @@ def test_models_health_ready(client: TestClient) -> None:
     assert models["champion"]["version"] == "1"
     assert models["champion"]["feature_service"] == "loan_default_v1"
     assert models["champion"]["numpy_path"] is True
-    assert models["rollout"] == "off"
+    assert models["rollout"]["mode"] == "off" and models["rollout"]["id"] is None
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["ready"] is True
