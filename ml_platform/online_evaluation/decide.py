@@ -48,7 +48,7 @@ def act(
     rollout: Rollout,
     ledger: PromotionLedger,
     store: RolloutStore,
-    notify: Callable[[Alert], None],
+    notify: Callable[[Alert], object],
     run_id: str | None = None,
 ) -> Outcome:
     pipeline, challenger = rollout.pipeline, rollout.challenger_version
