@@ -2,7 +2,7 @@
 
 # Importing a command module registers its commands; keep heavy imports inside the commands.
 import ml_platform.cli.rollout  # noqa: F401
-from ml_platform.cli import contracts, labels, models, training  # noqa: E402, F401
+from ml_platform.cli import contracts, examples, labels, models, training  # noqa: E402, F401
 from ml_platform.cli.app import app, main
 
 __all__ = ["app", "main"]

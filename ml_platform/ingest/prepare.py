@@ -199,8 +199,19 @@ def add_constant_event_time(spec: PipelineSpec, frame: pd.DataFrame) -> pd.DataF
     return frame
 
 
+# Spellings a CSV reader (DuckDB's sniffer) turns into booleans: positive_label 'yes' then
+# means True.
+TRUE_WORDS, FALSE_WORDS = {"true", "t", "yes", "y", "1"}, {"false", "f", "no", "n", "0"}
+
+
 def _is_positive(values: pd.Series, positive: Any) -> pd.Series:
-    if isinstance(positive, bool) or pd.api.types.is_bool_dtype(values):
+    boolean = pd.api.types.is_bool_dtype(values) or (
+        values.dtype == object and pd.api.types.infer_dtype(values) == "boolean"
+    )
+    if boolean and isinstance(positive, str):
+        word = positive.strip().lower()
+        positive = True if word in TRUE_WORDS else False if word in FALSE_WORDS else positive
+    if isinstance(positive, bool) or boolean:
         return values.map(lambda v: v == positive if isinstance(v, bool | np.bool_) else False)
     if isinstance(positive, int | float) and pd.api.types.is_numeric_dtype(values):
         return values == positive

@@ -49,6 +49,9 @@ def test_strings_with_positive_label() -> None:
     np.testing.assert_array_equal(encoded(words, positive_label="benign"), 1 - EXPECTED)
     # numbers other than 0/1 with a declared positive class
     np.testing.assert_array_equal(encoded(EXPECTED * 2 + 2, positive_label=4), EXPECTED)
+    # 'yes' / 'no' read as booleans by the CSV reader, positive_label still as written
+    np.testing.assert_array_equal(encoded(EXPECTED == 1, positive_label="yes"), EXPECTED)
+    np.testing.assert_array_equal(encoded(EXPECTED == 1, positive_label="No"), 1 - EXPECTED)
     # a boolean label where False is the positive class
     np.testing.assert_array_equal(encoded(EXPECTED == 1, positive_label=False), 1 - EXPECTED)
 
