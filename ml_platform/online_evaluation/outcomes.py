@@ -118,6 +118,11 @@ def normalise(
             "(use ISO 8601, e.g. 2026-01-31T12:00:00Z)"
         )
     raw_label = frame[label_col]
+    positive = getattr(spec, "positive_label", None)
+    if spec.is_classification and positive is not None:
+        return _finish(
+            frame, spec, entity, ts, _positive(raw_label, positive, label_col), request_id_column
+        )
     label = pd.to_numeric(
         raw_label.replace({"True": 1, "False": 0, "true": 1, "false": 0, True: 1, False: 0}),
         errors="coerce",
@@ -136,6 +141,32 @@ def normalise(
                 f"column '{label_col}': a regressor's label must be a finite number, not "
                 f"{_first_bad(raw_label, pd.Series(bad_label))}"
             )
+    return _finish(frame, spec, entity, ts, label, request_id_column)
+
+
+def _positive(raw: pd.Series, positive: object, column: str) -> pd.Series:
+    """A classifier declared with ``positive_label``: that value is 1, the other one 0."""
+    missing = raw.isna()
+    if missing.any():
+        raise OutcomeError(f"column '{column}': no label at {_first_bad(raw, missing)}")
+    text = raw.astype(str).str.strip()
+    values = sorted(set(text))
+    if len(values) > 2:
+        raise OutcomeError(
+            f"column '{column}': a binary label has two values, found {len(values)}: "
+            f"{', '.join(values[:5])} (positive_label is {positive!r})"
+        )
+    return (text == str(positive)).astype("float64")
+
+
+def _finish(
+    frame: pd.DataFrame,
+    spec: PipelineSpec,
+    entity: pd.Series,
+    ts: pd.Series,
+    label: pd.Series,
+    request_id_column: str,
+) -> pd.DataFrame:
     if request_id_column in frame.columns:
         rid = frame[request_id_column].astype("string").str.strip()
         rid = rid.mask(rid == "", pd.NA)

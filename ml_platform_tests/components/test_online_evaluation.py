@@ -64,8 +64,11 @@ def ledger(home: PlatformHome, empty_tracking_db: Path) -> PromotionLedger:
     return ledger
 
 
-def _shadow_traffic(home: PlatformHome, challenger_noise: bool) -> pd.DataFrame:
-    """N shadow requests (both arms scored) and their outcomes, 30 minutes later."""
+def _shadow_traffic(
+    home: PlatformHome, challenger_noise: bool, mode: str = "shadow"
+) -> pd.DataFrame:
+    """N requests and their outcomes, 30 minutes later: in shadow both arms score every
+    request; in ab even requests go to the champion, odd ones to the challenger."""
     rng = np.random.default_rng(42)
     y = rng.integers(0, 2, N)
     champion = 1 / (1 + np.exp(-(1.5 * (2 * y - 1) + rng.normal(0, 1, N))))
@@ -81,8 +84,8 @@ def _shadow_traffic(home: PlatformHome, challenger_noise: bool) -> pd.DataFrame:
                 "entity": str(1000 + i),
                 "model_version": version,
                 "arm": arm,
-                "mode": "shadow",
-                "served": arm == "champion",
+                "mode": mode,
+                "served": mode == "ab" or arm == "champion",
                 "score": float(score[i]),
                 "features": {},
             }
@@ -91,6 +94,7 @@ def _shadow_traffic(home: PlatformHome, challenger_noise: bool) -> pd.DataFrame:
                 ("champion", "1", champion),
                 ("challenger", "2", other),
             )
+            if mode == "shadow" or (arm == "champion") == (i % 2 == 0)
         ]
     )
     log.close()
@@ -175,3 +179,41 @@ def test_worse_challenger_stops_the_rollout_and_alerts(
 def test_no_rollout_is_a_quiet_success(spec: PipelineSpec, home: PlatformHome) -> None:
     result = _evaluate(spec, home)
     assert result.success and _metadata(result)["status"] == "no active rollout"
+
+
+def test_sensor_runs_when_a_rollout_starts_and_when_outcomes_arrive(
+    spec: PipelineSpec, home: PlatformHome, ledger: PromotionLedger
+) -> None:
+    from ml_platform.components.online_evaluation import online_evaluation_sensor
+
+    job = dg.define_asset_job("loan_default_online_evaluation_job")
+    sensor = online_evaluation_sensor(Stage(spec), job)
+
+    def tick(cursor: str | None) -> dg.SensorResult | dg.SkipReason:
+        return sensor(dg.build_sensor_context(cursor=cursor))  # type: ignore[no-any-return]
+
+    assert isinstance(tick(None), dg.SkipReason)  # no rollout
+    RolloutStore(home, PIPELINE).start("shadow", 0.0, "1", "2", "test")
+    started = tick(None)
+    assert isinstance(started, dg.SensorResult) and len(started.run_requests or []) == 1
+    assert isinstance(tick(started.cursor), dg.SkipReason)  # nothing new
+    oc.store(home, PIPELINE, oc.normalise(_shadow_traffic(home, False), spec))
+    labelled = tick(started.cursor)
+    assert isinstance(labelled, dg.SensorResult)
+    keys = [r.run_key for r in (started.run_requests or []) + (labelled.run_requests or [])]
+    assert len(set(keys)) == 2
+
+
+def test_ab_rollout_judges_each_arms_own_rows(
+    spec: PipelineSpec, home: PlatformHome, ledger: PromotionLedger
+) -> None:
+    """A/B: every request row is scored by one arm; the two-sample test on 750 + 750 rows of a
+    noise challenger finds it worse."""
+    store = RolloutStore(home, PIPELINE)
+    store.start("ab", 0.5, "1", "2", "test")
+    outcomes = _shadow_traffic(home, challenger_noise=True, mode="ab")
+    oc.store(home, PIPELINE, oc.normalise(outcomes, spec))
+    result = _evaluate(spec, home)
+    meta = _metadata(result)
+    assert (meta["n_champion"], meta["n_challenger"]) == (N // 2, N // 2)
+    assert meta["verdict"] == "worse", meta["summary"]

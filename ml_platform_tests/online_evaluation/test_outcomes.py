@@ -182,3 +182,13 @@ def test_labels_command_rejects_bad_input(tmp_path: Path) -> None:
         result.stderr
     )
     assert not oc.outcomes_dir(PlatformHome(Path(tmp_path / "home")), "loan_default").exists()
+
+
+def test_positive_label_maps_to_one(demo_spec: PipelineSpec) -> None:
+    spec = demo_spec.model_copy(update={"positive_label": "yes"})
+    frame = oc.normalise(_frame(defaulted=["yes", "no"]), spec)
+    assert frame["outcome"].tolist() == [1.0, 0.0]
+    with pytest.raises(oc.OutcomeError, match="two values, found 3"):
+        oc.normalise(
+            pd.concat([_frame(defaulted=["yes", "no"]), _frame(defaulted=["maybe", "no"])]), spec
+        )
