@@ -10,7 +10,7 @@ import importlib
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     SerializerFunctionWrapHandler,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_serializer,
     model_validator,
@@ -444,7 +445,21 @@ class PipelineSpec(_Strict):
     intended_use: str = ""
     source: SourceSpec
     entity_key: str
-    event_timestamp: str = Field(
+    # The JSON schema (`dg check yaml`) admits every declared form; _event_time_forms turns it
+    # into the column name before validation.
+    event_timestamp: Annotated[
+        str,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "object", "properties": {k: {} for k in EventTimeSpec.model_fields}},
+                    {"type": "null"},
+                ]
+            }
+        ),
+    ] = Field(
+        default=NO_EVENT_TIME_COLUMN,
         description="The event time column the graph uses (a UTC timestamp after ingest); "
         f"'{NO_EVENT_TIME_COLUMN}' when the spec declares none."
     )

@@ -197,3 +197,18 @@ def test_validation_publishes_converted_and_constant_timestamps(home: PlatformHo
     assert outcome.passed, outcome.summary()
     published = pd.read_parquet(outcome.validated_path)
     assert (published[NO_EVENT_TIME_COLUMN] == pd.Timestamp(NO_EVENT_TIME)).all()
+
+
+def test_spec_dump_round_trips_and_the_demo_dump_is_unchanged() -> None:
+    """The component re-parses its dumped attributes (MLPipelineComponent.load); a spec without
+    the new keys dumps (and so hashes) as before."""
+    from ml_platform.spec import parse_spec
+    from ml_platform_tests.helpers import DEMO_SPEC, load_spec_file
+
+    for form in ({"column": "year", "unit": "year"}, None, "year"):
+        s = spec(event_timestamp=form, positive_label=1)
+        again = parse_spec(s.model_dump(exclude_unset=True), "again")
+        assert again == s
+    demo = load_spec_file(DEMO_SPEC).model_dump()
+    assert demo["event_timestamp"] == "applied_at"
+    assert "event_time" not in demo and "positive_label" not in demo
