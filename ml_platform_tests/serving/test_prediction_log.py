@@ -145,36 +145,54 @@ def test_an_empty_log_reads_as_an_empty_frame(home: PlatformHome) -> None:
 
 WRITER = textwrap.dedent(
     """
-    import sys, time
+    import io, sys, time
     from pathlib import Path
+    import pyarrow.parquet as pq
     from ml_platform.home import PlatformHome
     from ml_platform.serving.prediction_log import PredictionLog
+
+    real_write = pq.write_table
+
+    def slow_disk(table, where, **kwargs):
+        # A slow disk: the file grows in 20 pieces over ~60 ms, so a kill lands mid-write.
+        buffer = io.BytesIO()
+        real_write(table, buffer, **kwargs)
+        data = buffer.getvalue()
+        step = len(data) // 20 + 1
+        print("writing", flush=True)
+        with open(where, "wb") as out:
+            for i in range(0, len(data), step):
+                out.write(data[i : i + step])
+                out.flush()
+                time.sleep(0.003)
+
+    pq.write_table = slow_disk
     rows = [dict(request_id="r", row=i, entity=i, model_version="1", arm="champion",
                  mode="off", served=True, score=0.5, label=1, latency_ms=1.0,
-                 features={"x": "y" * 200}) for i in range(2000)]
-    plog = PredictionLog(PlatformHome(Path(sys.argv[1])), "p", flush_rows=2000,
-                         flush_seconds=0.01)
+                 features={"x": "y" * 50}) for i in range(ROWS)]
+    plog = PredictionLog(PlatformHome(Path(sys.argv[1])), "p", flush_rows=ROWS,
+                         flush_seconds=0.001)
     print("ready", flush=True)
-    while True:
+    while True:  # about one file per append: the thread spends its time writing
         plog.append(rows)
-        time.sleep(0.001)
+        time.sleep(0.02)
     """
-)
+).replace("ROWS", "200")
 
 
 def test_a_killed_writer_leaves_no_torn_file(home: PlatformHome) -> None:
-    """SIGKILL a process writing files of 2,000 rows back to back: every file a reader sees
-    is whole (only temporaries, which readers skip, may be cut)."""
+    """SIGKILL a process writing files back to back on a slow disk: every file a reader sees
+    is whole (only temporaries, which readers skip, may be cut). Written in place instead of
+    renamed, the same kill leaves a torn file that fails this test (checked once)."""
     proc = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(home.root)], stdout=subprocess.PIPE, text=True
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         folder = predictions_dir(home, "p")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(list(folder.rglob("*.parquet"))) < 5:
-            time.sleep(0.05)
-        time.sleep(0.137)  # land mid-write as likely as not
+        for _ in range(6):  # five files written, the sixth being written
+            assert proc.stdout.readline().strip() == "writing"
+        time.sleep(0.02)  # a third of the way into the sixth file's ~60 ms
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
@@ -183,7 +201,7 @@ def test_a_killed_writer_leaves_no_torn_file(home: PlatformHome) -> None:
     total = 0
     for f in files:
         rows = pq.read_table(f).num_rows  # reads every page: a torn file would raise
-        assert rows > 0 and rows % 2000 == 0, (f, rows)  # whole appends only
+        assert rows > 0 and rows % 200 == 0, (f, rows)  # whole appends only
         total += rows
     frame = read_predictions(home, "p")
     assert isinstance(frame, pd.DataFrame) and len(frame) == total
