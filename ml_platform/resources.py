@@ -9,7 +9,7 @@ import dagster as dg
 from pydantic import Field
 
 from ml_platform.home import PlatformHome
-from ml_platform.registry.ledger import PromotionLedger
+from ml_platform.registry.ledger import PromotionLedger, open_ledger
 from ml_platform.training.tracking import Tracking
 
 
@@ -35,4 +35,4 @@ class PlatformResource(dg.ConfigurableResource):
         return Tracking(uri, artifact_root=home.artifact_root)
 
     def ledger(self) -> PromotionLedger:
-        return PromotionLedger(self.platform_home().ledger_db, self.tracking())
+        return open_ledger(self.platform_home(), self.tracking())

@@ -22,11 +22,11 @@ app.add_typer(models_app, name="models")
 
 def _ledger() -> PromotionLedger:
     from ml_platform.home import activate_home
-    from ml_platform.registry.ledger import PromotionLedger
+    from ml_platform.registry.ledger import open_ledger
     from ml_platform.training.tracking import Tracking
 
     home = activate_home()
-    return PromotionLedger(home.ledger_db, Tracking(home.tracking_uri, home.artifact_root))
+    return open_ledger(home, Tracking(home.tracking_uri, home.artifact_root))
 
 
 def _alert(kind: str, decision: Decision) -> None:

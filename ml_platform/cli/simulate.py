@@ -195,11 +195,11 @@ class ClosedLoop:
     # --- reading what happened -----------------------------------------------------------------
 
     def ledger(self) -> Any:
-        from ml_platform.registry.ledger import PromotionLedger
+        from ml_platform.registry.ledger import open_ledger
         from ml_platform.training.tracking import Tracking
 
         tracking = Tracking(self.home.tracking_uri, artifact_root=self.home.artifact_root)
-        return PromotionLedger(self.home.ledger_db, tracking)
+        return open_ledger(self.home, tracking)
 
     def _sensor(self, name: str) -> Any:
         for state in self.instance().all_instigator_state():

@@ -9,8 +9,11 @@ Two append-only tables (triggers refuse UPDATE and DELETE):
 - ``decisions``: one row per decision (challenger, reject, promote, force_promote, rollback),
   naming the evidence rows it relied on.
 
-Writers serialise on a lock file beside the database (``flock``, released by the kernel when a
-writer dies) and on the database's write lock (``BEGIN IMMEDIATE``), so racing promotions leave
+Writers serialise on the writers' lock of the ledger's store (ml_platform/registry/ledger_store.py):
+in the embedded profile a SQLite file in the home with a lock file beside it (``flock``,
+released by the kernel when a writer dies) and the database's write lock (``BEGIN IMMEDIATE``);
+in the production profile a PostgreSQL database with a session advisory lock (released by the
+server when the writer's connection ends), which holds across hosts. Racing promotions leave
 exactly one champion and a consistent ledger. The champion is whatever the ledger's decisions
 replay to; the registry alias mirrors it, and :meth:`PromotionLedger.consistency` reports any
 drift (an alias moved outside the ledger).
@@ -31,20 +34,31 @@ happened (``rolled_back``); anything else was moved outside the ledger (``abando
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import getpass
 import json
 import os
-import sqlite3
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from ml_platform.registry.ledger_store import (
+    APPEND_ONLY_TABLES,
+    LOCK_TIMEOUT_SECONDS,
+    Connection,
+    Cursor,
+    LedgerStore,
+    SqliteStore,
+    store_for,
+)
 from ml_platform.training.tracking import Tracking
+
+if TYPE_CHECKING:
+    from ml_platform.home import PlatformHome
+
+__all__ = ["APPEND_ONLY_TABLES", "LOCK_TIMEOUT_SECONDS", "PromotionLedger", "open_ledger"]
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 OFFLINE_GATES = "offline_gates"
@@ -56,69 +70,9 @@ GATES_TAG = "gates_passed"
 PROMOTING = ("promote", "force_promote")
 T = TypeVar("T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS evidence (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    recorded_at TEXT NOT NULL,
-    pipeline TEXT NOT NULL,
-    version TEXT,
-    run_id TEXT,
-    kind TEXT NOT NULL,
-    passed INTEGER NOT NULL,
-    summary TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    payload TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS decisions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    decided_at TEXT NOT NULL,
-    pipeline TEXT NOT NULL,
-    action TEXT NOT NULL,
-    version TEXT,
-    previous_champion TEXT,
-    actor TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    forced INTEGER NOT NULL DEFAULT 0,
-    evidence_ids TEXT NOT NULL DEFAULT '[]'
-);
-CREATE TABLE IF NOT EXISTS intents (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at TEXT NOT NULL,
-    pipeline TEXT NOT NULL,
-    alias TEXT NOT NULL,
-    alias_from TEXT,
-    action TEXT NOT NULL,
-    version TEXT NOT NULL,
-    previous_champion TEXT,
-    actor TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    forced INTEGER NOT NULL DEFAULT 0,
-    evidence_ids TEXT NOT NULL DEFAULT '[]',
-    writer TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS intent_outcomes (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    intent_id INTEGER NOT NULL UNIQUE REFERENCES intents (id),
-    resolved_at TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    decision_id INTEGER REFERENCES decisions (id),
-    resolved_by TEXT NOT NULL,
-    detail TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS evidence_by_version ON evidence (pipeline, version, kind);
-CREATE INDEX IF NOT EXISTS decisions_by_pipeline ON decisions (pipeline, id);
-"""
-APPEND_ONLY_TABLES = ("evidence", "decisions", "intents", "intent_outcomes")
-LOCK_TIMEOUT_SECONDS = 120.0
 # Intent outcomes: the writer finished; or, reconciled after the writer stopped part-way, the
 # alias had moved (decision recorded), had not (nothing to record), or was moved by someone else.
 DONE, COMPLETED, ROLLED_BACK, ABANDONED = "done", "completed", "rolled_back", "abandoned"
-_APPEND_ONLY = """
-CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table}
-BEGIN SELECT RAISE(ABORT, 'the promotion ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table}
-BEGIN SELECT RAISE(ABORT, 'the promotion ledger is append-only'); END;
-"""
 
 
 class PromotionRefused(RuntimeError):
@@ -204,6 +158,20 @@ def _writer() -> str:
     return f"{os.uname().nodename}:{os.getpid()}"
 
 
+def _new_id(cur: Cursor) -> int:
+    """The id an ``INSERT ... RETURNING id`` gave its row (the whole result read, so that
+    SQLite can commit)."""
+    [(row_id,)] = cur.fetchall()
+    return int(row_id)
+
+
+def open_ledger(home: PlatformHome, tracking: Tracking) -> PromotionLedger:
+    """The promotion ledger of ``home``'s profile: a SQLite file in the home (embedded) or the
+    ``ML_PLATFORM_PG_LEDGER_DB`` database (production). Every command and resource gets its
+    ledger here."""
+    return PromotionLedger(store_for(home), tracking)
+
+
 def champion_stack(decisions: Sequence[Decision]) -> list[str]:
     """Replay promotions and rollbacks: the last item is the champion, the one before it is
     where a rollback goes."""
@@ -219,60 +187,38 @@ def champion_stack(decisions: Sequence[Decision]) -> list[str]:
 class PromotionLedger:
     def __init__(
         self,
-        path: Path,
+        store: LedgerStore | Path,
         tracking: Tracking,
         required_evidence: Sequence[str] = (OFFLINE_GATES,),
         required_once_recorded: Sequence[str] = (ONLINE_TEST,),
     ) -> None:
-        self.path = path
+        """``store``: where the tables are (ml_platform/registry/ledger_store.py); a path is a
+        SQLite file. :func:`open_ledger` picks the store of the home's profile."""
+        self.store: LedgerStore = SqliteStore(store) if isinstance(store, Path) else store
         self.tracking = tracking
         self.required_evidence = tuple(required_evidence)
         self.required_once_recorded = tuple(required_once_recorded)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.store.create_schema()
         with closing(self._connect()) as con:
-            con.executescript(
-                _SCHEMA + "".join(_APPEND_ONLY.format(table=t) for t in APPEND_ONLY_TABLES)
-            )
-            columns = {row[1] for row in con.execute("PRAGMA table_info(decisions)")}
+            columns = self.store.columns(con, "decisions")
         if "evidence_ids" not in columns:  # a ledger from before the evidence table
             raise RuntimeError(
-                f"the promotion ledger {path} has an older schema (no "
+                f"the promotion ledger {self.store.description} has an older schema (no "
                 "decisions.evidence_ids); move it aside to start a new one"
             )
 
-    def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=120, isolation_level=None)
-        con.execute("PRAGMA journal_mode=WAL")
-        return con
-
-    @property
-    def lock_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".lock")
+    def _connect(self) -> Connection:
+        return self.store.connect()
 
     @contextmanager
     def _exclusive(self, shared: bool = False) -> Iterator[None]:
         """The writers' lock, held across an intent, its alias move and its outcome (two
         database transactions with a registry call between them). Readers that must not see a
-        write half-way take it shared. The kernel releases it when its holder dies, so an
+        write half-way take it shared. It is released when its holder dies (``flock`` by the
+        kernel, a Postgres advisory lock by the server with the holder's session), so an
         intent without an outcome found under this lock belongs to a writer that stopped."""
-        with self.lock_path.open("a+b") as fh:
-            deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
-            mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-            while True:
-                try:
-                    fcntl.flock(fh, mode | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(
-                            f"the promotion ledger {self.path} stayed locked "
-                            f"for {LOCK_TIMEOUT_SECONDS:.0f} s"
-                        ) from None
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with self.store.lock(shared, LOCK_TIMEOUT_SECONDS):
+            yield
 
     @contextmanager
     def _writing(self, actor: str) -> Iterator[None]:
@@ -282,11 +228,11 @@ class PromotionLedger:
             yield
 
     @contextmanager
-    def _locked(self) -> Iterator[sqlite3.Connection]:
+    def _locked(self) -> Iterator[Connection]:
         """One database transaction holding its write lock (callers hold ``_exclusive``)."""
         con = self._connect()
         try:
-            con.execute("BEGIN IMMEDIATE")
+            con.execute(self.store.begin)
             yield con
             con.execute("COMMIT")
         except BaseException:
@@ -325,7 +271,7 @@ class PromotionLedger:
     # -- appends ---------------------------------------------------------------------------
     def _append(
         self,
-        con: sqlite3.Connection,
+        con: Connection,
         pipeline: str,
         action: str,
         version: str | None,
@@ -337,7 +283,8 @@ class PromotionLedger:
     ) -> Decision:
         cur = con.execute(
             "INSERT INTO decisions (decided_at, pipeline, action, version, previous_champion, "
-            "actor, reason, forced, evidence_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "actor, reason, forced, evidence_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "RETURNING id",
             (
                 _now(),
                 pipeline,
@@ -350,7 +297,7 @@ class PromotionLedger:
                 json.dumps(list(evidence_ids)),
             ),
         )
-        return self._decisions(con, "id = ?", (cur.lastrowid,))[0]
+        return self._decisions(con, "id = ?", (_new_id(cur),))[0]
 
     def add_evidence(
         self,
@@ -370,7 +317,7 @@ class PromotionLedger:
         with self._writing(actor), self._locked() as con:
             cur = con.execute(
                 "INSERT INTO evidence (recorded_at, pipeline, version, run_id, kind, passed, "
-                "summary, actor, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "summary, actor, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     _now(),
                     pipeline,
@@ -383,7 +330,7 @@ class PromotionLedger:
                     json.dumps(payload or {}, default=str, sort_keys=True),
                 ),
             )
-            return int(cur.lastrowid or 0)
+            return _new_id(cur)
 
     def record(
         self,
@@ -432,7 +379,7 @@ class PromotionLedger:
 
     # -- promotion -------------------------------------------------------------------------
     def _require_passed(
-        self, con: sqlite3.Connection, pipeline: str, version: str, kinds: Sequence[str]
+        self, con: Connection, pipeline: str, version: str, kinds: Sequence[str]
     ) -> list[int]:
         """The ids of the latest evidence of each kind; refuse if one is missing or failed."""
         ids, problems = [], []
@@ -454,7 +401,7 @@ class PromotionLedger:
             )
         return ids
 
-    def _recorded(self, con: sqlite3.Connection, pipeline: str, version: str) -> list[str]:
+    def _recorded(self, con: Connection, pipeline: str, version: str) -> list[str]:
         """The kinds of ``required_once_recorded`` this version has evidence of."""
         return [
             kind
@@ -466,11 +413,11 @@ class PromotionLedger:
             ).fetchone()
         ]
 
-    def _champion(self, con: sqlite3.Connection, pipeline: str) -> str | None:
+    def _champion(self, con: Connection, pipeline: str) -> str | None:
         stack = champion_stack(self._decisions(con, "pipeline = ?", (pipeline,)))
         return stack[-1] if stack else None
 
-    def _check_registry(self, con: sqlite3.Connection, pipeline: str) -> str | None:
+    def _check_registry(self, con: Connection, pipeline: str) -> str | None:
         """The ledger's champion, after checking that the registry alias still agrees."""
         ledger_champion = self._champion(con, pipeline)
         registry_champion = self._alias(pipeline, CHAMPION)
@@ -526,7 +473,7 @@ class PromotionLedger:
 
     def _promotion_intent(
         self,
-        con: sqlite3.Connection,
+        con: Connection,
         pipeline: str,
         version: str,
         reason: str,
@@ -595,7 +542,7 @@ class PromotionLedger:
     # -- intents: an alias move that survives its writer -----------------------------------
     def _intend(
         self,
-        con: sqlite3.Connection,
+        con: Connection,
         pipeline: str,
         alias: str,
         action: str,
@@ -615,7 +562,7 @@ class PromotionLedger:
         cur = con.execute(
             "INSERT INTO intents (created_at, pipeline, alias, alias_from, action, version, "
             "previous_champion, actor, reason, forced, evidence_ids, writer) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 _now(),
                 pipeline,
@@ -631,7 +578,7 @@ class PromotionLedger:
                 _writer(),
             ),
         )
-        return self._intents(con, "id = ?", (cur.lastrowid,))[0]
+        return self._intents(con, "id = ?", (_new_id(cur),))[0]
 
     def _follow_up(self, intent: Intent) -> None:
         """What a move entails besides the alias: a promoted challenger stops being one."""
@@ -649,7 +596,7 @@ class PromotionLedger:
             return self._close(con, intent, DONE, intent.actor, "")
 
     def _close(
-        self, con: sqlite3.Connection, intent: Intent, outcome: str, resolved_by: str, detail: str
+        self, con: Connection, intent: Intent, outcome: str, resolved_by: str, detail: str
     ) -> Decision:
         """Record the intent's decision and its outcome (one transaction)."""
         reason = (
@@ -673,7 +620,7 @@ class PromotionLedger:
 
     def _outcome(
         self,
-        con: sqlite3.Connection,
+        con: Connection,
         intent: Intent,
         outcome: str,
         resolved_by: str,
@@ -726,9 +673,7 @@ class PromotionLedger:
             return self._reconcile_open(actor or default_actor())
 
     # -- reads -----------------------------------------------------------------------------
-    def _decisions(
-        self, con: sqlite3.Connection, where: str, args: tuple[Any, ...]
-    ) -> list[Decision]:
+    def _decisions(self, con: Connection, where: str, args: tuple[Any, ...]) -> list[Decision]:
         rows = con.execute(
             "SELECT id, decided_at, pipeline, action, version, previous_champion, actor, "
             f"reason, forced, evidence_ids FROM decisions WHERE {where} ORDER BY id",
@@ -739,7 +684,7 @@ class PromotionLedger:
             for r in rows
         ]
 
-    def _intents(self, con: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> list[Intent]:
+    def _intents(self, con: Connection, where: str, args: tuple[Any, ...]) -> list[Intent]:
         fields = [f.name for f in dataclasses.fields(Intent)]
         rows = con.execute(
             f"SELECT {', '.join(fields)} FROM intents WHERE {where} ORDER BY id", args
@@ -753,7 +698,7 @@ class PromotionLedger:
             intents.append(Intent(**values))
         return intents
 
-    def _open_intents(self, con: sqlite3.Connection, pipeline: str | None = None) -> list[Intent]:
+    def _open_intents(self, con: Connection, pipeline: str | None = None) -> list[Intent]:
         where = "id NOT IN (SELECT intent_id FROM intent_outcomes)"
         if pipeline is None:
             return self._intents(con, where, ())
