@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ml_platform.profile import ProfileError
+
 if TYPE_CHECKING:
     from ml_platform.home import PlatformHome
     from ml_platform.profile import ProductionSettings
@@ -286,7 +288,7 @@ def ledger_database() -> str:
     """The ledger's database name in the production profile, checked."""
     name = os.environ.get(LEDGER_DB_ENV) or LEDGER_DB_DEFAULT
     if not _DB_NAME.match(name):
-        raise ValueError(
+        raise ProfileError(
             f"{LEDGER_DB_ENV}={name!r} is not a plain database name: use letters, digits and "
             f"'_' (at most 63, not starting with a digit)"
         )
