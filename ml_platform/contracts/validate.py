@@ -147,12 +147,12 @@ def _split_rule(spec: PipelineSpec, frame: pd.DataFrame, result: ContractResult)
     kept = normalise(spec, kept).sort_values(
         [spec.event_timestamp, spec.entity_key], kind="stable", ignore_index=True
     )
-    kind = "time" if spec.has_event_time else "random"
+    kind, column = ("time", spec.event_timestamp) if spec.has_event_time else ("random", spec.label)
     try:
         splits.assign(kept, spec)
     except splits.SplitError as exc:
-        return batch_rule(f"{kind}_split", spec.label, False, str(exc), len(kept))
-    return batch_rule(f"{kind}_split", spec.label, True, "")
+        return batch_rule(f"{kind}_split", column, False, str(exc), len(kept))
+    return batch_rule(f"{kind}_split", column, True, "")
 
 
 def validate_batch(
