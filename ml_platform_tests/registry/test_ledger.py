@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,9 @@ from ml_platform.registry.ledger import (
     PromotionLedger,
     PromotionRefused,
 )
+from ml_platform.registry.ledger_store import LedgerStore, SqliteStore
 from ml_platform.training.tracking import Tracking
+from ml_platform_tests.production.ledger_db import fresh_ledger_store
 
 MODEL = "loan_default"  # a declared pipeline, so the CLI accepts it
 
@@ -52,8 +55,25 @@ def tracking(home: PlatformHome, empty_tracking_db: Path) -> Tracking:
     return Tracking(home.tracking_uri, artifact_root=home.artifact_root)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.production)])
+def store(request: pytest.FixtureRequest, home: PlatformHome) -> Iterator[LedgerStore]:
+    """Each behaviour test on both stores: the embedded SQLite file, and a fresh database on
+    the machine's PostgreSQL (the production profile's store; MLflow stays SQLite here)."""
+    if request.param == "sqlite":
+        yield SqliteStore(home.ledger_db)
+    else:
+        with fresh_ledger_store() as pg:
+            yield pg
+
+
 @pytest.fixture
-def ledger(home: PlatformHome, tracking: Tracking) -> PromotionLedger:
+def ledger(store: LedgerStore, tracking: Tracking) -> PromotionLedger:
+    return PromotionLedger(store, tracking)
+
+
+@pytest.fixture
+def embedded_ledger(home: PlatformHome, tracking: Tracking) -> PromotionLedger:
+    """For tests that open the SQLite file or run the CLI (an embedded home)."""
     return PromotionLedger(home.ledger_db, tracking)
 
 
@@ -137,8 +157,9 @@ def test_compare_and_set_refuses_a_stale_comparison(
 
 
 def test_ledger_is_append_only_and_detects_alias_drift(
-    ledger: PromotionLedger, tracking: Tracking, home: PlatformHome
+    embedded_ledger: PromotionLedger, tracking: Tracking, home: PlatformHome
 ) -> None:
+    ledger = embedded_ledger  # the Postgres triggers: ml_platform_tests/production/test_ledger.py
     v1, v2 = _versions(tracking, home, 2)
     _passed(ledger, v1)
     _passed(ledger, v2)
@@ -201,7 +222,7 @@ def test_an_intent_is_committed_before_the_alias_moves_and_closed_with_the_decis
         seen.append(
             [
                 f"{i.alias}->{i.version}"
-                for i in PromotionLedger(home.ledger_db, tracking).open_intents(MODEL)
+                for i in PromotionLedger(ledger.store, tracking).open_intents(MODEL)
             ]
         )
         real(model, name, version)
@@ -226,7 +247,7 @@ def test_a_writer_stopped_before_moving_the_alias_is_rolled_back(
     with pytest.raises(Crash):
         ledger.promote(MODEL, v2, "beat v1", expect_champion=v1)
 
-    after = PromotionLedger(home.ledger_db, tracking)  # the next process
+    after = PromotionLedger(ledger.store, tracking)  # the next process
     [stranded] = after.open_intents(MODEL)
     assert (stranded.alias, stranded.alias_from, stranded.version) == (CHAMPION, v1, v2)
     [problem] = after.consistency(MODEL)  # the alias did not move, but the intent is open
@@ -251,7 +272,7 @@ def test_a_writer_stopped_after_moving_the_alias_is_completed(
     with pytest.raises(Crash):
         ledger.promote(MODEL, v2, "beat v1", actor="pipeline:run-1", expect_champion=v1)
 
-    after = PromotionLedger(home.ledger_db, tracking)
+    after = PromotionLedger(ledger.store, tracking)
     problems = after.consistency(MODEL)
     assert problems[0] == f"champion: ledger v{v1}, registry v{v2}"
     assert problems[1].startswith("unfinished intent #")
@@ -314,7 +335,7 @@ def test_an_alias_moved_by_someone_else_meanwhile_is_left_and_reported(
     with pytest.raises(Crash):
         ledger.promote(MODEL, v2, "beat v1")
     tracking.client.set_registered_model_alias(MODEL, CHAMPION, v3)  # behind the ledger's back
-    [resolution] = PromotionLedger(home.ledger_db, tracking).reconcile()
+    [resolution] = PromotionLedger(ledger.store, tracking).reconcile()
     assert resolution.outcome == "abandoned" and "moved outside the ledger" in resolution.detail
     # Neither guessed nor hidden: the drift is reported, and fixing it takes a forced promotion.
     assert ledger.consistency(MODEL) == [f"champion: ledger v{v1}, registry v{v3}"]
@@ -355,8 +376,9 @@ def _run_race(
 
 @pytest.mark.slow
 def test_two_racing_pipeline_promotions_leave_one_champion(
-    ledger: PromotionLedger, tracking: Tracking, home: PlatformHome
+    embedded_ledger: PromotionLedger, tracking: Tracking, home: PlatformHome
 ) -> None:
+    ledger = embedded_ledger  # on Postgres: ml_platform_tests/production/test_ledger.py
     v1, v2, v3 = _versions(tracking, home, 3)
     for v in (v1, v2, v3):
         _passed(ledger, v)
@@ -378,8 +400,9 @@ def _flat(text: str) -> str:
 
 
 def test_cli_refuses_without_evidence_and_records_a_forced_promotion(
-    ledger: PromotionLedger, tracking: Tracking, home: PlatformHome
+    embedded_ledger: PromotionLedger, tracking: Tracking, home: PlatformHome
 ) -> None:
+    ledger = embedded_ledger  # the CLI opens the home's ledger
     v1, v2 = _versions(tracking, home, 2)
     _passed(ledger, v1)
     runner = CliRunner()
