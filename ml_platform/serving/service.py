@@ -32,6 +32,7 @@ from ml_platform.serving.models import (
 )
 from ml_platform.serving.prediction_log import PredictionLog
 from ml_platform.serving.rollout import Rollout, RolloutStore, serves_challenger
+from ml_platform.serving.rollout_state import RolloutState, rollout_state
 from ml_platform.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
@@ -53,63 +54,6 @@ def _alert(
             details=details,
             severity=severity,  # type: ignore[arg-type]
         )
-    )
-
-
-@dataclass(frozen=True)
-class RolloutState:
-    """The rollout recorded in the store and whether this process can run it: it runs only
-    while the loaded champion and challenger are the versions it was started with."""
-
-    rollout: Rollout | None = None
-    problem: str | None = None  # why a recorded rollout does not run here
-
-    @property
-    def mode(self) -> str:
-        """The mode actually served: 'off' unless a rollout is recorded and runnable."""
-        if self.rollout is None or self.problem is not None:
-            return "off"
-        return self.rollout.mode
-
-    def as_dict(self) -> dict[str, Any]:
-        r = self.rollout
-        return {
-            "mode": self.mode,
-            "recorded_mode": r.mode if r else "off",
-            "id": r.id if r else None,
-            "traffic_share": r.traffic_share if r else None,
-            "champion_version": r.champion_version if r else None,
-            "challenger_version": r.challenger_version if r else None,
-            "started_at": r.started_at.isoformat() if r else None,
-            "started_by": r.actor if r else None,
-            "problem": self.problem,
-        }
-
-
-def rollout_state(rollout: Rollout | None, deployment: Deployment) -> RolloutState:
-    if rollout is None:
-        return RolloutState()
-    champion, challenger = deployment.champion, deployment.challenger
-    problems = []
-    if challenger is None or challenger.version != rollout.challenger_version:
-        now = f"version {challenger.version}" if challenger else "none loaded"
-        error = deployment.errors.get(CHALLENGER)
-        problems.append(
-            f"the rollout's challenger is version {rollout.challenger_version}, the loaded "
-            f"challenger is {now}" + (f" (load error: {error})" if error else "")
-        )
-    if champion is None or champion.version != rollout.champion_version:
-        now = f"version {champion.version}" if champion else "none loaded"
-        problems.append(
-            f"the rollout was started against champion version {rollout.champion_version}, "
-            f"the champion is now {now}"
-        )
-    if not problems:
-        return RolloutState(rollout)
-    return RolloutState(
-        rollout,
-        "; ".join(problems) + ": serving the champion only; stop the rollout "
-        f"(ml-platform rollout {rollout.pipeline} stop) and start a new one",
     )
 
 
@@ -156,6 +100,8 @@ class Service:
         self.loader: ModelLoader | None = None
         self._task: asyncio.Task[None] | None = None
         self._shadow_warned: set[tuple[str, str]] = set()
+        for name in self.specs:
+            self.metrics.rollout.labels(name, "off").set(1.0)
 
     @property
     def ready(self) -> bool:
