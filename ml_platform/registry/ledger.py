@@ -165,11 +165,16 @@ def _new_id(cur: Cursor) -> int:
     return int(row_id)
 
 
-def open_ledger(home: PlatformHome, tracking: Tracking) -> PromotionLedger:
+def open_ledger(
+    home: PlatformHome,
+    tracking: Tracking,
+    required_evidence: Sequence[str] = (OFFLINE_GATES,),
+    required_once_recorded: Sequence[str] = (ONLINE_TEST,),
+) -> PromotionLedger:
     """The promotion ledger of ``home``'s profile: a SQLite file in the home (embedded) or the
     ``ML_PLATFORM_PG_LEDGER_DB`` database (production). Every command and resource gets its
     ledger here."""
-    return PromotionLedger(store_for(home), tracking)
+    return PromotionLedger(store_for(home), tracking, required_evidence, required_once_recorded)
 
 
 def champion_stack(decisions: Sequence[Decision]) -> list[str]:
