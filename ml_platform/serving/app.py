@@ -36,7 +36,7 @@ from ml_platform.serving.errors import (
     unexpected_handler,
     validation_handler,
 )
-from ml_platform.serving.service import DEFAULT_REFRESH_SECONDS, Service
+from ml_platform.serving.service import DEFAULT_REFRESH_SECONDS, SHADOW_BACKLOG, Service
 from ml_platform.spec import PipelineSpec, load_all_specs
 
 DEFS_ROOT = PROJECT_ROOT / "ml_platform" / "defs"
@@ -167,9 +167,12 @@ def create_app(
     home: PlatformHome | None = None,
     refresh_seconds: float = DEFAULT_REFRESH_SECONDS,
     prediction_log: bool = True,
+    shadow_backlog: int = SHADOW_BACKLOG,
 ) -> FastAPI:
     home = home or platform_home()
-    service = Service(home, specs, refresh_seconds, prediction_log=prediction_log)
+    service = Service(
+        home, specs, refresh_seconds, prediction_log=prediction_log, shadow_backlog=shadow_backlog
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +40,8 @@ from ml_platform.spec import PipelineSpec
 log = logging.getLogger(__name__)
 DEFAULT_REFRESH_SECONDS = 10.0
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+SHADOW_BACKLOG = 256  # requests waiting for the shadow challenger before it skips some
+SHADOW_STOP_SECONDS = 10.0  # at shutdown, how long queued shadow work may take
 
 
 def _alert(
@@ -85,6 +89,7 @@ class Service:
         refresh_seconds: float = DEFAULT_REFRESH_SECONDS,
         prediction_log: bool = True,
         log_flush_seconds: float = 1.0,
+        shadow_backlog: int = SHADOW_BACKLOG,
     ) -> None:
         self.home = home
         self.specs = {s.name: s for s in specs}
@@ -100,6 +105,13 @@ class Service:
         self.loader: ModelLoader | None = None
         self._task: asyncio.Task[None] | None = None
         self._shadow_warned: set[tuple[str, str]] = set()
+        # The shadow challenger scores in a daemon thread of its own, so a slow or hanging
+        # challenger never holds the event loop (nor the process's exit); at most
+        # `shadow_backlog` requests wait for it, more are skipped and counted.
+        self._shadow_queue: queue.Queue[Callable[[], None] | None] = queue.Queue(shadow_backlog)
+        self._shadow_thread = threading.Thread(
+            target=self._shadow_worker, name="shadow-challenger", daemon=True
+        )
         for name in self.specs:
             self.metrics.rollout.labels(name, "off").set(1.0)
 
@@ -170,6 +182,7 @@ class Service:
                 log.exception("serving: alias refresh failed")
 
     async def start(self) -> None:
+        self._shadow_thread.start()
         if self.log_predictions:
             for name in self.specs:
                 self.logs[name] = PredictionLog(
@@ -190,11 +203,22 @@ class Service:
 
         return count
 
+    def _shadow_worker(self) -> None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)  # OpenMP's limit is per thread: one here too, as on the loop
+        while (work := self._shadow_queue.get()) is not None:
+            work()
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._shadow_thread.is_alive():  # finish the queued shadow work, within reason
+            with contextlib.suppress(queue.Full):  # a hanging challenger: leave it behind
+                await asyncio.to_thread(self._shadow_queue.put, None, True, SHADOW_STOP_SECONDS)
+            await asyncio.to_thread(self._shadow_thread.join, SHADOW_STOP_SECONDS)
         for prediction_log in self.logs.values():
             await asyncio.to_thread(prediction_log.close)
 
@@ -412,8 +436,8 @@ class Service:
             and challenger.columns == champion.model.columns
         )
 
-        async def score_in_shadow() -> None:
-            """After the response: the challenger scores the same rows (the champion's
+        def score() -> None:
+            """In the shadow thread: the challenger scores the same rows (the champion's
             features when it reads the same feature service); any failure is counted."""
             try:
                 vectors = champion.vectors if same_inputs else None
@@ -426,7 +450,17 @@ class Service:
             except Exception as exc:
                 self._challenger_failed(spec.name, challenger, "shadow", exc)
 
-        return score_in_shadow
+        async def hand_over() -> None:
+            """After the response: queue the work for the shadow thread, or skip it (counted)
+            when the thread is that far behind (a slow or hanging challenger)."""
+            try:
+                self._shadow_queue.put_nowait(score)
+            except queue.Full:
+                self.metrics.challenger_errors.labels(
+                    spec.name, challenger.version, "shadow", "backlog_full"
+                ).inc()
+
+        return hand_over
 
     def _ab(
         self,

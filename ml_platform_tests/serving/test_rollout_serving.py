@@ -147,6 +147,47 @@ def test_a_failing_shadow_challenger_fails_no_request(
     assert set(broken_rows["arm"]) == {"champion"} and len(broken_rows) == 5 * len(keys)
 
 
+def test_a_slow_shadow_challenger_delays_no_response(
+    rollout_home: tuple[Champion, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A challenger taking 0.5 s per call scores in its own thread: six requests answer
+    without waiting for it; with a backlog of 2, what does not fit is skipped and counted."""
+    champ, challenger = rollout_home
+    keys = champ.known_keys[:4]
+    app = create_app([champ.spec], champ.home, refresh_seconds=REFRESH, shadow_backlog=2)
+    service = app.state.service
+    with TestClient(app) as client:
+        expected = _predict(client, keys, "before")
+        RolloutStore(champ.home, PIPELINE).start("shadow", 0.1, "1", challenger, "test")
+        _wait_mode(client, "shadow")
+        scorer = service.deployments[PIPELINE].challenger.scorer
+        real = scorer.score
+
+        def slow(rows: Any) -> Any:
+            time.sleep(0.5)
+            return real(rows)
+
+        monkeypatch.setattr(scorer, "score", slow)
+        started = time.monotonic()
+        bodies = [_predict(client, keys, f"slow-{i}") for i in range(6)]
+        elapsed = time.monotonic() - started
+        metrics = client.get("/metrics").text
+    assert elapsed < 1.5, f"six requests took {elapsed:.2f}s behind a 0.5 s challenger"
+    assert all(_scores(b) == _scores(expected) for b in bodies)
+    skipped_line = (
+        'ml_platform_serving_challenger_errors_total{kind="backlog_full",mode="shadow",'
+        f'model_version="{challenger}",pipeline="loan_default"}} '
+    )
+    [line] = [x for x in metrics.splitlines() if x.startswith(skipped_line)]
+    skipped = int(float(line.removeprefix(skipped_line)))
+    assert 3 <= skipped <= 4, skipped  # one scoring, two waiting (or three waiting)
+    logged = read_predictions(champ.home, PIPELINE)
+    slow_rows = logged[logged["request_id"].str.startswith("slow-")]
+    # The queued work finished at shutdown, before the log was closed.
+    assert (slow_rows["arm"] == "challenger").sum() == (6 - skipped) * len(keys)
+    assert (slow_rows["arm"] == "champion").sum() == 6 * len(keys)
+
+
 def test_ab_serves_each_entity_by_its_sticky_arm(rollout_home: tuple[Champion, str]) -> None:
     champ, challenger = rollout_home
     keys = champ.known_keys[:200]
