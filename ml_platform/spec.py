@@ -461,7 +461,7 @@ class PipelineSpec(_Strict):
     ] = Field(
         default=NO_EVENT_TIME_COLUMN,
         description="The event time column the graph uses (a UTC timestamp after ingest); "
-        f"'{NO_EVENT_TIME_COLUMN}' when the spec declares none."
+        f"'{NO_EVENT_TIME_COLUMN}' when the spec declares none.",
     )
     event_time: EventTimeSpec | None = Field(
         default=None,
