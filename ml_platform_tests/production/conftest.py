@@ -20,7 +20,9 @@ from ml_platform.home import PlatformHome
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 CLAIM_KEY = "ml_platform_tests:claimed_by"
-STORES = ("DAGSTER", "MLFLOW", "FEAST", "OPTUNA")
+# LEDGER (added by the ledger-on-Postgres slice): every test that runs on the profile gets its
+# own promotion ledger database too, instead of the shared default ml_platform_ledger.
+STORES = ("DAGSTER", "MLFLOW", "FEAST", "OPTUNA", "LEDGER")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +36,7 @@ from ml_platform.registry.ledger_store import (
 )
 from ml_platform.training.tracking import Tracking
 from ml_platform_tests.production.conftest import ProductionEnv
-from ml_platform_tests.production.ledger_db import (
-    PG,
-    drop_database,
-    fresh_ledger_store,
-    new_ledger_db_name,
-)
+from ml_platform_tests.production.ledger_db import PG, fresh_ledger_store
 
 pytestmark = pytest.mark.production
 MODEL = "loan_default"
@@ -49,15 +44,12 @@ RACERS = 4
 
 
 @pytest.fixture
-def ledger_db(production: ProductionEnv, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The production profile (fresh databases, H4's fixture) plus a fresh ledger database,
-    named in ML_PLATFORM_PG_LEDGER_DB as an operator would."""
-    name = new_ledger_db_name()
-    monkeypatch.setenv(LEDGER_DB_ENV, name)
-    try:
-        yield name
-    finally:
-        drop_database(name)
+def ledger_db(production: ProductionEnv) -> str:
+    """The production profile on fresh databases (the conftest's fixture), the ledger's among
+    them, named in ML_PLATFORM_PG_LEDGER_DB as an operator would."""
+    name = production.databases["LEDGER"]
+    assert os.environ[LEDGER_DB_ENV] == name
+    return name
 
 
 def _pg(dbname: str, **extra: Any) -> psycopg.Connection[Any]:
