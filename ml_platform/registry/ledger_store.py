@@ -58,8 +58,13 @@ class Connection(Protocol):
 
 
 class LedgerStore(Protocol):
-    description: str  # names the ledger in messages (never a password)
-    begin: str  # the statement that opens a write transaction
+    @property
+    def description(self) -> str:
+        """Names the ledger in messages (never a password)."""
+
+    @property
+    def begin(self) -> str:
+        """The statement that opens a write transaction."""
 
     def connect(self) -> Connection: ...
     def create_schema(self) -> None: ...
@@ -274,7 +279,9 @@ class _PgConnection:
         self._con = con
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
-        return self._con.execute(sql.replace("?", "%s"), list(args))  # type: ignore[no-any-return]
+        if "%" in sql:  # would be read as a placeholder: pass such values as parameters
+            raise ValueError(f"the ledger's SQL may not contain '%': {sql}")
+        return self._con.execute(sql.replace("?", "%s"), list(args))
 
     def close(self) -> None:
         self._con.close()
