@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ml_platform.registry.ledger_store import (
-    APPEND_ONLY_TABLES,
     LOCK_TIMEOUT_SECONDS,
     Connection,
     Cursor,
@@ -57,8 +56,6 @@ from ml_platform.training.tracking import Tracking
 
 if TYPE_CHECKING:
     from ml_platform.home import PlatformHome
-
-__all__ = ["APPEND_ONLY_TABLES", "LOCK_TIMEOUT_SECONDS", "PromotionLedger", "open_ledger"]
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 OFFLINE_GATES = "offline_gates"
