@@ -54,6 +54,7 @@ ROOTS: dict[str, tuple[str, ...]] = {
     "psycopg": (),  # Feast's SQL registry on Postgres
     "psycopg-binary": (),
     "psycopg-pool": (),
+    "psycopg2-binary": (),  # MLflow's store on Postgres (the production profile's default)
 }
 # Never in the serving image (the fresh-process import test checks the modules too).
 FORBIDDEN = {"optuna", "dbt-core", "great-expectations", "dagster", "dagster-dbt", "pandera"}

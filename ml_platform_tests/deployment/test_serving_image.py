@@ -12,6 +12,7 @@ import pytest
 
 from ml_platform.home import PROJECT_ROOT
 from ml_platform_tests.deployment.artifacts import DEPLOY, load_script
+from ml_platform_tests.production.conftest import ProductionEnv, production  # noqa: F401
 
 SCRIPT = DEPLOY / "serving_requirements.py"
 SERVING = PROJECT_ROOT / "requirements-serving.txt"
@@ -109,3 +110,31 @@ def test_guard_refuses_a_package_the_serving_file_lacks() -> None:
     result = run(str(GUARD), str(SERVING), "import optuna")
     assert result.returncode == 1
     assert "'optuna'" in result.stderr and "not in requirements-serving.txt" in result.stderr
+
+
+# The same on the production profile (the environment comes from the `production` fixture):
+# Postgres for MLflow and Feast's SQL registry, Redis for the online store, psycopg and redis
+# among the serving pins.
+SERVING_PATH_PRODUCTION = """
+import mlflow.artifacts, mlflow.sklearn, skops.io
+from mlflow.tracking import MlflowClient
+import ml_platform.serving.app as app
+from ml_platform.features.feast_objects import feature_store
+from ml_platform.home import platform_home
+home = platform_home().ensure()
+assert home.tracking_uri.startswith("postgresql"), home.tracking_uri
+store = feature_store(home)
+assert store.config.online_store.type == "redis", store.config.online_store.type
+store.list_feature_views()
+MlflowClient(tracking_uri=home.tracking_uri).search_registered_models()
+app.app_from_env()
+print("serving path ok")
+"""
+
+
+@pytest.mark.production
+def test_serving_path_on_the_production_profile(production: ProductionEnv) -> None:  # noqa: F811
+    result = run(str(GUARD), str(SERVING), SERVING_PATH_PRODUCTION)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "serving path ok" in result.stdout
+    assert production.password not in result.stdout + result.stderr
