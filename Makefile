@@ -47,6 +47,8 @@ bench: venv  ## run benchmarks/ and write docs/benchmarks.md
 	@# The baselines only the benchmarks compare with (Evidently), pinned apart; our pins as
 	@# constraints so that none of them moves.
 	@$(BIN)/pip install -q -r benchmarks/requirements.txt -c requirements.txt
+	@# bench_serving drives the services with wrk (Debian: apt-get install wrk).
+	@command -v wrk >/dev/null || { echo "bench_serving needs wrk: sudo apt-get install wrk"; exit 1; }
 	DO_NOT_TRACK=1 $(BIN)/python -m benchmarks.run
 
 lint: venv  ## what the code promises: style, types, import direction, loadable definitions

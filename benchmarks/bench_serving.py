@@ -132,9 +132,12 @@ def train(root: Path) -> dict[str, Any]:
 
 
 def payloads(home: Any) -> dict[str, bytes]:
+    import mlflow
     import mlflow.sklearn
     import pandas as pd
 
+    mlflow.set_tracking_uri(home.tracking_uri)
+    mlflow.set_registry_uri(home.tracking_uri)
     model = mlflow.sklearn.load_model(f"models:/{PIPELINE}@champion")
     columns = [str(c) for c in model.feature_names_in_]
     features = pd.read_parquet(home.pipeline_dir(PIPELINE) / "features.parquet")
