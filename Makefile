@@ -11,10 +11,12 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: venv demo test test-fast dev mlflow bench lint clean-home
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt deploy/requirements-k8s.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing pinned dependencies into $(VENV) (first time: a few minutes) ..."
 	@$(BIN)/pip install -q --no-compile -r requirements.txt 2> $(VENV)/pip.log || (cat $(VENV)/pip.log; exit 1)
+	@# dagster-k8s (the user-code image's launcher and executor): the deployment tests load it.
+	@$(BIN)/pip install -q --no-compile -r deploy/requirements-k8s.txt -c requirements.txt 2>> $(VENV)/pip.log || (cat $(VENV)/pip.log; exit 1)
 	@$(BIN)/pip install -q --no-deps -e . 2>> $(VENV)/pip.log || (cat $(VENV)/pip.log; exit 1)
 	@# Bytecode once, on all cores: with PYTHONDONTWRITEBYTECODE set (as on CI machines) every
 	@# process would otherwise compile each imported module again (GX, Feast, MLflow: ~2x slower).

@@ -108,9 +108,7 @@ def embedded_pods(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def launcher_problems(values: dict[str, Any]) -> list[str]:
-    dagster_k8s = pytest.importorskip(
-        "dagster_k8s", reason="dagster-k8s is in deploy/requirements-k8s.txt, not our venv"
-    )
+    import dagster_k8s  # installed by `make venv` from deploy/requirements-k8s.txt
     from dagster_k8s.job import UserDefinedDagsterK8sConfig
 
     launcher = values["runLauncher"]
@@ -252,7 +250,6 @@ def executor_problems(defs: Any) -> list[str]:
 
 
 def test_code_location_runs_every_step_in_its_own_pod() -> None:
-    pytest.importorskip("dagster_k8s", reason="dagster-k8s is in deploy/requirements-k8s.txt")
     from ml_platform.definitions import defs as project_defs
 
     location = load_script(DEPLOY / "k8s" / "code_location.py")
