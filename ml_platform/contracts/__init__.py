@@ -34,7 +34,9 @@ __all__ = [
 
 def minimal_contract(spec: PipelineSpec) -> Contract:
     """What every pipeline gets without a contract file: its declared columns exist, the key,
-    time and label are never null, a classification label is 0/1."""
+    time and label are never null, (entity, event time) is unique (the entity alone without
+    an event time), no event is in the future, a classification label is 0/1 with both
+    classes present."""
     required = [
         spec.entity_key,
         spec.event_timestamp,
@@ -49,8 +51,20 @@ def minimal_contract(spec: PipelineSpec) -> Contract:
     for c in (spec.entity_key, spec.event_timestamp, spec.label):
         if c in columns:
             columns[c] = ColumnRule(nullable=False)
-    label = LabelRule(column=spec.label, values=[0.0, 1.0] if spec.is_classification else None)
-    return Contract(pipeline=spec.name, columns=columns, extra_columns="allow", label=label)
+    label = LabelRule(
+        column=spec.label,
+        values=[0.0, 1.0] if spec.is_classification else None,
+        min_classes=2 if spec.is_classification else 1,
+    )
+    key = [spec.entity_key, spec.event_timestamp] if spec.has_event_time else [spec.entity_key]
+    return Contract(
+        pipeline=spec.name,
+        columns=columns,
+        extra_columns="allow",
+        unique=key,
+        event_timestamp=spec.event_timestamp if spec.has_event_time else None,
+        label=label,
+    )
 
 
 def load_for_spec(spec: PipelineSpec) -> Contract:

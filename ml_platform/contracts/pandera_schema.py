@@ -107,6 +107,9 @@ def _any_datetime(series: pd.Series) -> bool:
 
 
 def _not_future(limit: pd.Timestamp, series: pd.Series) -> pd.Series:
+    if not pd.api.types.is_datetime64_any_dtype(series):  # timestamps landed as text
+        parsed = pd.to_datetime(series, utc=True, errors="coerce", format="mixed")
+        return parsed.isna() | (parsed <= limit)  # unparseable: the event_timestamp_parse rule
     if getattr(series.dtype, "tz", None) is None:
         limit = limit.tz_convert("UTC").tz_localize(None)  # naive values are taken as UTC
     return series <= limit
@@ -229,7 +232,11 @@ class _Builder:
                 k = label.min_classes
                 checks.append(
                     (
-                        pa.Check(lambda s, k=k: bool(s.nunique() >= k), name="label_classes"),
+                        pa.Check(
+                            lambda s, k=k: bool(s.nunique() >= k),
+                            name="label_classes",
+                            ignore_na=False,  # an all-null label: False, not an empty check
+                        ),
                         self.rule("label_classes", name, f"the label has fewer than {k} classes"),
                     )
                 )

@@ -264,7 +264,9 @@ class _Reader:
         rows = _positions(cases["index"])
         if not len(rows):  # a batch-level check, or a check that raised
             case = str(cases["failure_case"].iloc[0])
-            what = rule.what if case in ("False", "false") else f"the check raised {case}"
+            # a False beside null failure cases (a float column of them) reads back as 0.0
+            failed = case in ("False", "false", "0.0", "0")
+            what = rule.what if failed else f"the check raised {case}"
             return RuleResult(
                 rule.rule,
                 rule.column,

@@ -20,7 +20,7 @@ from ml_platform.contracts.distribution_rules import DataDocs
 from ml_platform.contracts.report import write_report
 from ml_platform.contracts.results import batch_rule
 from ml_platform.home import PlatformHome
-from ml_platform.ingest import prepare, raw, splits
+from ml_platform.ingest import features_check, prepare, raw, splits
 from ml_platform.ingest.io import write_parquet, write_parquet_hashed
 from ml_platform.spec import PipelineSpec
 
@@ -126,11 +126,16 @@ def _check(
     """The contract's verdict, its report and the batch as checked.
 
     The event time and label are first converted as the spec declares (``ingest.prepare``);
-    values that cannot be are failed rules. A batch that passes is then checked for a split
+    values that cannot be are failed rules, as are declared features the contract gives no
+    dtype that hold text where numbers belong, +/-inf, or one value only
+    (``ingest.features_check``). A batch that passes is then checked for a split
     that can work (``ingest.splits``): one distinct timestamp, an empty window or a class
     missing from a window fails it here, not in training."""
     prepared, problems = prepare.prepare(spec, positional(frame))
-    result = check_contract(load_for_spec(spec), prepared, gx_root=home.root, run_name=spec.name)
+    contract = load_for_spec(spec)
+    typed = [c for c, rule in contract.columns.items() if rule.dtype is not None]
+    problems += features_check.check_features(spec, prepared, typed)
+    result = check_contract(contract, prepared, gx_root=home.root, run_name=spec.name)
     for p in reversed(problems):
         rule = batch_rule(p.rule, p.column, False, p.message, len(prepared), sample=p.sample)
         rule.failing_rows = p.rows or len(prepared)

@@ -7,8 +7,10 @@ delimiter, wrong encoding) raises RawDataError naming the file; nothing is writt
 
 from __future__ import annotations
 
+import csv
 import glob
 import hashlib
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -90,7 +92,10 @@ def _check_file(path: str) -> None:
     if not file.is_file():
         raise RawDataError(f"{path}: the file does not exist (moved or deleted after listing?)")
     if file.stat().st_size == 0:
-        raise RawDataError(f"{path}: the file is empty")
+        raise RawDataError(
+            f"{path}: the file is empty (0 bytes). Fix: land the export again (an export that "
+            f"failed or matched nothing?), or remove the file from the landing zone"
+        )
 
 
 def _query(con: duckdb.DuckDBPyConnection, files: list[str], fmt: str) -> pd.DataFrame:
@@ -120,7 +125,35 @@ def _check_csv(path: str, frame: pd.DataFrame) -> None:
             )
 
 
+# DuckDB reads a repeated header name 'x' as 'x', 'x_1', ...
+_RENAMED = re.compile(r"^(?P<base>.+)_\d+$")
+
+
+def _header_names(path: str) -> list[str]:
+    """The header row of a CSV file as written, split on its most likely delimiter."""
+    with Path(path).open("rb") as fh:
+        line = fh.readline().decode("utf-8", errors="replace").rstrip("\r\n")
+    splits = [next(csv.reader([line], delimiter=d)) for d in (",", *DELIMITERS)]
+    return max(splits, key=len)
+
+
+def _check_duplicate_names(files: list[str], frame: pd.DataFrame) -> None:
+    columns = set(map(str, frame.columns))
+    if not any((m := _RENAMED.match(c)) and m["base"] in columns for c in columns):
+        return
+    for path in files:
+        names = _header_names(path)
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise RawDataError(
+                f"{path}: column '{repeated[0]}' appears {names.count(repeated[0])} times in the "
+                f"header row (duplicated column names: {repeated}). Fix: give every column a "
+                f"unique name in the export"
+            )
+
+
 def _check_csvs(con: duckdb.DuckDBPyConnection, files: list[str], frame: pd.DataFrame) -> None:
+    _check_duplicate_names(files, frame)
     if _delimited_header(frame) is None and not frame.empty:
         return
     for path in files:  # only when something looks wrong: find the file it came from
@@ -149,6 +182,45 @@ def _check_timezones(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
             )
 
 
+def _family(physical: str, logical: str | None) -> str:
+    """What a Parquet column holds, coarsely: widening within a family (INT32 to INT64, an
+    integer column that got a null and became DOUBLE) reads fine together; across, it does not."""
+    logical = logical or ""
+    if logical.startswith(("Timestamp", "Date", "Time")):
+        return "timestamps"
+    if physical == "BOOLEAN":
+        return "booleans"
+    if physical in ("INT32", "INT64", "INT96", "FLOAT", "DOUBLE") or logical.startswith("Decimal"):
+        return "numbers"
+    if logical.startswith(("String", "Enum", "Json")) or physical == "BYTE_ARRAY":
+        return "text"
+    return physical.lower()
+
+
+def _check_types(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
+    """Files read together must agree on what each column holds: a union of numbers in one
+    file and text in another would silently turn every value into text. Name the column and
+    both files."""
+    rows = con.sql(
+        "SELECT file_name, name, type, logical_type FROM parquet_schema($files) "
+        "WHERE coalesce(num_children, 0) = 0",
+        params={"files": files},
+    ).fetchall()
+    seen: dict[str, tuple[str, str]] = {}
+    for path, column, physical, logical in rows:
+        family = _family(str(physical), logical)
+        if column not in seen:
+            seen[column] = (path, family)
+        elif seen[column][1] != family:
+            first, was = seen[column]
+            raise RawDataError(
+                f"{path}: column '{column}' holds {family}, but in {first} it holds {was}: "
+                f"the column's type changed between landed files. Fix: land every file with "
+                f"the same type for '{column}' (re-export {Path(path).name} with the old type, "
+                f"or all files with the new one)"
+            )
+
+
 def read_files(files: list[str], fmt: str) -> pd.DataFrame:
     """All rows of ``files``, with ``_source_file`` naming the file of each row."""
     for path in files:
@@ -157,6 +229,7 @@ def read_files(files: list[str], fmt: str) -> pd.DataFrame:
         try:
             if fmt == "parquet" and len(files) > 1:
                 _check_timezones(con, files)
+                _check_types(con, files)
             frame = _query(con, files, fmt)
         except RawDataError:
             raise
@@ -171,15 +244,34 @@ def read_files(files: list[str], fmt: str) -> pd.DataFrame:
     return frame
 
 
+def _not_utf8(path: str) -> str | None:
+    """Where a CSV file stops being UTF-8 text, or None if it is."""
+    data = Path(path).read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return f"byte 0x{data[exc.start]:02x} on line {line}"
+    return None
+
+
 def _read_one(con: duckdb.DuckDBPyConnection, path: str, fmt: str) -> pd.DataFrame:
     try:
         return _query(con, [path], fmt)
     except (duckdb.Error, OSError, ValueError) as exc:
-        kind = "CSV" if fmt == "csv" else "Parquet"
         first = str(exc).strip().splitlines()[0][:300]
+        where = _not_utf8(path) if fmt == "csv" else None
+        if where is not None:
+            raise RawDataError(
+                f"{path}: the file is not UTF-8 text ({where}; latin-1 or Windows-1252?). "
+                f"Fix: export it as UTF-8 (e.g. iconv -f latin1 -t utf-8 in > out)"
+            ) from exc
+        kind = "CSV" if fmt == "csv" else "Parquet"
         raise RawDataError(
-            f"{path}: not a readable {kind} file (truncated, corrupt or another format?): {first}"
-        ) from None
+            f"{path}: not a readable {kind} file (truncated, corrupt or another format?): "
+            f"{first}. Fix: land the file again, complete (a copy still in progress or cut "
+            f"short?), and check it is {kind} as the spec's source declares"
+        ) from exc
 
 
 def read(spec: PipelineSpec, snap: RawSnapshot) -> pd.DataFrame:
