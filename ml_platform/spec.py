@@ -28,7 +28,7 @@ from pydantic import (
 COMPONENT_TYPE = "ml_platform.components.MLPipelineComponent"
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 _WINDOW = re.compile(r"^(\d+)([dhm])$")
-Task = Literal["binary_classification", "regression"]
+Task = Literal["binary_classification", "multiclass_classification", "regression"]
 RetrainTrigger = Literal["drift", "performance", "model_age"]
 TimeUnit = Literal["year", "date", "s", "ms"]
 # A pipeline without an event timestamp gets this column at ingest, one constant value
@@ -522,9 +522,14 @@ class PipelineSpec(_Strict):
         if not self.has_event_time:
             self._no_event_time()
         if self.positive_label is not None and not self.is_classification:
+            fix = (
+                "Fix: remove positive_label; every label value is a class of its own"
+                if self.is_multiclass
+                else "Fix: remove positive_label, or declare task: binary_classification"
+            )
             raise ValueError(
                 f"positive_label {self.positive_label!r} is only for binary_classification; "
-                f"task is '{self.task}'"
+                f"task is '{self.task}'. {fix}"
             )
         reserved = {self.entity_key, self.event_timestamp, self.label}
         clash = reserved & set(self.features.numeric + self.features.categorical)
@@ -559,11 +564,24 @@ class PipelineSpec(_Strict):
     def primary_metric(self) -> str:
         if self.gates.champion_metric:
             return self.gates.champion_metric
+        if self.is_multiclass:
+            return "macro_f1"  # docs/training.md, "Multiclass classification": why
         return "roc_auc" if self.task == "binary_classification" else "rmse"
 
     @property
     def is_classification(self) -> bool:
+        """Binary classification (the label is 0.0/1.0, scores are P(label = 1)). Multiclass
+        is ``is_multiclass``; ``is_classifier`` is either."""
         return self.task == "binary_classification"
+
+    @property
+    def is_multiclass(self) -> bool:
+        """Multiclass classification: scores are a (rows, classes) probability matrix."""
+        return self.task == "multiclass_classification"
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.is_classification or self.is_multiclass
 
     def source_path(self, home: Path, project_root: Path) -> str:
         raw = os.path.expandvars(self.source.path.replace("{home}", str(home)))

@@ -57,9 +57,22 @@ def diabetes() -> pd.DataFrame:
     return frame
 
 
+def wine() -> pd.DataFrame:
+    """Wine recognition (178 wines from three cultivars, 13 chemical measurements): the cultivar
+    as the integer class 0 / 1 / 2, no timestamp."""
+    from sklearn.datasets import load_wine
+
+    data = load_wine(as_frame=True)
+    frame = data.data.rename(columns=lambda c: _snake(c.replace("/", "_")))
+    frame.insert(0, "wine_id", range(1, len(frame) + 1))
+    frame["cultivar"] = data.target.astype("int64")
+    return frame
+
+
 DATASETS: dict[str, Callable[[], pd.DataFrame]] = {
     "breast_cancer": breast_cancer,
     "diabetes": diabetes,
+    "wine": wine,
 }
 
 

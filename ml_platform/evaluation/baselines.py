@@ -13,7 +13,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from ml_platform.spec import PipelineSpec
-from ml_platform.training.fitting import features_of
+from ml_platform.training.fitting import align_proba, classes_of, features_of
 
 
 def _linear(spec: PipelineSpec) -> Pipeline:
@@ -41,33 +41,43 @@ def _linear(spec: PipelineSpec) -> Pipeline:
         )
     model = (
         LogisticRegression(max_iter=500, class_weight="balanced")
-        if spec.is_classification
+        if spec.is_classifier
         else Ridge(alpha=1.0)
     )
     return Pipeline([("preprocess", ColumnTransformer(parts)), ("model", model)])
 
 
 def _scores(
-    spec: PipelineSpec, model: Pipeline | DummyClassifier | DummyRegressor, x: pd.DataFrame
+    spec: PipelineSpec,
+    model: Pipeline | DummyClassifier | DummyRegressor,
+    x: pd.DataFrame,
+    classes: np.ndarray | None,
 ) -> np.ndarray:
+    if spec.is_multiclass:
+        proba = model.predict_proba(x)
+        return proba if classes is None else align_proba(proba, classes_of(model), classes)
     return model.predict_proba(x)[:, 1] if spec.is_classification else model.predict(x)
 
 
 def baseline_scores(
-    spec: PipelineSpec, history: pd.DataFrame, holdout: pd.DataFrame
+    spec: PipelineSpec,
+    history: pd.DataFrame,
+    holdout: pd.DataFrame,
+    classes: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Holdout scores of the dummy and the linear baseline, both fitted on ``history`` (rows
-    strictly before the holdout window, so neither sees the holdout)."""
+    strictly before the holdout window, so neither sees the holdout). The dummy predicts the
+    class priors of ``history`` (``strategy="prior"``): its probabilities are the prior and its
+    predicted class the majority class. Multiclass scores are probability matrices with columns
+    ``classes`` (the candidate's), so all models are scored against the same classes."""
     if history.empty:
         raise ValueError("no training rows precede the holdout window; baselines cannot be fitted")
     y = history[spec.label].to_numpy()
     dummy = (
-        DummyClassifier(strategy="prior")
-        if spec.is_classification
-        else DummyRegressor(strategy="mean")
+        DummyClassifier(strategy="prior") if spec.is_classifier else DummyRegressor(strategy="mean")
     ).fit(np.zeros((len(y), 1)), y)
     linear = _linear(spec).fit(features_of(history, spec), y)
     return {
-        "dummy": _scores(spec, dummy, np.zeros((len(holdout), 1))),
-        "linear": _scores(spec, linear, features_of(holdout, spec)),
+        "dummy": _scores(spec, dummy, np.zeros((len(holdout), 1)), classes),
+        "linear": _scores(spec, linear, features_of(holdout, spec), classes),
     }

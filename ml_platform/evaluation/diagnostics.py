@@ -40,6 +40,25 @@ def confusion(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> list[
     return confusion_matrix(y, (proba >= threshold).astype(int), labels=[0, 1]).tolist()
 
 
+def calibration_per_class(
+    y: np.ndarray, proba: np.ndarray, classes: list[Any], bins: int = 10
+) -> dict[str, Calibration | None]:
+    """Multiclass, one-vs-rest: for each class, the reliability of P(class) against 'the row is
+    of that class'. ``y`` holds class codes (the columns of ``proba``); a class absent from the
+    holdout (or the only one in it) has no curve (None)."""
+    out: dict[str, Calibration | None] = {}
+    for k, name in enumerate(classes):
+        hit = (np.asarray(y) == k).astype(int)
+        out[str(name)] = calibration(hit, proba[:, k], bins) if 0 < hit.sum() < len(hit) else None
+    return out
+
+
+def confusion_multiclass(y: np.ndarray, proba: np.ndarray) -> list[list[int]]:
+    """Rows are the true class code, columns the most probable class's code."""
+    labels = list(range(np.shape(proba)[1]))
+    return confusion_matrix(y, np.asarray(proba).argmax(axis=1), labels=labels).tolist()
+
+
 def _default_scores(model: Any, x: pd.DataFrame) -> np.ndarray:
     return model.predict_proba(x)[:, 1] if hasattr(model, "predict_proba") else model.predict(x)
 

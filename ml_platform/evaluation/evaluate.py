@@ -24,7 +24,13 @@ from ml_platform.ingest.io import write_json, write_text
 from ml_platform.spec import PipelineSpec
 from ml_platform.training import fitting
 from ml_platform.training.tracking import Tracking
-from ml_platform.training.train import Candidate, holdout_metrics, holdout_of
+from ml_platform.training.train import (
+    Candidate,
+    class_names,
+    holdout_metrics,
+    holdout_of,
+    holdout_target,
+)
 
 DUMMY, LINEAR, CHAMPION_GATE = (
     "beats_dummy_baseline",
@@ -81,16 +87,22 @@ def gate_names(spec: PipelineSpec) -> list[str]:
 
 
 def slice_metrics(
-    spec: PipelineSpec, holdout: pd.DataFrame, scores: np.ndarray
+    spec: PipelineSpec,
+    holdout: pd.DataFrame,
+    scores: np.ndarray,
+    y: np.ndarray | None = None,
+    classes: list[Any] | None = None,
 ) -> dict[str, dict[str, dict[str, float]]]:
+    """Metrics per value of each slice column; ``y`` as ``holdout_target`` gives it (default
+    the label column: binary and regression) and ``classes`` the multiclass class names."""
     out: dict[str, dict[str, dict[str, float]]] = {}
-    y_all = holdout[spec.label].to_numpy()
+    y_all = holdout[spec.label].to_numpy() if y is None else y
     for col in spec.slices:
         out[col] = {}
         for value, idx in holdout.groupby(col, dropna=False).indices.items():
             out[col][str(value)] = {
                 "rows": float(len(idx)),
-                **holdout_metrics(spec, y_all[idx], scores[idx]),
+                **holdout_metrics(spec, y_all[idx], scores[idx], classes),
             }
     return out
 
@@ -128,7 +140,7 @@ def _slice_comparisons(
     for col in spec.slices:
         for value, idx in holdout.groupby(col, dropna=False).indices.items():
             if len(idx) < spec.gates.min_slice_rows or (
-                spec.is_classification and len(np.unique(y[idx])) < 2
+                spec.is_classifier and len(np.unique(y[idx])) < 2
             ):
                 continue
             out[f"{col}={value}"] = paired_bootstrap(
@@ -224,15 +236,20 @@ class Champion:
 
 
 def score_champion(
-    spec: PipelineSpec, tracking: Tracking, holdout: pd.DataFrame, version: str | None
+    spec: PipelineSpec,
+    tracking: Tracking,
+    holdout: pd.DataFrame,
+    version: str | None,
+    classes: np.ndarray | None = None,
 ) -> Champion | None:
     """Re-score the champion ``version`` (the registry's, read by the caller; pinned, as the alias
-    may move while we evaluate) on the candidate's holdout; None when there is no champion."""
+    may move while we evaluate) on the candidate's holdout; None when there is no champion.
+    Multiclass: the probabilities of the candidate's ``classes``, in their order."""
     if version is None:
         return None
     try:
         model = tracking.load_sklearn_model(f"models:/{spec.name}/{version}")
-        return Champion(version, fitting.predict(spec, model, holdout), None)
+        return Champion(version, fitting.scores(spec, model, holdout, classes), None)
     except Exception as exc:  # a champion on other features or a lost artifact: say so
         return Champion(version, None, f"{type(exc).__name__}: {exc}"[:500])
 
@@ -353,13 +370,17 @@ def _judge(
 
     The baselines are fitted on a thread while this one scores: the linear fit spends most of
     its time in native code, outside the GIL."""
-    y = holdout[spec.label].to_numpy()
+    # Multiclass: every model's probabilities in the candidate's class order, the label as the
+    # column index of its class in them.
+    classes = fitting.classes_of(model) if spec.is_multiclass else None
+    names = None if classes is None else class_names(classes)
+    y = holdout_target(spec, holdout, classes)
     with ThreadPoolExecutor(1, thread_name_prefix="baselines") as pool:
-        fitted = pool.submit(_baselines_one_thread, spec, training_set, holdout)
-        scores = fitting.predict(spec, model, holdout)
-        metrics = holdout_metrics(spec, y, scores)
-        slices = slice_metrics(spec, holdout, scores)
-        champion = score_champion(spec, tracking, holdout, champion_version)
+        fitted = pool.submit(_baselines_one_thread, spec, training_set, holdout, classes)
+        scores = fitting.scores(spec, model, holdout)
+        metrics = holdout_metrics(spec, y, scores, names)
+        slices = slice_metrics(spec, holdout, scores, y, names)
+        champion = score_champion(spec, tracking, holdout, champion_version, classes)
         diagnostics, plots = report_artifacts.diagnose(spec, model, holdout, scores, report_dir)
         bases = fitted.result()
     gates = threshold_gates(spec, metrics)
@@ -386,11 +407,11 @@ def _judge(
         candidate.run_id,
         metrics,
         slices,
-        {name: holdout_metrics(spec, y, s) for name, s in bases.items()},
+        {name: holdout_metrics(spec, y, s, names) for name, s in bases.items()},
         None if champion is None else champion.version,
         None
         if champion is None or champion.scores is None
-        else holdout_metrics(spec, y, champion.scores),
+        else holdout_metrics(spec, y, champion.scores, names),
         gates,
         str(report_dir),
     )
@@ -399,11 +420,11 @@ def _judge(
 
 
 def _baselines_one_thread(
-    spec: PipelineSpec, training_set: Path, holdout: pd.DataFrame
+    spec: PipelineSpec, training_set: Path, holdout: pd.DataFrame, classes: np.ndarray | None
 ) -> dict[str, np.ndarray]:
     # OpenMP's thread count is per thread: a new thread starts from the default, so limit again.
     with threadpool_limits(1):
-        return baseline_scores(spec, _history(spec, training_set, holdout), holdout)
+        return baseline_scores(spec, _history(spec, training_set, holdout), holdout, classes)
 
 
 def _finish(

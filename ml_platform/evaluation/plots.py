@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ml_platform.evaluation.diagnostics import Calibration
@@ -20,14 +22,22 @@ def calibration_png(cal: Calibration, scores: np.ndarray, title: str) -> bytes:
     return png(ax.figure)
 
 
-def confusion_png(matrix: list[list[int]], threshold: float, title: str) -> bytes:
+def confusion_png(
+    matrix: list[list[int]],
+    threshold: float | None,
+    title: str,
+    display_labels: list[Any] | None = None,
+) -> bytes:
+    """Binary at ``threshold``; multiclass (``threshold`` None) by the most probable class."""
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    ax = axes(4.2, 3.6)
-    ConfusionMatrixDisplay(np.asarray(matrix), display_labels=[0, 1]).plot(
+    k = len(matrix)
+    ax = axes(max(4.2, 0.6 * k + 2.4), max(3.6, 0.6 * k + 1.8))
+    ConfusionMatrixDisplay(np.asarray(matrix), display_labels=display_labels or [0, 1]).plot(
         ax=ax, cmap="Blues", values_format=",d", colorbar=False
     )
-    ax.set_title(f"{title}\nthreshold {threshold}")
+    rule = "most probable class" if threshold is None else f"threshold {threshold}"
+    ax.set_title(f"{title}\n{rule}")
     return png(ax.figure)
 
 

@@ -46,6 +46,33 @@ def diagnose(
             plots.confusion_png(matrix, THRESHOLD, "confusion matrix (holdout)"),
             plot_dir / "confusion_matrix.png",
         )
+    elif spec.is_multiclass:
+        from ml_platform.training.train import class_names
+
+        classes = fitting.classes_of(model)
+        names = class_names(classes)
+        y = fitting.label_codes(y, classes)  # the probability matrix's column of each row
+        per_class = diagnostics.calibration_per_class(y, scores, names)
+        matrix = diagnostics.confusion_multiclass(y, scores)
+        found |= {
+            "calibration_per_class": {
+                k: None if c is None else c.to_dict() for k, c in per_class.items()
+            },
+            "confusion_matrix": matrix,
+            "classes": names,
+        }
+        for k, (name, curve) in enumerate(per_class.items()):
+            if curve is not None:
+                pngs[f"calibration_class_{name}"] = _write_png(
+                    plots.calibration_png(
+                        curve, scores[:, k], f"calibration, class {name} vs rest (holdout)"
+                    ),
+                    plot_dir / f"calibration_class_{name}.png",
+                )
+        pngs["confusion_matrix"] = _write_png(
+            plots.confusion_png(matrix, None, "confusion matrix (holdout)", names),
+            plot_dir / "confusion_matrix.png",
+        )
     else:
         pngs["residuals"] = _write_png(
             plots.residuals_png(y, scores, "residuals (holdout)", seed=spec.seed),
@@ -56,7 +83,7 @@ def diagnose(
         fitting.features_of(holdout, spec),
         y,
         spec.primary_metric,
-        scores=lambda fitted, x: fitting.predict(spec, fitted, x),
+        scores=lambda fitted, x: fitting.scores(spec, fitted, x),
         seed=spec.seed,
     )
     found["permutation_importance"] = importance

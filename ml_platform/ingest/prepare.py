@@ -306,10 +306,62 @@ def numeric_label(spec: PipelineSpec, frame: pd.DataFrame) -> Problem | None:
     return None
 
 
+MIN_CLASSES = 3
+
+
+def multiclass_label(spec: PipelineSpec, frame: pd.DataFrame) -> Problem | None:
+    """Multiclass: the label as integer class values held as floats (NaN stays NaN for the
+    contract), and at least ``MIN_CLASSES`` distinct classes. Class names as strings are not
+    encoded here: a code chosen per batch would change meaning between batches."""
+    column = spec.label
+    if column not in frame.columns:
+        return None
+    raw = frame[column]
+    present = raw.dropna()
+    if present.empty:
+        return None  # no label at all: the contract reports the nulls
+    numbers = _numeric(raw)
+    integral = numbers.notna() & (numbers == np.floor(numbers))
+    bad = present[~integral[present.index]]
+    if len(bad):
+        return Problem(
+            "label_values",
+            column,
+            f"multiclass_classification needs the label '{column}' as integer class values "
+            f"(e.g. 0, 1, 2); {len(bad)} values are not (e.g. {_shown(bad.astype(str))}). "
+            f"Fix: map each class to an integer code upstream (and keep the mapping with the "
+            f"data); booleans have two classes: declare task: binary_classification",
+            len(bad),
+            _shown(bad.astype(str)),
+        )
+    values = sorted(numbers.dropna().unique().tolist())
+    if len(values) < MIN_CLASSES:
+        shown = [int(v) for v in values]
+        return Problem(
+            "label_values",
+            column,
+            f"multiclass_classification needs at least {MIN_CLASSES} classes; label '{column}' "
+            f"holds {len(values)}: {shown}. Fix: declare task: binary_classification"
+            + (f" (with positive_label: {shown[-1]} if it is not 0/1)" if len(values) == 2 else "")
+            + ", or land rows of the other classes",
+            len(present),
+            shown,
+        )
+    if not pd.api.types.is_float_dtype(raw):
+        frame[column] = numbers.astype("float64")
+    return None
+
+
 def prepare(spec: PipelineSpec, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem]]:
     """A copy of ``frame`` with the event time and label converted, and what could not be."""
     frame = frame.copy()
-    label = binary_label if spec.is_classification else numeric_label
+    label = (
+        binary_label
+        if spec.is_classification
+        else multiclass_label
+        if spec.is_multiclass
+        else numeric_label
+    )
     problems = [p for p in (event_time(spec, frame), label(spec, frame)) if p is not None]
     return frame, problems
 

@@ -94,9 +94,7 @@ def _random(frame: pd.DataFrame, spec: PipelineSpec) -> np.ndarray:
     window = np.full(n, TRAIN, dtype=np.int64)
     rank = _seeded_rank(frame, spec)
     groups = (
-        frame.groupby(spec.label, sort=True).indices
-        if spec.is_classification
-        else {None: np.arange(n)}
+        frame.groupby(spec.label, sort=True).indices if spec.is_classifier else {None: np.arange(n)}
     )
     for value, idx in groups.items():
         m = len(idx)
@@ -144,6 +142,6 @@ def assign(frame: pd.DataFrame, spec: PipelineSpec) -> Assignment:
         a = Assignment(_time(frame, spec), "time")
     else:
         a = Assignment(_random(frame, spec), "random")
-    if spec.is_classification:
+    if spec.is_classifier:
         _classes(frame, spec, a)
     return a

@@ -119,11 +119,62 @@ def features_of(frame: pd.DataFrame, spec: PipelineSpec) -> pd.DataFrame:
 
 
 def predict(spec: PipelineSpec, model: Any, frame: pd.DataFrame) -> np.ndarray:
-    """Scores: P(label = 1) for classification, the prediction for regression."""
+    """One value per row: P(label = 1) for binary classification, the prediction for
+    regression, the most probable class's value for multiclass (what the pyfunc flavour, and so
+    serving, returns; monitoring compares these). Metrics take ``scores``."""
     x = features_of(frame, spec)
     if spec.is_classification:
         return model.predict_proba(x)[:, 1]
+    if spec.is_multiclass:
+        return np.asarray(model.predict(x), dtype="float64")
     return model.predict(x)
+
+
+def scores(
+    spec: PipelineSpec, model: Any, frame: pd.DataFrame, classes: np.ndarray | None = None
+) -> np.ndarray:
+    """What the metrics score: ``predict``'s values, except for multiclass the (rows, classes)
+    probability matrix, its columns ``classes`` (default the model's own ``classes_``; a class
+    the model never saw gets probability 0)."""
+    if not spec.is_multiclass:
+        return predict(spec, model, frame)
+    proba = model.predict_proba(features_of(frame, spec))
+    return proba if classes is None else align_proba(proba, classes_of(model), classes)
+
+
+def classes_of(model: Any) -> np.ndarray:
+    """The class values of a fitted classifier (a Pipeline exposes its estimator's), sorted as
+    ``predict_proba``'s columns are."""
+    return np.asarray(model.classes_)
+
+
+def align_proba(proba: np.ndarray, have: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """``proba`` (columns ``have``) with columns ``want``: a class missing from ``have`` gets
+    probability 0, and a class of ``have`` not in ``want`` is dropped (each row renormalised), so
+    two models fitted on different class sets are scored against the same classes."""
+    if len(have) == len(want) and np.array_equal(have, want):
+        return proba
+    out = np.zeros((len(proba), len(want)))
+    index = {float(c): i for i, c in enumerate(have)}
+    for j, c in enumerate(want):
+        if float(c) in index:
+            out[:, j] = proba[:, index[float(c)]]
+    total = out.sum(axis=1, keepdims=True)
+    return np.divide(out, total, out=np.full_like(out, 1.0 / len(want)), where=total > 0)
+
+
+def label_codes(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Multiclass labels as their index in ``classes`` (the probability matrix's columns), as
+    ``metrics.multiclass_metrics`` and ``metrics.score`` take them."""
+    y, classes = np.asarray(y, dtype=float), np.asarray(classes, dtype=float)
+    codes = np.searchsorted(classes, y)
+    unknown = (codes >= len(classes)) | (classes[np.minimum(codes, len(classes) - 1)] != y)
+    if unknown.any():
+        raise ValueError(
+            f"label value(s) {sorted(set(y[unknown].tolist()))[:5]} are not classes the model "
+            f"was trained on ({classes.tolist()}): the training window must hold every class"
+        )
+    return codes
 
 
 def suggest(trial: optuna.Trial, space: dict[str, ParamSpace]) -> dict[str, Any]:
@@ -158,7 +209,7 @@ def iteration_param(estimator: Any) -> str | None:
 
 
 def _sample_weight(spec: PipelineSpec, pipe: Pipeline, y: np.ndarray) -> np.ndarray | None:
-    if not (spec.is_classification and spec.model.balance_classes):
+    if not (spec.is_classifier and spec.model.balance_classes):
         return None
     if "sample_weight" not in inspect.signature(pipe.named_steps["model"].fit).parameters:
         return None
@@ -200,6 +251,9 @@ def prepare(spec: PipelineSpec, split: Split) -> Prepared:
 
 
 def _val_score(spec: PipelineSpec, model: Any, data: Prepared) -> float:
+    if spec.is_multiclass:
+        y_val = label_codes(data.y_val, classes_of(model))
+        return score(spec.primary_metric, y_val, model.predict_proba(data.x_val))
     scores = (
         model.predict_proba(data.x_val)[:, 1]
         if spec.is_classification
@@ -330,7 +384,7 @@ def reproducibility_hash(spec: PipelineSpec, frame: pd.DataFrame, params: dict[s
     from two runs mean training is deterministic for this data, spec and code."""
     sample = fixed_sample(frame, spec)
     pin_seeds(spec.seed)
-    return prediction_hash(predict(spec, fit(spec, sample, params), sample))
+    return prediction_hash(scores(spec, fit(spec, sample, params), sample))
 
 
 def prediction_hash(pred: np.ndarray) -> str:

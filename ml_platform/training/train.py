@@ -30,7 +30,11 @@ from ml_platform.ingest.io import write_parquet
 from ml_platform.ingest.versioning import code_version
 from ml_platform.spec import PipelineSpec
 from ml_platform.training import fitting, reproduce, tuning
-from ml_platform.training.metrics import classification_metrics, regression_metrics
+from ml_platform.training.metrics import (
+    classification_metrics,
+    multiclass_metrics,
+    regression_metrics,
+)
 from ml_platform.training.reference import log_reference
 from ml_platform.training.tracking import BackgroundWriter, Tracking, pip_requirements
 
@@ -72,10 +76,28 @@ def trusted_types(model: Any) -> list[str]:
     return skops.io.get_untrusted_types(data=skops.io.dumps(model))
 
 
-def holdout_metrics(spec: PipelineSpec, y: Any, scores: Any) -> dict[str, float]:
+def holdout_metrics(
+    spec: PipelineSpec, y: Any, scores: Any, classes: Any = None
+) -> dict[str, float]:
+    """The task's metrics. Multiclass: ``y`` as class codes (``fitting.label_codes``), ``scores``
+    the probability matrix and ``classes`` the class values naming the per-class metrics."""
     if spec.is_classification:
         return classification_metrics(y, scores)
+    if spec.is_multiclass:
+        return multiclass_metrics(y, scores, None if classes is None else list(classes))
     return regression_metrics(y, scores)
+
+
+def holdout_target(spec: PipelineSpec, frame: pd.DataFrame, classes: Any = None) -> np.ndarray:
+    """The label of ``frame`` as the metrics take it: multiclass labels as their index in
+    ``classes`` (the scored probability matrix's columns), others as they are."""
+    y = frame[spec.label].to_numpy()
+    return fitting.label_codes(y, classes) if spec.is_multiclass else y
+
+
+def class_names(classes: Any) -> list[Any]:
+    """Class values as metric-name suffixes: integral floats as ints (3.0 -> 3)."""
+    return [int(c) if float(c).is_integer() else c for c in np.asarray(classes).tolist()]
 
 
 def trial_logger(
@@ -218,6 +240,8 @@ def _log_model(
     params: dict[str, Any],
 ) -> str:
     sample = fitting.features_of(split.test.head(5), spec)
+    if spec.is_multiclass:  # the pyfunc flavour predicts the class, one value per row
+        scores = model.predict(sample)
     return tracking.log_sklearn_model(
         run.experiment_id,
         run.run_id,
@@ -320,8 +344,14 @@ def train_candidate(
         best = study.best_trial.params
         # Final fit on train + validation, scored once on the frozen test window.
         final = fitting.fit(spec, pd.concat([split.train, split.validation]), best)
-        scores = fitting.predict(spec, final, split.test)
-        test_metrics = holdout_metrics(spec, split.test[spec.label].to_numpy(), scores)
+        scores = fitting.scores(spec, final, split.test)
+        classes = fitting.classes_of(final) if spec.is_multiclass else None
+        test_metrics = holdout_metrics(
+            spec,
+            holdout_target(spec, split.test, classes),
+            scores,
+            None if classes is None else class_names(classes),
+        )
         pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
         repro = fitting.reproducibility_hash(spec, frame, best)
         threads = reproduce.native_threads()

@@ -3,6 +3,7 @@ with one command, in a fresh home, through the same job path as `ml-platform run
 
 from __future__ import annotations
 
+import json
 import re
 
 import pandas as pd
@@ -31,7 +32,7 @@ def test_example_specs_load_and_land(name: str, home: PlatformHome) -> None:
 def test_unknown_example_is_refused() -> None:
     result = ml_platform("example", "iris", "--land-only")
     assert result.returncode == 2
-    assert "no example named 'iris'; examples: breast_cancer, diabetes" in result.stdout
+    assert "no example named 'iris'; examples: breast_cancer, diabetes, wine" in result.stdout
 
 
 @pytest.mark.slow
@@ -44,3 +45,21 @@ def test_example_runs_end_to_end(name: str, home: PlatformHome) -> None:
     assert re.search(r"checks \d+ passed, 0 failed", out), out[-2000:]
     assert f"model {name} v1 (promoted: first model" in out
     assert (home.landing / name / f"{name}.csv").exists()
+    spec = examples.load_example(name)
+    (report_path,) = (home.reports / name).glob("*/evaluation.json")
+    report = json.loads(report_path.read_text())
+    assert report["passed"] and spec.primary_metric in report["metrics"]
+    if spec.is_multiclass:  # wine: per-class metrics on the report and the MLflow run
+        from mlflow import MlflowClient
+
+        assert spec.primary_metric == "macro_f1"
+        classes = report["diagnostics"]["classes"]
+        assert classes == [0, 1, 2]
+        assert set(report["diagnostics"]["calibration_per_class"]) == {"0", "1", "2"}
+        logged = MlflowClient(home.tracking_uri).get_run(report["run_id"]).data.metrics
+        for c in classes:
+            for m in ("precision", "recall", "f1"):
+                assert f"{m}_class_{c}" in report["metrics"]
+                assert f"eval_{m}_class_{c}" in logged and f"test_{m}_class_{c}" in logged
+        for m in ("macro_f1", "weighted_f1", "log_loss", "accuracy"):
+            assert f"eval_{m}" in logged and m in report["baseline_metrics"]["dummy"]
