@@ -55,7 +55,8 @@ def apply(spec: PipelineSpec, home: PlatformHome) -> RegistryState:
         registry_file(home),
         home.feast_dir / spec.name / "applied.json",
     )
-    if record.exists() and home.production is None:
+    settings = home.production
+    if record.exists() and settings is None:
         last = json.loads(record.read_text())
         if last["objects"] == key and last["registry_sha256"] == _file_hash(registry):
             return RegistryState(**{**last["state"], "applied": False})
@@ -69,7 +70,8 @@ def apply(spec: PipelineSpec, home: PlatformHome) -> RegistryState:
         feature_view=service.view.name,
         fingerprint=service.fingerprint,
         features=service.view.feature_names,
-        registry_path=str(registry),
+        # The SQL registry's URL (no password in it) in the production profile.
+        registry_path=str(registry) if settings is None else settings.feast_registry_url,
         entities=sorted(e.name for e in store.list_entities(allow_cache=False)),
         feature_views=sorted(v.name for v in store.list_feature_views(allow_cache=False)),
         feature_services=sorted(s.name for s in store.list_feature_services()),

@@ -86,6 +86,15 @@ def test_demo_pipeline_on_postgres_and_redis(production: ProductionEnv) -> None:
         assert execution.run_id == records[ONLINE_JOB].run_id
         assert execution.event is not None and execution.event.dagster_event is not None
         assert execution.event.dagster_event.event_specific_data.passed
+        applied = instance.get_latest_materialization_event(
+            dg.AssetKey("loan_default_feature_registry")
+        )
+        assert applied is not None and applied.asset_materialization is not None
+        meta = applied.asset_materialization.metadata
+        assert (
+            meta["registry"].value == f"postgresql+psycopg://postgres@127.0.0.1:5432/{dbs['FEAST']}"
+        )
+        assert meta["feast_apply"].value == "applied"
     assert _count(dbs["DAGSTER"], f"SELECT count(*) FROM runs WHERE run_id = '{run_id}'") == 1
     assert not list(home.dagster_home.glob("**/*.db")), "a SQLite store in the instance dir"
 
