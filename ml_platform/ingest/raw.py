@@ -206,8 +206,13 @@ def _check_types(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
         "WHERE coalesce(num_children, 0) = 0",
         params={"files": files},
     ).fetchall()
+    top = set(
+        con.sql(f"SELECT * FROM {_reader('parquet')} LIMIT 0", params={"files": files}).columns
+    )
     seen: dict[str, tuple[str, str]] = {}
     for path, column, physical, logical in rows:
+        if column not in top or str(logical).startswith("Null"):  # nested; all null: fits any
+            continue
         family = _family(str(physical), logical)
         if column not in seen:
             seen[column] = (path, family)
