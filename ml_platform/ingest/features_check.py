@@ -64,6 +64,18 @@ def _numeric(column: str, raw: pd.Series) -> Problem | None:
         values = pd.to_numeric(raw, errors="coerce").astype("float64")
         infinite = raw[np.isinf(values.to_numpy())]
         return _infinite(column, raw, infinite) if len(infinite) else None
+    dates = ("date", "datetime", "datetime64")  # a CSV reader's DATE column: datetime.date
+    if pd.api.types.is_datetime64_any_dtype(raw) or pd.api.types.infer_dtype(raw) in dates:
+        present = raw.dropna().astype(str)
+        return Problem(
+            "numeric_feature",
+            column,
+            f"numeric feature '{column}' holds timestamps (e.g. {_shown(present)}), not "
+            f"numbers. Fix: derive a number from it upstream (e.g. an age in days), or remove "
+            f"it from features.numeric",
+            len(present),
+            _shown(present),
+        )
     numbers = pd.to_numeric(raw.astype("string").str.strip(), errors="coerce")
     bad = raw[raw.notna() & numbers.isna()]
     if not raw.notna().any():

@@ -223,6 +223,13 @@ CASES = [
         fmt="parquet",
     ),
     Case(
+        "timestamps_in_a_numeric_feature",
+        _csv(frame().assign(x=pd.date_range("2020-01-01", periods=400, freq="D"))),
+        "numeric_feature",
+        "x",
+        ("holds timestamps", "'2020-01-01", "features.numeric"),
+    ),
+    Case(
         "single_row",
         _csv(frame().head(1)),
         "label_classes",
