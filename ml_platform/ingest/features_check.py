@@ -1,4 +1,5 @@
-"""The declared features of a landed batch, checked before anything downstream reads them.
+"""The declared features (and a regression label) of a landed batch, checked before anything
+downstream reads them.
 
 A numeric feature holding text ('n/a', '1,234', '0,5'), a numeric feature holding +/-inf, or a
 feature with one value in every row would otherwise pass validation and break later, inside
@@ -136,4 +137,21 @@ def check_features(
             problem = problem or _constant(column, raw, role)
             if problem is not None:
                 problems.append(problem)
+    label = spec.label
+    if not spec.is_classification and label in frame.columns and label not in typed:
+        values = frame[label]
+        if pd.api.types.is_numeric_dtype(values):  # text: prepare.numeric_label reports it
+            infinite = values[np.isinf(values.astype("float64").to_numpy())]
+            if len(infinite):
+                problems.append(
+                    Problem(
+                        "finite",
+                        label,
+                        f"{len(infinite)} of {len(values)} values of the label '{label}' are "
+                        f"+/-infinity (e.g. {_shown(infinite)}). Fix: correct or drop those "
+                        f"rows upstream: a regression cannot learn from an infinite target",
+                        len(infinite),
+                        _shown(infinite),
+                    )
+                )
     return problems

@@ -230,6 +230,17 @@ CASES = [
         ("holds timestamps", "'2020-01-01", "features.numeric"),
     ),
     Case(
+        "regression_label_with_infinity",
+        _csv(frame().assign(label=lambda f: (f["x"] * 3.0).mask(_rows(f), -np.inf))),
+        "finite",
+        "label",
+        ("the label 'label' are +/-infinity", "'-inf'", "infinite target"),
+        spec=(
+            ("task", "regression"),
+            ("gates", {"min_metrics": {}, "bootstrap_samples": 50, "min_slice_rows": 50}),
+        ),
+    ),
+    Case(
         "single_row",
         _csv(frame().head(1)),
         "label_classes",
