@@ -320,7 +320,19 @@ def print_summary(
         )
     elif candidate:
         table.add_row("model", "not registered (a gate failed)")
-    metric_names = ("roc_auc", "pr_auc", "log_loss", "brier", "f1", "rmse", "mae", "r2")
+    metric_names = (
+        "roc_auc",
+        "pr_auc",
+        "macro_f1",
+        "weighted_f1",
+        "accuracy",
+        "log_loss",
+        "brier",
+        "f1",
+        "rmse",
+        "mae",
+        "r2",
+    )
     metrics = {k: evaluation[k] for k in metric_names if k in evaluation}
     if metrics:
         table.add_row("holdout", ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
