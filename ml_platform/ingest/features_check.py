@@ -61,6 +61,8 @@ def _infinite(column: str, raw: pd.Series, infinite: pd.Series) -> Problem:
 
 
 def _numeric(column: str, raw: pd.Series) -> Problem | None:
+    if pd.api.types.is_bool_dtype(raw) or pd.api.types.infer_dtype(raw) == "boolean":
+        return None  # booleans are numbers 0/1 (with nulls a CSV reader gives objects)
     if pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw):
         values = pd.to_numeric(raw, errors="coerce").astype("float64")
         infinite = raw[np.isinf(values.to_numpy())]

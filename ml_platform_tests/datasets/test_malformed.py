@@ -342,6 +342,29 @@ def test_compatible_types_across_files_still_read(tmp_path: Path) -> None:
     assert len(read) == len(clean) and read["note"].isna().sum() == 200
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_nullable_booleans_are_numeric_features(
+    fmt: str, home: PlatformHome, tmp_path: Path
+) -> None:
+    """Booleans with gaps (object values from a CSV reader) are 0/1 numbers, not text."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    data = frame()
+    flags = pd.array(data["flag"].to_numpy(), dtype="boolean")
+    flags[::7] = pd.NA
+    data = data.assign(flag_num=flags)
+    if fmt == "csv":
+        data.to_csv(landing / "data.csv", index=False)
+    else:
+        data.to_parquet(landing / "data.parquet", index=False)
+    the_spec = spec(
+        source={"path": str(landing / f"*.{fmt}")},
+        features={"numeric": ["x", "flag_num"], "categorical": ["flag"]},
+    )
+    outcome = validate_snapshot(the_spec, home, raw.snapshot(the_spec, home))
+    assert outcome.passed, outcome.summary()
+
+
 def test_semicolon_file_with_decimal_points_is_read(home: PlatformHome, tmp_path: Path) -> None:
     """A semicolon-separated file is not malformed: DuckDB's sniffer finds the delimiter."""
     landing = tmp_path / "landing"
