@@ -9,11 +9,11 @@ rollout: the "shadow before promotion" story of docs/serving.md in one bounded c
    service reads the rest (the aggregates) from the online store. Rows are sent in batches of
    ``--batch-size`` (no entity twice in one request, so each outcome labels one row) at no more
    than ``--rate`` requests a second, each with an ``X-Request-ID`` of this replay.
-2. The outcomes: each scored row's label (the feature table's label, or the spec's late label
-   files when it names them) with the request id and the time of the replay, written to
-   ``<home>/warehouse/<pipeline>/replay/<replay id>.parquet`` (temporary name, then renamed) and
-   ingested by ``ml-platform labels`` (the same command function), which joins them to the
-   prediction log exactly by request id.
+2. The outcomes: each scored row's label (from the newest validated data, or the spec's late
+   label files when it names them, joined as monitoring joins them) with the request id and
+   the time of the replay, written to ``<home>/warehouse/<pipeline>/replay/<id>.parquet``
+   (temporary name, then renamed) and ingested by ``ml-platform labels`` (the same command
+   function), which joins them to the prediction log exactly by request id.
 3. ``--evaluate``: ``<pipeline>_online_evaluation_job`` runs in this process on the home's
    Dagster instance with the code location's executor (the path of ``ml-platform run``); its
    verdict and action are printed with the promotion ledger's decisions since the replay began.
@@ -79,16 +79,23 @@ def newest_days(spec: PipelineSpec, frame: pd.DataFrame, days: int) -> pd.DataFr
 
 
 def _labels(spec: PipelineSpec, home: PlatformHome, rows: pd.DataFrame) -> pd.Series:
-    """The rows' labels: the spec's late label files when it names them (as monitoring joins
-    them), else the feature table's label column."""
+    """The rows' labels, joined on entity key and event time as monitoring joins them
+    (``labels_for``): from the spec's late label files when it names them, else from the newest
+    validated data (``<home>/warehouse/<pipeline>/validated/``, the last run's)."""
     import pandas as pd
 
     from ml_platform.monitoring.batches import labels_for
 
-    if spec.monitoring.labels is not None:
-        found = labels_for(spec, home, rows, Path(os.devnull))
-        return pd.Series(pd.NA, index=rows.index) if found is None else found
-    return rows[spec.label]
+    folder = home.pipeline_dir(spec.name) / "validated"
+    validated = sorted((p for p in folder.glob("[!.]*.parquet")), key=lambda p: p.stat().st_mtime)
+    if not validated and spec.monitoring.labels is None:
+        raise ReplayError(
+            f"no validated data in {folder} to read labels from: run `ml-platform run "
+            f"{spec.name}` first",
+            2,
+        )
+    found = labels_for(spec, home, rows, validated[-1] if validated else Path(os.devnull))
+    return pd.Series(pd.NA, index=rows.index, dtype="object") if found is None else found
 
 
 def _json_value(value: Any) -> Any:

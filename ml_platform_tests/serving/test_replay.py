@@ -180,12 +180,13 @@ class _NotReady(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def feature_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PlatformHome:
-    """A home with a two-row feature table: enough to get to the service checks."""
+    """A home with a two-row feature table and its validated data (the labels): enough to get
+    to the service checks."""
     home = PlatformHome(tmp_path / "home").ensure()
     _use_home(monkeypatch, home.root)
     folder = home.pipeline_dir(PIPELINE)
-    folder.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(
+    (folder / "validated").mkdir(parents=True, exist_ok=True)
+    rows = pd.DataFrame(
         {
             "customer_id": [1, 2],
             "applied_at": pd.to_datetime(["2026-01-01T10:00", "2026-01-02T10:00"], utc=True),
@@ -193,7 +194,9 @@ def feature_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PlatformHom
             "purpose": ["car", "home"],
             "defaulted": [0, 1],
         }
-    ).to_parquet(folder / "features.parquet")
+    )
+    rows.drop(columns="defaulted").to_parquet(folder / "features.parquet")
+    rows.to_parquet(folder / "validated" / "0123.parquet")
     return home
 
 
