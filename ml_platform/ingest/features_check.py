@@ -1,10 +1,11 @@
 """The declared features (and a regression label) of a landed batch, checked before anything
 downstream reads them.
 
-A numeric feature holding text ('n/a', '1,234', '0,5'), a numeric feature holding +/-inf, or a
-feature with one value in every row would otherwise pass validation and break later, inside
-scikit-learn or Feast, with a message about arrays rather than about the column. Each is a
-``Problem`` naming the column, the values and the fix; validation reports it as a failed rule.
+A numeric feature holding text ('n/a', '1,234', '0,5') or dates, a numeric feature or regression
+label holding +/-inf, or a feature with one value in every row passed the minimal contract and
+went on to the feature and training steps, where a library meets it without knowing the column.
+Each is now a ``Problem`` naming the column, the values and the fix; validation reports it as a
+failed rule and publishes nothing.
 
 A column the data contract gives a dtype is left to the contract (its rules, with their
 quarantine policy, own it); these checks cover what a spec declares without a contract file.
@@ -74,8 +75,8 @@ def _numeric(column: str, raw: pd.Series) -> Problem | None:
             "numeric_feature",
             column,
             f"numeric feature '{column}' holds timestamps (e.g. {_shown(present)}), not "
-            f"numbers. Fix: derive a number from it upstream (e.g. an age in days), or remove "
-            f"it from features.numeric",
+            f"numbers. Fix: move it to features.dates (e.g. dates: [{{column: {column}, parts: "
+            f"[day_of_week, month], age_days: true}}]; docs/pipeline-spec.md, Dates)",
             len(present),
             _shown(present),
         )
