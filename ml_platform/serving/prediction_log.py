@@ -1,8 +1,10 @@
 """The prediction log: every row a model scored, appended off the response path.
 
 :class:`PredictionLog` keeps a bounded in-memory buffer that a background thread flushes every
-``flush_seconds`` (or sooner, once ``flush_rows`` are waiting) into append-only Parquet files
-(embedded profile):
+``flush_seconds`` (or sooner, once ``flush_rows`` are waiting) into its store
+(ml_platform/serving/prediction_store.py): in the production profile one COPY per batch in one
+transaction into the append-only Postgres table ``predictions``; in the embedded profile
+append-only Parquet files:
 
     <home.warehouse>/<pipeline>/predictions/date=YYYY-MM-DD/<pid>-<uuid>.parquet
 
@@ -11,7 +13,7 @@ reader never sees a torn file (readers ignore names beginning with ``.``; a proc
 mid-write leaves at most such a temporary). ``append`` never blocks on disk: when the buffer is
 full, the rows that do not fit are dropped and counted (``dropped_rows`` and the ``on_drop``
 callback, which the service wires to a Prometheus counter), because a response must never
-wait for the log.
+wait for the log. ``read_predictions`` reads either store into the same columns and types.
 """
 
 from __future__ import annotations
@@ -19,9 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import threading
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -29,9 +29,15 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ml_platform.home import PlatformHome
+from ml_platform.serving.prediction_store import (
+    TEMP_PREFIX,
+    ParquetFiles,
+    PostgresPredictions,
+    PredictionStore,
+    write_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +63,20 @@ COLUMNS = tuple(SCHEMA.names)
 # Columns a caller must give; logged_at defaults to the time of append, label to null.
 REQUIRED = frozenset(COLUMNS) - {"logged_at", "label", "latency_ms"}
 DEFAULT_MAX_BUFFER_ROWS = 100_000
-TEMP_PREFIX = "."
+__all__ = ["TEMP_PREFIX", "write_file"]  # re-exported: the Parquet store's, as before
 DropCallback = Callable[[str, int], None]  # (reason, rows): "buffer_full" | "write_failed" | ...
 
 
 def predictions_dir(home: PlatformHome, pipeline: str) -> Path:
     return home.pipeline_dir(pipeline) / "predictions"
+
+
+def store_for(home: PlatformHome, pipeline: str) -> PredictionStore:
+    """The log's store for ``home``'s profile: Parquet files in the home, or Postgres."""
+    settings = home.production
+    if settings is None:
+        return ParquetFiles(predictions_dir(home, pipeline))
+    return PostgresPredictions.from_settings(settings, pipeline)
 
 
 def _features_json(value: Any) -> str:
@@ -102,23 +116,6 @@ def _table(rows: Sequence[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=SCHEMA)
 
 
-def write_file(directory: Path, table: pa.Table) -> Path:
-    """One Parquet file written under a temporary name, fsynced and renamed into place."""
-    directory.mkdir(parents=True, exist_ok=True)
-    name = f"{os.getpid()}-{uuid.uuid4().hex}.parquet"
-    tmp = directory / f"{TEMP_PREFIX}{name}.tmp"
-    final = directory / name
-    try:
-        pq.write_table(table, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return final
-
-
 class PredictionLog:
     """A pipeline's prediction log writer: ``append`` from the request path, flushed in the
     background. Thread-safe; one per pipeline per process."""
@@ -131,6 +128,7 @@ class PredictionLog:
         flush_seconds: float = 1.0,
         max_buffer_rows: int = DEFAULT_MAX_BUFFER_ROWS,
         on_drop: DropCallback | None = None,
+        store: PredictionStore | None = None,
     ) -> None:
         if flush_rows < 1:
             raise ValueError(f"flush_rows must be at least 1, got {flush_rows}")
@@ -142,7 +140,8 @@ class PredictionLog:
             )
         self.home = home
         self.pipeline = pipeline
-        self.directory = predictions_dir(home, pipeline)
+        self.directory = predictions_dir(home, pipeline)  # the embedded profile's files
+        self.store = store if store is not None else store_for(home, pipeline)
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.max_buffer_rows = max_buffer_rows
@@ -150,7 +149,7 @@ class PredictionLog:
         self.dropped_rows = 0  # buffer full or appended after close
         self.failed_rows = 0  # a flush that could not write (disk full, bad value)
         self.written_rows = 0
-        self.files_written = 0
+        self.files_written = 0  # batches written: files, or transactions in Postgres
         self._buffer: list[dict[str, Any]] = []
         self._lock = threading.Lock()  # guards the buffer and the counters
         self._write_lock = threading.Lock()  # one writer at a time (thread or flush())
@@ -223,7 +222,8 @@ class PredictionLog:
         return rows
 
     def flush(self) -> int:
-        """Write every buffered row now (one file per date partition); the rows written."""
+        """Write every buffered row now (one batch per date partition: a file, or a transaction);
+        the rows written."""
         with self._write_lock:
             rows = self._take()
             if not rows:
@@ -238,7 +238,7 @@ class PredictionLog:
             written = 0
             for day, day_rows in sorted(by_day.items()):
                 try:
-                    write_file(self.directory / f"date={day.isoformat()}", _table(day_rows))
+                    self.store.write(day, _table(day_rows))
                 except Exception as exc:
                     with self._lock:
                         self.failed_rows += len(day_rows)
@@ -274,27 +274,6 @@ class PredictionLog:
         self.close()
 
 
-def _files(home: PlatformHome, pipeline: str, since: datetime | None) -> list[Path]:
-    root = predictions_dir(home, pipeline)
-    if not root.is_dir():
-        return []
-    first = since.astimezone(UTC).date() if since is not None else None
-    out: list[Path] = []
-    for part in sorted(root.glob("date=*")):
-        try:
-            day = date.fromisoformat(part.name.removeprefix("date="))
-        except ValueError:
-            continue  # not a partition of ours
-        if first is not None and day < first:
-            continue
-        out.extend(
-            p
-            for p in sorted(part.glob("*.parquet"))
-            if not p.name.startswith(TEMP_PREFIX) and p.is_file()
-        )
-    return out
-
-
 def read_predictions(
     home: PlatformHome, pipeline: str, since: datetime | None = None
 ) -> pd.DataFrame:
@@ -305,13 +284,7 @@ def read_predictions(
             f"since={since.isoformat()} has no timezone: pass an aware datetime "
             "(e.g. datetime(..., tzinfo=UTC))"
         )
-    files = _files(home, pipeline, since)
-    table = (
-        pa.concat_tables([pq.read_table(f, schema=SCHEMA) for f in files])
-        if files
-        else SCHEMA.empty_table()
-    )
-    frame = table.to_pandas()
+    frame = store_for(home, pipeline).read(since, SCHEMA).to_pandas()
     frame["label"] = frame["label"].astype("Int64")
     if since is not None:
         frame = frame[frame["logged_at"] >= pd.Timestamp(since)]
