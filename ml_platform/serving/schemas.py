@@ -69,9 +69,17 @@ def request_model(pipeline: str, row: type[BaseModel]) -> type[BaseModel]:
 class Prediction(BaseModel):
     row: int = Field(description="Index of the row in the request.")
     entity: int | str
-    score: float = Field(description="P(label = 1) for a classifier, the prediction otherwise.")
+    score: float = Field(
+        description="P(label = 1) for a binary classifier; multiclass: the probability of the "
+        "predicted class (`label`); the prediction otherwise."
+    )
     label: int | None = Field(
-        description="Classifiers: score >= the spec's serving.threshold (default 0.5); else null."
+        description="Binary classifiers: score >= the spec's serving.threshold (default 0.5); "
+        "multiclass: the most probable class; else null."
+    )
+    probabilities: dict[str, float] | None = Field(
+        default=None,
+        description="Multiclass only: every class's probability, keyed by the class value.",
     )
     model_version: str = Field(description="The registry version that scored this row.")
     arm: Literal["champion", "challenger"] = Field(

@@ -70,6 +70,34 @@ class Scored:
     scores: list[float]
     vectors: list[list[Any]]  # each row's model input, in the model's column order
     seconds: float
+    # Multiclass: each row's predicted class (the most probable) and every class's probability.
+    labels: list[int] | None = None
+    probabilities: list[dict[str, float]] | None = None
+
+    def label(self, k: int, threshold: float, classifier: bool) -> int | None:
+        """Row ``k``'s label: the predicted class (multiclass), score >= threshold (binary)."""
+        if self.labels is not None:
+            return self.labels[k]
+        return int(self.scores[k] >= threshold) if classifier else None
+
+
+def multiclass_scores(
+    model: ServedModel, vectors: list[list[Any]]
+) -> tuple[list[float], list[int], list[dict[str, float]]]:
+    """The probability of each row's most probable class (ties: the first in the model's class
+    order, as ``predict`` picks), that class, and every class's probability keyed by the class
+    value as text (JSON object keys are text)."""
+    import numpy as np
+
+    proba = model.scorer.probabilities(vectors)
+    classes = [int(c) for c in model.scorer.classes]  # validated integer classes
+    best = np.argmax(proba, axis=1)
+    names = [str(c) for c in classes]
+    return (
+        proba[np.arange(len(best)), best].tolist(),
+        [classes[j] for j in best],
+        [dict(zip(names, row, strict=True)) for row in proba.tolist()],
+    )
 
 
 @dataclass(frozen=True)
@@ -312,6 +340,10 @@ class Service:
         started = time.perf_counter()
         if vectors is None:
             vectors = self.vectors(spec, model, rows, positions)
+        if spec.is_multiclass:
+            scores, labels, probabilities = multiclass_scores(model, vectors)
+            seconds = time.perf_counter() - started
+            return Scored(model, positions, scores, vectors, seconds, labels, probabilities)
         scores = model.scorer.score(vectors).tolist()
         return Scored(model, positions, scores, vectors, time.perf_counter() - started)
 
@@ -334,16 +366,18 @@ class Service:
         out: list[dict[str, Any]] = [{} for _ in rows]
         classifier, key, threshold = spec.is_classification, spec.entity_key, spec.serving.threshold
         for part in parts:
-            for i, s in zip(part.positions, part.scores, strict=True):
+            for k, (i, s) in enumerate(zip(part.positions, part.scores, strict=True)):
                 out[i] = {
                     "row": i,
                     "entity": rows[i][key],
                     "score": s,
-                    "label": int(s >= threshold) if classifier else None,
+                    "label": part.label(k, threshold, classifier),
                     "model_version": part.model.version,
                     "arm": arms[i],
                     "request_id": request_id,
                 }
+                if part.probabilities is not None:
+                    out[i]["probabilities"] = part.probabilities[k]
             self.metrics.rows.labels(spec.name, part.model.version, arms[part.positions[0]]).inc(
                 len(part.positions)
             )
@@ -379,11 +413,13 @@ class Service:
                     "mode": mode,
                     "served": served,
                     "score": s,
-                    "label": int(s >= threshold) if classifier else None,
+                    "label": part.label(k, threshold, classifier),
                     "latency_ms": ms,
                     "features": dict(zip(columns, vector, strict=True)),
                 }
-                for i, s, vector in zip(part.positions, part.scores, part.vectors, strict=True)
+                for k, (i, s, vector) in enumerate(
+                    zip(part.positions, part.scores, part.vectors, strict=True)
+                )
             ]
         )
 

@@ -227,7 +227,8 @@ class Scorer:
         return np.hstack([b.toarray() if hasattr(b, "toarray") else b for b in blocks])
 
     def score(self, rows: Sequence[Sequence[Any]]) -> np.ndarray:
-        """P(label = 1) for a classifier, the prediction otherwise, one per row."""
+        """P(label = 1) for a binary classifier, the prediction otherwise, one per row (a
+        multiclass model's is ``probabilities``)."""
         if self.parts is None:
             return self._score_frame(rows)
         x = self.matrix(rows)
@@ -235,13 +236,31 @@ class Scorer:
             return np.asarray(self.estimator.predict_proba(x)[:, 1], dtype="float64")
         return np.asarray(self.estimator.predict(x), dtype="float64")
 
-    def _score_frame(self, rows: Sequence[Sequence[Any]]) -> np.ndarray:
-        """The fallback: one DataFrame per batch, typed as the training side types it."""
+    @property
+    def classes(self) -> list[Any]:
+        """A classifier's class values, in the order of ``probabilities``' columns."""
+        holder = self.estimator if self.estimator is not None else self.pipeline
+        return np.asarray(holder.classes_).tolist()
+
+    def probabilities(self, rows: Sequence[Sequence[Any]]) -> np.ndarray:
+        """The (rows, classes) matrix of ``predict_proba`` (a multiclass model's scores), its
+        columns in the order of ``classes``."""
+        if self.parts is None:
+            return np.asarray(self.pipeline.predict_proba(self._frame(rows)), dtype="float64")
+        return np.asarray(self.estimator.predict_proba(self.matrix(rows)), dtype="float64")
+
+    def _frame(self, rows: Sequence[Sequence[Any]]) -> Any:
+        """One DataFrame per batch, typed as the training side types it."""
         import pandas as pd
 
         frame = pd.DataFrame(list(rows), columns=self.columns)
         for col in self.columns:
             frame[col] = frame[col].astype("float64" if col in self.numeric else "object")
+        return frame
+
+    def _score_frame(self, rows: Sequence[Sequence[Any]]) -> np.ndarray:
+        """The fallback: the pipeline itself on a DataFrame."""
+        frame = self._frame(rows)
         if self.classifier:
             return np.asarray(self.pipeline.predict_proba(frame)[:, 1], dtype="float64")
         return np.asarray(self.pipeline.predict(frame), dtype="float64")
