@@ -42,6 +42,16 @@ class TestPlan:
     classification: bool
     bootstrap_samples: int = BOOTSTRAP_SAMPLES
     seed: int = 0
+    multiclass: bool = False  # predictions are the logged label (the class), not the score
+
+    @property
+    def statistic(self) -> str:
+        return stats.statistic(self.metric, self.multiclass)
+
+    @property
+    def prediction(self) -> str:
+        """The prediction log's column the metric is computed on."""
+        return "label" if self.multiclass else "score"
 
     @property
     def tau(self) -> float:
@@ -53,7 +63,7 @@ class TestPlan:
 def plan_from_spec(spec: PipelineSpec) -> TestPlan:
     r = spec.rollout
     metric = r.metric or spec.primary_metric
-    stats.check_metric(metric, spec.is_classification)
+    stats.check_metric(metric, spec.is_classification, spec.is_multiclass)
     return TestPlan(
         test=r.test,
         metric=metric,
@@ -64,6 +74,7 @@ def plan_from_spec(spec: PipelineSpec) -> TestPlan:
         classification=spec.is_classification,
         bootstrap_samples=max(100, min(spec.gates.bootstrap_samples, 1000)),
         seed=spec.seed,
+        multiclass=spec.is_multiclass,
     )
 
 
@@ -117,8 +128,10 @@ def _arm_rows(log: pd.DataFrame, arm: str, version: str) -> pd.DataFrame:
     return log[(log["arm"] == arm) & (log["model_version"].astype(str) == str(version))]
 
 
-def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[frame["outcome"].notna() & frame["score"].notna()]
+def _labelled(frame: pd.DataFrame, prediction: str) -> pd.DataFrame:
+    return frame[frame["outcome"].notna() & frame[prediction].notna()].rename(
+        columns={prediction: "predicted"}
+    )
 
 
 def evaluate(
@@ -131,25 +144,26 @@ def evaluate(
     champ_rows = _arm_rows(joined, "champion", champion)
     chall_rows = _arm_rows(joined, "challenger", challenger)
     logged = {"champion": len(champ_rows), "challenger": len(chall_rows)}
+    metric, column = plan.statistic, plan.prediction
     if mode == "shadow":
-        a = _labelled(champ_rows)[["request_id", "row", "outcome", "score"]]
-        b = _labelled(chall_rows)[["request_id", "row", "score"]]
+        a = _labelled(champ_rows, column)[["request_id", "row", "outcome", "predicted"]]
+        b = _labelled(chall_rows, column)[["request_id", "row", "predicted"]]
         pairs = a.merge(b, on=["request_id", "row"], suffixes=("_champion", "_challenger"))
         y = pairs["outcome"].to_numpy("float64")
-        sa = pairs["score_champion"].to_numpy("float64")
-        sb = pairs["score_challenger"].to_numpy("float64")
+        sa = pairs["predicted_champion"].to_numpy("float64")
+        sb = pairs["predicted_challenger"].to_numpy("float64")
         ya, yb = y, y
     else:
-        a, b = _labelled(champ_rows), _labelled(chall_rows)
-        ya, sa = a["outcome"].to_numpy("float64"), a["score"].to_numpy("float64")
-        yb, sb = b["outcome"].to_numpy("float64"), b["score"].to_numpy("float64")
+        a, b = _labelled(champ_rows, column), _labelled(chall_rows, column)
+        ya, sa = a["outcome"].to_numpy("float64"), a["predicted"].to_numpy("float64")
+        yb, sb = b["outcome"].to_numpy("float64"), b["predicted"].to_numpy("float64")
     n_a, n_b = len(ya), len(yb)
     arms = {
         "champion": stats.bootstrap_metric(
-            plan.metric, ya, sa, plan.bootstrap_samples, plan.seed
+            metric, ya, sa, plan.bootstrap_samples, plan.seed
         ).to_dict(),
         "challenger": stats.bootstrap_metric(
-            plan.metric, yb, sb, plan.bootstrap_samples, plan.seed + 1
+            metric, yb, sb, plan.bootstrap_samples, plan.seed + 1
         ).to_dict(),
     }
     base: dict[str, Any] = dict(
@@ -175,10 +189,10 @@ def evaluate(
             **base,
         )
     if mode == "shadow":
-        diff = stats.paired_difference(plan.metric, y, sa, sb, plan.bootstrap_samples, plan.seed)
+        diff = stats.paired_difference(metric, y, sa, sb, plan.bootstrap_samples, plan.seed)
     else:
         diff = stats.two_sample_difference(
-            plan.metric, ya, sa, yb, sb, plan.bootstrap_samples, plan.seed
+            metric, ya, sa, yb, sb, plan.bootstrap_samples, plan.seed
         )
     base["d"], base["variance_method"] = diff.d, diff.method
     if not (math.isfinite(diff.d) and math.isfinite(diff.variance)):
@@ -234,6 +248,7 @@ def empty_log_result(mode: str, champion: str, challenger: str, plan: TestPlan) 
             "arm": pd.Series(dtype="string"),
             "model_version": pd.Series(dtype="string"),
             "score": pd.Series(dtype="float64"),
+            "label": pd.Series(dtype="Int64"),
             "outcome": pd.Series(dtype="float64"),
         }
     )

@@ -134,6 +134,14 @@ def normalise(
                 f"column '{label_col}': a classifier's label must be 0 or 1, not "
                 f"{_first_bad(raw_label, bad_label)}"
             )
+    elif spec.is_multiclass:
+        values = label.to_numpy()
+        bad_label = pd.Series(~np.isfinite(values) | (values != np.round(values)))
+        if bad_label.any():
+            raise OutcomeError(
+                f"column '{label_col}': a multiclass label must be an integer class value, not "
+                f"{_first_bad(raw_label, bad_label)}"
+            )
     else:
         bad_label = ~np.isfinite(label.to_numpy())
         if bad_label.any():

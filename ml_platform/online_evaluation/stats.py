@@ -6,8 +6,14 @@ champion's loss minus the challenger's). The non-inferiority question is whether
 
 - An estimate of ``d`` comes with its variance ``V``: analytic (``var / n``) for a metric that is
   a mean over rows (log loss, Brier, accuracy, MAE, MSE), from a bootstrap for the others (ROC
-  AUC, RMSE). Shadow traffic pairs the arms on the same requests (paired bootstrap / variance of
-  the per-row differences); A/B compares two independent samples.
+  AUC, RMSE, macro F1).
+- Multiclass: the predictions compared are the logged ``label`` (the predicted class), not the
+  score; ``accuracy`` is then the share of rows whose class is right (the statistic
+  ``class_accuracy``) and ``macro_f1`` the unweighted mean of the per-class F1. Log loss needs
+  the probability of the *true* class, which the prediction log does not keep (only the
+  predicted class's), so it is not an online metric for multiclass.
+- Shadow traffic pairs the arms on the same requests (paired bootstrap / variance of the per-row
+  differences); A/B compares two independent samples.
 - ``fixed``: a normal interval ``d ± z(1-alpha) sqrt(V)`` (each one-sided decision has error
   ``alpha``), judged once, at the horizon (the larger of ``min_samples`` and the sample size that
   gives ``power`` to show non-inferiority when the arms are equal).
@@ -43,6 +49,7 @@ PER_ROW.update(
     accuracy=lambda y, p: ((p >= 0.5) == (y == 1)).astype("float64"),
     mae=lambda y, p: np.abs(p - y),
     mse=lambda y, p: (p - y) ** 2,
+    class_accuracy=lambda y, p: (p == y).astype("float64"),
 )
 HIGHER_IS_BETTER = {
     "roc_auc": True,
@@ -52,16 +59,32 @@ HIGHER_IS_BETTER = {
     "mae": False,
     "mse": False,
     "rmse": False,
+    "macro_f1": True,
+    "class_accuracy": True,
 }
 CLASSIFICATION_METRICS = ("roc_auc", "log_loss", "brier", "accuracy")
 REGRESSION_METRICS = ("rmse", "mae", "mse")
+MULTICLASS_METRICS = ("macro_f1", "accuracy")
 
 
 class StatsError(ValueError):
     """A metric or test this module cannot compute; the message names the value and the fix."""
 
 
-def check_metric(metric: str, classification: bool) -> str:
+def check_metric(metric: str, classification: bool, multiclass: bool = False) -> str:
+    if multiclass:
+        if metric not in MULTICLASS_METRICS:
+            why = (
+                " (log loss needs the probability of the true class; the prediction log keeps "
+                "only the predicted class's)"
+                if metric == "log_loss"
+                else ""
+            )
+            raise StatsError(
+                f"rollout.metric: {metric!r} is not an online metric for a multiclass "
+                f"classifier{why}; use one of {', '.join(MULTICLASS_METRICS)}"
+            )
+        return metric
     allowed = CLASSIFICATION_METRICS if classification else REGRESSION_METRICS
     if metric not in allowed:
         raise StatsError(
@@ -81,11 +104,29 @@ def auc(y: np.ndarray, p: np.ndarray) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def statistic(metric: str, multiclass: bool) -> str:
+    """The function a declared metric is computed by: multiclass accuracy compares classes."""
+    return "class_accuracy" if multiclass and metric == "accuracy" else metric
+
+
+def macro_f1(y: np.ndarray, p: np.ndarray) -> float:
+    """Unweighted mean of the per-class F1 (2 TP / (true + predicted)) over the classes in ``y``
+    or ``p`` (predicted classes), as scikit-learn's ``f1_score(average="macro")``."""
+    classes, codes = np.unique(np.concatenate([y, p]), return_inverse=True)
+    yi, pi = codes[: len(y)], codes[len(y) :]
+    k = len(classes)
+    tp = np.bincount(yi[yi == pi], minlength=k)
+    denominator = np.bincount(yi, minlength=k) + np.bincount(pi, minlength=k)
+    return float(np.mean(2 * tp / denominator))
+
+
 def metric_value(metric: str, y: np.ndarray, p: np.ndarray) -> float:
     if len(y) == 0:
         return float("nan")
     if metric == "roc_auc":
         return auc(y, p)
+    if metric == "macro_f1":
+        return macro_f1(y, p)
     if metric == "rmse":
         return float(np.sqrt(np.mean((p - y) ** 2)))
     return float(np.mean(PER_ROW[metric](y, p)))
