@@ -227,7 +227,7 @@ CASES = [
         _csv(frame().assign(x=pd.date_range("2020-01-01", periods=400, freq="D"))),
         "numeric_feature",
         "x",
-        ("holds timestamps", "'2020-01-01", "features.numeric"),
+        ("holds timestamps", "'2020-01-01", "not numbers"),
     ),
     Case(
         "regression_label_with_infinity",
