@@ -17,10 +17,13 @@ from ml_platform.monitoring.performance import (
     estimated_performance,
     prior_corrected,
     realized_metrics,
+    true_class_probability,
 )
 from ml_platform.monitoring.quality import QualityResult, data_quality
 from ml_platform.monitoring.reference import ChampionReference, score
 from ml_platform.spec import PipelineSpec
+from ml_platform.training.fitting import classes_of
+from ml_platform.training.fitting import scores as scores_matrix
 from ml_platform.training.metrics import higher_is_better
 
 
@@ -140,6 +143,17 @@ def _labels(labels: pd.Series | None, rows: int) -> np.ndarray | None:
     return pd.to_numeric(labels, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
 
 
+def _true_class_proba(
+    spec: PipelineSpec, model: Any, rows: pd.DataFrame, y: np.ndarray
+) -> np.ndarray | None:
+    """Multiclass: each labelled row's probability of its true class (for log loss), from the
+    champion's probability matrix; None otherwise or when a label is not a class it knows."""
+    if not spec.is_multiclass or len(rows) == 0:
+        return None
+    proba = scores_matrix(spec, model, rows)
+    return true_class_probability(y, proba, classes_of(model))
+
+
 def analyze_batch(
     spec: PipelineSpec,
     reference: ChampionReference,
@@ -168,12 +182,19 @@ def analyze_batch(
         settings,
         reference.reference_scores(spec),
         scores,
+        classes=spec.is_multiclass,
     )
     quality = data_quality(reference.frame, batch, numeric, categorical, settings)
     y = _labels(labels, len(batch))
     known = np.zeros(len(batch), bool) if y is None else ~np.isnan(y)
     realized = (
-        realized_metrics(spec.task, y[known], scores[known], spec.seed)
+        realized_metrics(
+            spec.task,
+            y[known],
+            scores[known],
+            spec.seed,
+            true_class_proba=_true_class_proba(spec, reference.model, batch[known], y[known]),
+        )
         if y is not None and known.any()
         else None
     )

@@ -127,7 +127,11 @@ def _numeric(
 
 
 def _categorical(
-    name: str, reference: pd.Series, current: pd.Series, settings: MonitoringSpec
+    name: str,
+    reference: pd.Series,
+    current: pd.Series,
+    settings: MonitoringSpec,
+    kind: Kind = "categorical",
 ) -> _Measured:
     """Jensen-Shannon distance of the category frequencies, chi-square p-value of the
     2 x k table; categories absent from the reference are listed."""
@@ -139,13 +143,13 @@ def _categorical(
     if ref.sum() == 0 or cur.sum() == 0:
         nan = float("nan")
         effects = {"jensen_shannon": (nan, threshold)}
-        return _Measured(name, "categorical", effects, nan, int(cur.sum()), int(ref.sum()), {})
+        return _Measured(name, kind, effects, nan, int(cur.sum()), int(ref.sum()), {})
     new = cur_counts.index.difference(ref_counts.index)
     new = cur_counts[new].sort_values(ascending=False).index[:MAX_LISTED_CATEGORIES]
     _, p_value = stats.chi2_p_value(ref, cur)
     return _Measured(
         name,
-        "categorical",
+        kind,
         {"jensen_shannon": (stats.jensen_shannon(ref, cur), threshold)},
         p_value,
         int(cur.sum()),
@@ -197,6 +201,12 @@ def _decide(
     )
 
 
+def _class_names(classes: np.ndarray) -> pd.Series:
+    """Predicted classes as category names: 3.0 -> "3" (classes are integers)."""
+    values = pd.Series(np.asarray(classes, dtype="float64"))
+    return values[np.isfinite(values)].astype("int64").astype(str)
+
+
 def compute_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -205,9 +215,12 @@ def compute_drift(
     settings: MonitoringSpec,
     reference_scores: np.ndarray | None = None,
     current_scores: np.ndarray | None = None,
+    classes: bool = False,
 ) -> DriftResult:
     """Drift of every listed column of ``current`` against ``reference`` (non-null values
-    only), and of the model's scores when both score arrays are given."""
+    only), and of the model's scores when both score arrays are given. ``classes``: the scores
+    are predicted classes (multiclass), compared as a category (Jensen-Shannon, chi-square);
+    a class value's size means nothing, so deciles and PSI would not."""
     measured = [
         _numeric(
             col,
@@ -219,7 +232,17 @@ def compute_drift(
         for col in numeric
     ]
     measured += [_categorical(col, reference[col], current[col], settings) for col in categorical]
-    if reference_scores is not None and current_scores is not None:
+    if reference_scores is not None and current_scores is not None and classes:
+        measured.append(
+            _categorical(
+                "prediction",
+                _class_names(reference_scores),
+                _class_names(current_scores),
+                settings,
+                "prediction",
+            )
+        )
+    elif reference_scores is not None and current_scores is not None:
         measured.append(
             _numeric(
                 "prediction",

@@ -78,10 +78,55 @@ def _regression(y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
     }
 
 
+def _multiclass(
+    y: np.ndarray, pred: np.ndarray, true_class_proba: np.ndarray | None
+) -> dict[str, Any]:
+    """``pred``: the predicted class of each row; ``true_class_proba``: each row's probability
+    of its true class (None: no log loss). Macro F1 over the classes that occur in ``y`` or
+    ``pred`` of the (weighted) sample, as scikit-learn's ``f1_score(average="macro")``."""
+    classes, codes = np.unique(np.concatenate([y, pred]), return_inverse=True)
+    k, yi, pi = len(classes), codes[: len(y)], codes[len(y) :]
+    right = (yi == pi).astype("float64")
+
+    def macro_f1(w: np.ndarray) -> float:
+        tp = np.bincount(yi, weights=w * right, minlength=k)
+        both = np.bincount(yi, weights=w, minlength=k) + np.bincount(pi, weights=w, minlength=k)
+        seen = both > 0
+        return float(np.mean(2 * tp[seen] / both[seen])) if seen.any() else float("nan")
+
+    metrics: dict[str, Any] = {
+        "macro_f1": macro_f1,
+        "accuracy": lambda w: float((w * right).sum() / w.sum()),
+    }
+    if true_class_proba is not None:
+        loss = -np.log(np.clip(true_class_proba, 1e-15, 1.0))
+        metrics["log_loss"] = lambda w: float((w * loss).sum() / w.sum())
+    return metrics
+
+
+def true_class_probability(
+    y: np.ndarray, proba: np.ndarray, classes: np.ndarray
+) -> np.ndarray | None:
+    """Each row's probability of its true class from a (rows, classes) matrix; None when a
+    label is not one of the model's classes (its probability is unknown, not 0)."""
+    index = {float(c): j for j, c in enumerate(np.asarray(classes, dtype="float64"))}
+    columns = [index.get(float(v), -1) for v in y]
+    if any(j < 0 for j in columns):
+        return None
+    return np.asarray(proba, dtype="float64")[np.arange(len(y)), columns]
+
+
 def realized_metrics(
-    task: Task, y_true: np.ndarray, scores: np.ndarray, seed: int, n_boot: int = 200
+    task: Task,
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    seed: int,
+    n_boot: int = 200,
+    true_class_proba: np.ndarray | None = None,
 ) -> dict[str, MetricEstimate]:
-    """Binary: roc_auc, accuracy at 0.5, brier; regression: rmse, mae, r2. Intervals are
+    """Binary: roc_auc, accuracy at 0.5, brier; multiclass (``scores`` are the predicted
+    classes): macro_f1, accuracy and, given each row's probability of its true class,
+    log_loss; regression: rmse, mae, r2. Intervals are
     percentile bootstraps of seeded resamples drawn as weights (one sort of the scores, not one
     per draw). Above ``MAX_BOOTSTRAP_ROWS`` the draws come from a seeded subsample and their
     spread is scaled by sqrt(subsample / rows): a root-n statistic's interval shrinks so."""
@@ -90,14 +135,20 @@ def realized_metrics(
     n = len(y)
     if n == 0:
         return {}
-    build = _binary if task == "binary_classification" else _regression
-    metrics = build(y, s)
+    extra = None if true_class_proba is None else np.asarray(true_class_proba, dtype="float64")
+
+    def build(y: np.ndarray, s: np.ndarray, rows: np.ndarray | None = None) -> dict[str, Any]:
+        if task == "multiclass_classification":
+            return _multiclass(y, s, None if extra is None or rows is None else extra[rows])
+        return _binary(y, s) if task == "binary_classification" else _regression(y, s)
+
+    metrics = build(y, s, np.arange(n))
     points = {name: fn(np.ones(n)) for name, fn in metrics.items()}
     rng = np.random.default_rng(seed)
     scale = 1.0
     if n > MAX_BOOTSTRAP_ROWS:
         keep = np.sort(rng.choice(n, MAX_BOOTSTRAP_ROWS, replace=False))
-        metrics = build(y[keep], s[keep])
+        metrics = build(y[keep], s[keep], keep)
         scale = float(np.sqrt(MAX_BOOTSTRAP_ROWS / n))
     m = min(n, MAX_BOOTSTRAP_ROWS)
     centers = {name: fn(np.ones(m)) for name, fn in metrics.items()}
