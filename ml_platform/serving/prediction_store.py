@@ -216,8 +216,10 @@ class PostgresPredictions:
                 return
             try:
                 con.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.dbname)))
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another process created it first
+            except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                # Another process created it first (two concurrent CREATE DATABASE: the loser
+                # gets a unique violation on pg_database, not DuplicateDatabase).
+                pass
             except psycopg.errors.InsufficientPrivilege:
                 raise RuntimeError(
                     f"the prediction log's database '{self.dbname}' does not exist on "
