@@ -162,9 +162,67 @@ class AggregateFeature(_Strict):
         return f"INTERVAL {int(amount)} {dict(d='DAY', h='HOUR', m='MINUTE')[unit]}"
 
 
+DatePart = Literal["year", "quarter", "month", "day", "day_of_week", "day_of_year", "hour"]
+Encoding = Literal["onehot", "target"]
+# A categorical feature with more distinct values than this in the training window is target
+# encoded (scikit-learn's TargetEncoder) unless features.encodings declares otherwise
+# (docs/training.md, "Encodings").
+MAX_ONEHOT_CATEGORIES = 50
+
+
+class DateFeature(_Strict):
+    """A date or datetime column used through numbers derived from it once, at validation
+    (``ingest.prepare.date_features``): calendar parts, and its age in days at the event time.
+    The derived columns are named ``<column>_<part>`` and ``<column>_age_days``."""
+
+    column: str
+    parts: list[DatePart] = Field(
+        default_factory=list,
+        description="Calendar parts as numbers: year, quarter, month (1-12), day (of month), "
+        "day_of_week (0 = Monday), day_of_year, hour.",
+    )
+    age_days: bool = Field(
+        default=False,
+        description="Days from the column's value to the row's event time (needs an "
+        "event_timestamp).",
+    )
+    format: str | None = Field(
+        default=None, description="A strftime format of a text column, e.g. '%d/%m/%Y'."
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> DateFeature:
+        if not self.parts and not self.age_days:
+            raise ValueError(
+                f"date feature '{self.column}' derives nothing: declare parts (e.g. "
+                f"[day_of_week, month]) and/or age_days: true"
+            )
+        if len(set(self.parts)) != len(self.parts):
+            raise ValueError(f"date feature '{self.column}' repeats a part: {self.parts}")
+        if self.format is not None and "%" not in self.format:
+            raise ValueError(
+                f"format {self.format!r} has no '%' directive; write it like '%d/%m/%Y'"
+            )
+        return self
+
+    @property
+    def outputs(self) -> list[str]:
+        names = [f"{self.column}_{part}" for part in self.parts]
+        return names + ([f"{self.column}_age_days"] if self.age_days else [])
+
+
 class FeaturesSpec(_Strict):
     numeric: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list)
+    dates: list[DateFeature] = Field(
+        default_factory=list,
+        description="Date or datetime columns used through derived numbers (parts, age).",
+    )
+    encodings: dict[str, Encoding] = Field(
+        default_factory=dict,
+        description="Per categorical feature: 'onehot' or 'target'; default: 'target' when "
+        f"the training window holds more than {MAX_ONEHOT_CATEGORIES} distinct values.",
+    )
     aggregates: list[AggregateFeature] = Field(default_factory=list)
     custom: list[str] = Field(
         default_factory=list,
@@ -207,9 +265,38 @@ class FeaturesSpec(_Strict):
                 raise ValueError(f"'{path}' is not callable")
         return paths
 
+    @model_validator(mode="after")
+    def _encodings(self) -> FeaturesSpec:
+        unknown = sorted(set(self.encodings) - set(self.categorical))
+        if unknown:
+            raise ValueError(
+                f"encodings {unknown} are not categorical features; an encoding applies to "
+                f"a column declared under features.categorical"
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Left out when unused, so a spec without them dumps (and hashes) as before.
+        data = handler(self)
+        for key in ("dates", "encodings"):
+            if not data.get(key):
+                data.pop(key, None)
+        return data
+
+    @property
+    def date_outputs(self) -> list[str]:
+        """The numeric columns derived from ``dates`` at validation."""
+        return [name for d in self.dates for name in d.outputs]
+
     @property
     def model_numeric(self) -> list[str]:
-        return [*self.numeric, *(a.name for a in self.aggregates), *self.custom_outputs]
+        return [
+            *self.numeric,
+            *self.date_outputs,
+            *(a.name for a in self.aggregates),
+            *self.custom_outputs,
+        ]
 
     @property
     def all_columns(self) -> list[str]:
@@ -535,10 +622,45 @@ class PipelineSpec(_Strict):
         clash = reserved & set(self.features.numeric + self.features.categorical)
         if clash:
             raise ValueError(f"features {sorted(clash)} are the entity key, timestamp or label")
+        self._dates_consistent()
         unknown = set(self.slices) - set(self.features.categorical)
         if unknown:
             raise ValueError(f"slices {sorted(unknown)} are not categorical features")
         return self
+
+    def _dates_consistent(self) -> None:
+        declared = set(self.features.numeric + self.features.categorical)
+        columns = [d.column for d in self.features.dates]
+        for date in self.features.dates:
+            if columns.count(date.column) > 1:
+                raise ValueError(f"features.dates declares column '{date.column}' twice")
+            if date.column in declared:
+                raise ValueError(
+                    f"'{date.column}' is declared under features.dates and as a numeric or "
+                    f"categorical feature; a date is used through its parts and age. Fix: "
+                    f"remove it from features.numeric / features.categorical"
+                )
+            if date.column in (self.entity_key, self.label):
+                raise ValueError(f"features.dates column '{date.column}' is the key or label")
+            if date.age_days and not self.has_event_time:
+                raise ValueError(
+                    f"date feature '{date.column}' asks for age_days, the days from it to "
+                    f"each row's event time, and this spec declares no event_timestamp. Fix: "
+                    f"declare 'event_timestamp', or use parts only (e.g. parts: [year, month])"
+                )
+            if date.age_days and date.column == self.event_timestamp:
+                raise ValueError(
+                    f"age_days of the event timestamp '{date.column}' is always 0. Fix: "
+                    f"remove age_days (its parts are fine)"
+                )
+        taken = {self.entity_key, self.event_timestamp, self.label, *declared}
+        taken |= {a.name for a in self.features.aggregates} | set(self.features.custom_outputs)
+        clash = sorted(taken & set(self.features.date_outputs))
+        if clash:
+            raise ValueError(
+                f"date features would add columns {clash}, names already used by the data or "
+                f"other features. Fix: rename those columns upstream"
+            )
 
     def _no_event_time(self) -> None:
         fix = "Fix: declare 'event_timestamp' (see docs/pipeline-spec.md), or remove"

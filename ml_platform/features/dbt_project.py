@@ -136,6 +136,7 @@ def read_model(spec: PipelineSpec, home: PlatformHome, run_id: str | None = None
         spec.entity_key,
         spec.event_timestamp,
         *spec.features.numeric,
+        *spec.features.date_outputs,
         *spec.features.categorical,
         *(a.name for a in spec.features.aggregates),
     ]

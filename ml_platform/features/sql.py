@@ -42,7 +42,8 @@ def as_utc(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 def feature_sql(spec: PipelineSpec, source_sql: str) -> str:
     """SELECT computing every declared feature per (entity, event time) over ``source_sql``."""
     key, ts = _q(spec.entity_key), _q(spec.event_timestamp)
-    cols = [key, ts] + [_q(c) for c in spec.features.numeric + spec.features.categorical]
+    declared = [*spec.features.numeric, *spec.features.date_outputs, *spec.features.categorical]
+    cols = [key, ts] + [_q(c) for c in declared]
     windows = {}
     for agg in spec.features.aggregates:
         win = f"w_{agg.window}"

@@ -1,6 +1,7 @@
 """Ingest-time conversions of a landed batch, done once before the data contract checks it:
 the event timestamp in its declared form to a UTC timestamp, and a binary label in any of its
-accepted forms (0/1, 0.0/1.0, booleans, values with a declared ``positive_label``) to 0/1.
+accepted forms (0/1, 0.0/1.0, booleans, values with a declared ``positive_label``) to 0/1,
+and the numeric columns derived from declared date features (``date_features``).
 
 A value that cannot be converted is a ``Problem`` naming the column, the values and the fix;
 the validation stage reports it as a failed rule (nothing is published).
@@ -352,8 +353,100 @@ def multiclass_label(spec: PipelineSpec, frame: pd.DataFrame) -> Problem | None:
     return None
 
 
+def _as_dates(column: str, raw: pd.Series, fmt: str | None) -> pd.Series | Problem:
+    """A date feature's values as UTC timestamps (naive values are UTC; Parquet dates and
+    pandas dates included), or a Problem naming the values that are not dates."""
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        return _utc(raw)
+    if pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw):
+        sample = _shown(raw.dropna())
+        return Problem(
+            "date_feature_parse",
+            column,
+            f"date feature '{column}' holds numbers (e.g. {sample}), not dates. Fix: land "
+            f"dates or datetimes, or declare the column under features.numeric instead of "
+            f"features.dates",
+            int(raw.notna().sum()),
+            sample,
+        )
+    text = raw.map(lambda v: v.isoformat() if isinstance(v, dt.date) else v).astype("string")
+    parsed = pd.to_datetime(text, format=fmt or "mixed", errors="coerce", utc=True, dayfirst=False)
+    bad = raw[raw.notna() & parsed.isna()]
+    if len(bad):
+        how = f"in the declared format {fmt!r}" if fmt else "dates or datetimes"
+        return Problem(
+            "date_feature_parse",
+            column,
+            f"{len(bad)} of {len(raw)} values of date feature '{column}' are not {how} (e.g. "
+            f"{_shown(bad.astype(str))}). Fix: correct them upstream, or declare their format: "
+            f"dates: [{{column: {column}, format: '%d/%m/%Y', ...}}]",
+            len(bad),
+            _shown(bad.astype(str)),
+        )
+    return parsed
+
+
+_PARTS = {
+    "year": lambda t: t.dt.year,
+    "quarter": lambda t: t.dt.quarter,
+    "month": lambda t: t.dt.month,
+    "day": lambda t: t.dt.day,
+    "day_of_week": lambda t: t.dt.dayofweek,
+    "day_of_year": lambda t: t.dt.dayofyear,
+    "hour": lambda t: t.dt.hour,
+}
+
+
+def date_features(spec: PipelineSpec, frame: pd.DataFrame) -> list[Problem]:
+    """The numeric columns ``features.dates`` declares, added in place (float64, NaN where the
+    date is missing): calendar parts in UTC, and the age in days at the row's event time (run
+    after ``event_time``). The date column itself is left as landed."""
+    problems: list[Problem] = []
+    event: pd.Series | None = None
+    for date in spec.features.dates:
+        if date.column not in frame.columns:
+            problems.append(
+                Problem(
+                    "date_feature_missing",
+                    date.column,
+                    f"date feature '{date.column}' is not a column of the batch. Fix: land it, "
+                    f"or remove it from features.dates",
+                )
+            )
+            continue
+        present = [c for c in date.outputs if c in frame.columns]
+        if present:
+            problems.append(
+                Problem(
+                    "date_feature_clash",
+                    date.column,
+                    f"the batch already has columns {present}, the names date feature "
+                    f"'{date.column}' derives. Fix: rename those columns upstream",
+                )
+            )
+            continue
+        when = _as_dates(date.column, frame[date.column], date.format)
+        if isinstance(when, Problem):
+            problems.append(when)
+            continue
+        for part in date.parts:
+            frame[f"{date.column}_{part}"] = _PARTS[part](when).astype("float64")
+        if date.age_days and spec.event_timestamp in frame.columns:  # else: the contract
+            if event is None:
+                raw = frame[spec.event_timestamp]
+                event = (
+                    _utc(raw)
+                    if pd.api.types.is_datetime64_any_dtype(raw)
+                    else pd.to_datetime(raw, utc=True, errors="coerce", format="mixed")
+                )
+            age = (event - when).dt.total_seconds() / 86_400
+            frame[f"{date.column}_age_days"] = age.astype("float64")
+    return problems
+
+
 def prepare(spec: PipelineSpec, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem]]:
-    """A copy of ``frame`` with the event time and label converted, and what could not be."""
+    """A copy of ``frame`` with the event time and label converted, the date features derived,
+    and what could not be."""
     frame = frame.copy()
     label = (
         binary_label
@@ -363,6 +456,8 @@ def prepare(spec: PipelineSpec, frame: pd.DataFrame) -> tuple[pd.DataFrame, list
         else numeric_label
     )
     problems = [p for p in (event_time(spec, frame), label(spec, frame)) if p is not None]
+    if not any(p.column == spec.event_timestamp for p in problems):
+        problems += date_features(spec, frame)
     return frame, problems
 
 

@@ -18,12 +18,12 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.preprocessing import OneHotEncoder, TargetEncoder
 from sklearn.utils.class_weight import compute_sample_weight
 
 from ml_platform.ingest import splits
 from ml_platform.ingest.prepare import category_strings
-from ml_platform.spec import ParamSpace, PipelineSpec, resolve_import
+from ml_platform.spec import MAX_ONEHOT_CATEGORIES, ParamSpace, PipelineSpec, resolve_import
 from ml_platform.training.metrics import higher_is_better, score
 
 
@@ -69,8 +69,38 @@ def time_split(frame: pd.DataFrame, spec: PipelineSpec) -> Split:
     return Split(train, val, test)
 
 
-def build_pipeline(spec: PipelineSpec, params: dict[str, Any] | None = None) -> Pipeline:
-    """The single artifact: preprocessing + estimator, so inference needs no training code."""
+def encodings(spec: PipelineSpec, train: pd.DataFrame | None) -> dict[str, str]:
+    """Each categorical feature's encoding: the declared one (``features.encodings``), else
+    'target' when the training rows hold more than ``MAX_ONEHOT_CATEGORIES`` distinct values
+    (one-hot would grow a column per value), else 'onehot'. Without training rows (a pipeline
+    built for its estimator only) undeclared columns are 'onehot'."""
+    chosen: dict[str, str] = {}
+    for column in spec.features.categorical:
+        declared = spec.features.encodings.get(column)
+        if declared is None and train is not None and column in train.columns:
+            many = train[column].nunique(dropna=True) > MAX_ONEHOT_CATEGORIES
+            declared = "target" if many else None
+        chosen[column] = declared or "onehot"
+    return chosen
+
+
+def _categorical_steps(spec: PipelineSpec, columns: list[str], encoding: str) -> Pipeline:
+    impute = ("impute", SimpleImputer(strategy="constant", fill_value="__missing__"))
+    if encoding == "target":
+        # Bounded: one column per feature (one per class for multiclass), whatever the
+        # cardinality; fit_transform cross-fits (5 folds, seeded) so a row's own label does
+        # not leak into its encoding; unseen values get the target mean.
+        return Pipeline([impute, ("target", TargetEncoder(random_state=spec.seed))])
+    onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False, min_frequency=5)
+    return Pipeline([impute, ("onehot", onehot)])
+
+
+def build_pipeline(
+    spec: PipelineSpec, params: dict[str, Any] | None = None, train: pd.DataFrame | None = None
+) -> Pipeline:
+    """The single artifact: preprocessing + estimator, so inference needs no training code.
+    ``train`` (the rows it will be fitted on) picks each categorical's encoding (``encodings``).
+    """
     estimator_cls = resolve_import(spec.model.estimator)
     merged = {**spec.model.params, **(params or {})}
     if "random_state" in estimator_cls().get_params():
@@ -84,24 +114,11 @@ def build_pipeline(spec: PipelineSpec, params: dict[str, Any] | None = None) -> 
                 spec.features.model_numeric,
             )
         )
-    if spec.features.categorical:
-        transformers.append(
-            (
-                "cat",
-                Pipeline(
-                    [
-                        ("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
-                        (
-                            "onehot",
-                            OneHotEncoder(
-                                handle_unknown="ignore", sparse_output=False, min_frequency=5
-                            ),
-                        ),
-                    ]
-                ),
-                spec.features.categorical,
-            )
-        )
+    chosen = encodings(spec, train)
+    for name, encoding in (("cat", "onehot"), ("cat_target", "target")):
+        columns = [c for c in spec.features.categorical if chosen[c] == encoding]
+        if columns:
+            transformers.append((name, _categorical_steps(spec, columns, encoding), columns))
     pre = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
     return Pipeline([("preprocess", pre), ("model", estimator_cls(**merged))])
 
@@ -217,7 +234,7 @@ def _sample_weight(spec: PipelineSpec, pipe: Pipeline, y: np.ndarray) -> np.ndar
 
 
 def fit(spec: PipelineSpec, frame: pd.DataFrame, params: dict[str, Any] | None = None) -> Pipeline:
-    pipe = build_pipeline(spec, params)
+    pipe = build_pipeline(spec, params, frame)
     y = frame[spec.label].to_numpy()
     weight = _sample_weight(spec, pipe, y)
     fit_kwargs = {} if weight is None else {"model__sample_weight": weight}
@@ -238,7 +255,7 @@ class Prepared:
 
 
 def prepare(spec: PipelineSpec, split: Split) -> Prepared:
-    pipe = build_pipeline(spec)
+    pipe = build_pipeline(spec, train=split.train)
     y = split.train[spec.label].to_numpy()
     pre = pipe.named_steps["preprocess"]
     return Prepared(
