@@ -11,7 +11,7 @@ from ml_platform.ingest.io import atomic_path
 from ml_platform.monitoring.analyze import BatchAnalysis
 from ml_platform.monitoring.drift import FeatureDrift
 
-PREFERRED_METRICS = ("roc_auc", "accuracy", "rmse", "mae")
+PREFERRED_METRICS = ("roc_auc", "macro_f1", "accuracy", "rmse", "mae")
 
 
 def _num(value: float | None) -> str:
@@ -107,6 +107,8 @@ def _plot_feature(ax: Any, name: str, entries: list[dict[str, Any] | None]) -> N
     x = range(len(entries))
     kind = next((e["kind"] for e in entries if e), "numeric")
     stats = {"numeric": ("psi", "wasserstein"), "prediction": ("psi",)}.get(kind, ("value",))
+    if kind == "prediction" and all(e is None or e.get("psi") is None for e in entries):
+        stats = ("value",)  # multiclass: predicted classes compared as a category (no PSI)
     for stat, color in zip(stats, ("tab:blue", "tab:orange"), strict=False):
         values = [math.nan if e is None or e.get(stat) is None else e[stat] for e in entries]
         ax.plot(x, values, marker=".", color=color, label=stat.replace("value", "js"))

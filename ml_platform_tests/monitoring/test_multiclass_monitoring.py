@@ -5,6 +5,7 @@ class as a category; no estimate before labels (that is binary only)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from sklearn import metrics as skm
 from ml_platform.monitoring.analyze import analyze_batch
 from ml_platform.monitoring.performance import realized_metrics, true_class_probability
 from ml_platform.monitoring.reference import ChampionReference
+from ml_platform.monitoring.report import _metric, drift_history_png, markdown_report
 from ml_platform.training import fitting
 from ml_platform_tests.evaluation.test_multiclass import CLASSES, data, mc_spec
 
@@ -48,7 +50,7 @@ def champion() -> tuple[ChampionReference, object]:
 
 
 def test_a_batch_is_judged_on_classes_and_probabilities(
-    champion: tuple[ChampionReference, object],
+    champion: tuple[ChampionReference, object], tmp_path: Path
 ) -> None:
     reference, spec = champion
     batch = data(1_000, seed=11)
@@ -70,3 +72,10 @@ def test_a_batch_is_judged_on_classes_and_probabilities(
     moved = analyze_batch(spec, reference, shifted, None, "shifted")  # type: ignore[arg-type]
     assert moved.drift.prediction is not None and moved.drift.prediction.drifted
     assert moved.realized is None and moved.estimated is None  # no labels, no estimate
+
+    # The report and the drift-history plot show them: macro F1 is the metric panel.
+    history = [analysis.to_dict(), moved.to_dict()]
+    assert _metric(history) == "macro_f1"
+    assert "macro_f1" in markdown_report(analysis)
+    assert "| prediction | prediction | jensen_shannon |" in markdown_report(moved)
+    assert drift_history_png(history, tmp_path / "drift.png").stat().st_size > 10_000
