@@ -159,6 +159,30 @@ def _loaded_until(state: dict[str, Any], mark: datetime | None) -> datetime | No
     return max(ends) if ends else None
 
 
+def _redis_errors() -> tuple[type[Exception], ...]:
+    """The Redis client's connection errors (a Redis down, restarted or too slow)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return (RedisConnectionError, RedisTimeoutError)
+
+
+def _redis_failure(
+    home: PlatformHome, view: str, loaded_until: datetime | None, exc: Exception
+) -> RuntimeError:
+    # Raised before the state file and Feast's interval move: entities written before the
+    # failure hold whole new rows (one hash per entity), the rest their previous ones.
+    settings = home.production
+    where = f" at {settings.redis.host}:{settings.redis.port}" if settings else ""
+    mark = loaded_until.isoformat() if loaded_until else "nothing loaded yet"
+    return RuntimeError(
+        f"the online load of {view} failed on Redis{where}: {type(exc).__name__}: {exc}. "
+        f"Its 'loaded until' mark stays at {mark}; each entity serves its previous or its new "
+        f"row. Once Redis answers (check the server and ML_PLATFORM_REDIS_HOST/_PORT/_DB/"
+        f"_PASSWORD), rerun the pipeline's online job: it reloads the window from that mark"
+    )
+
+
 def materialize(
     service: ServiceDef,
     home: PlatformHome,
@@ -194,18 +218,21 @@ def materialize(
             )
         rows = latest_in_window(view, start, end)
         older = pd.Series(False, index=rows.index)
-        if loaded_until is not None and start < loaded_until and len(rows):
-            online = online_event_times(store, view, rows[view.entity_key].tolist())
-            newer_online = rows[view.timestamp].reset_index(drop=True) < online  # NaT: False
-            older = pd.Series(newer_online.to_numpy(), index=rows.index)
-        if not older.any():
-            store.materialize(start, end, feature_views=[view.name])
-            via = "feast materialize"
-        else:
-            fresh = rows[~older]
-            if len(fresh):
-                store.write_to_online_store(view.name, _native(fresh.copy(), view))
-            via = "guarded write"
+        try:
+            if loaded_until is not None and start < loaded_until and len(rows):
+                online = online_event_times(store, view, rows[view.entity_key].tolist())
+                newer_online = rows[view.timestamp].reset_index(drop=True) < online  # NaT: no
+                older = pd.Series(newer_online.to_numpy(), index=rows.index)
+            if not older.any():
+                store.materialize(start, end, feature_views=[view.name])
+                via = "feast materialize"
+            else:
+                fresh = rows[~older]
+                if len(fresh):
+                    store.write_to_online_store(view.name, _native(fresh.copy(), view))
+                via = "guarded write"
+        except _redis_errors() as exc:
+            raise _redis_failure(home, view.name, loaded_until, exc) from exc
         until = max(end, loaded_until) if loaded_until else end
         write_json(
             {"fingerprint": service.fingerprint, "loaded_until": until.isoformat()},
