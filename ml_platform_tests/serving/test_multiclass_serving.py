@@ -118,3 +118,47 @@ def test_response_carries_class_probability_and_all_probabilities(home: Platform
     assert len(logged) == 60
     np.testing.assert_array_equal(logged["score"].to_numpy(), [p.score for p in body.predictions])
     assert logged["label"].astype(int).tolist() == labels
+
+
+@pytest.mark.slow
+def test_wine_champion_served_end_to_end(home: PlatformHome) -> None:
+    """`ml-platform example wine` trains and promotes a real multiclass champion; the service
+    loads it from the registry by alias (its feature service, its numpy path) and answers with
+    the classes and probabilities of the registered pipeline itself."""
+    import asyncio
+
+    from ml_platform.cli import examples
+    from ml_platform_tests.helpers import ml_platform
+
+    result = ml_platform("example", "wine", timeout=1500)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    spec = examples.load_example("wine")
+    wines = pd.read_csv(home.landing / "wine" / "wine.csv").head(40)
+    rows = [
+        {
+            spec.entity_key: int(r[spec.entity_key]),
+            **{c: float(r[c]) for c in spec.features.numeric},
+        }
+        for _, r in wines.iterrows()
+    ]
+
+    async def served() -> tuple[list[dict[str, Any]], Any]:
+        service = Service(home, [spec], prediction_log=False)
+        await service.start()
+        try:
+            model = service.champion(spec.name)
+            return service.answer(spec.name, rows, "wine-1").predictions, model
+        finally:
+            await service.stop()
+
+    predictions, model = asyncio.run(served())
+    logged = model.scorer.pipeline  # the registered champion, as the service loaded it
+    x = fitting.features_of(wines, spec)
+    expected = logged.predict_proba(x)
+    assert model.scorer.numpy_path
+    assert [p["label"] for p in predictions] == [int(c) for c in logged.predict(x)]
+    for p, row in zip(predictions, expected, strict=True):
+        assert p["probabilities"] == {str(c): v for c, v in zip([0, 1, 2], row, strict=True)}
+        assert p["score"] == row.max()
+    accuracy = np.mean([p["label"] for p in predictions] == wines[spec.label].to_numpy())
+    assert accuracy > 0.8  # in-sample rows mostly: a sanity floor, not a quality claim
