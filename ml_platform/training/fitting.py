@@ -17,6 +17,7 @@ import optuna
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, TargetEncoder
 from sklearn.utils.class_weight import compute_sample_weight
@@ -90,7 +91,10 @@ def _categorical_steps(spec: PipelineSpec, columns: list[str], encoding: str) ->
         # Bounded: one column per feature (one per class for multiclass), whatever the
         # cardinality; fit_transform cross-fits (5 folds, seeded) so a row's own label does
         # not leak into its encoding; unseen values get the target mean.
-        return Pipeline([impute, ("target", TargetEncoder(random_state=spec.seed))])
+        folds = (StratifiedKFold if spec.is_classifier else KFold)(
+            5, shuffle=True, random_state=spec.seed
+        )
+        return Pipeline([impute, ("target", TargetEncoder(cv=folds))])
     onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False, min_frequency=5)
     return Pipeline([impute, ("onehot", onehot)])
 
@@ -126,12 +130,15 @@ def build_pipeline(
 def features_of(frame: pd.DataFrame, spec: PipelineSpec) -> pd.DataFrame:
     """The model's input: numeric features as float64 (they may be null when served; booleans
     are 0/1), categoricals as strings (objects; booleans 'True' / 'False', as the feature store
-    serves them), in the declared order."""
+    serves them; missing values NaN), in the declared order."""
     frame = frame[spec.features.all_columns].copy()
     for col in spec.features.model_numeric:
         frame[col] = frame[col].astype("float64")
     for col in spec.features.categorical:
-        frame[col] = category_strings(frame[col]).astype("object")
+        values = category_strings(frame[col]).astype("object")
+        # Missing as NaN, not None: the imputer replaces only NaN (None would reach the encoder
+        # as a category of its own), and serving maps a missing value to '__missing__' too.
+        frame[col] = values.where(values.notna(), np.nan)
     return frame
 
 
