@@ -231,3 +231,29 @@ def test_a_writer_killed_mid_batch_leaves_no_partial_batch(
     assert _count(pg_log, "p") == 10
     frame = read_predictions(production.home, "p")
     assert set(frame["request_id"]) == {"first"} and len(frame) == 10
+
+
+def test_postgres_down_counts_the_batch_as_not_written(
+    production: ProductionEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The service keeps answering: a batch the database refuses is dropped and counted (as
+    the Parquet writer counts a full disk), and the log line names the store and the fix."""
+    from ml_platform_tests.production.test_redis_password import _free_port
+
+    down = PostgresPredictions("p", "127.0.0.1", _free_port(), "postgres", "mlp_never_created")
+    drops: list[tuple[str, int]] = []
+    plog = PredictionLog(
+        production.home,
+        "p",
+        flush_seconds=30,
+        store=down,
+        on_drop=lambda r, n: drops.append((r, n)),
+    )
+    started = time.monotonic()
+    plog.append(_rows(4))
+    assert time.monotonic() - started < 0.5  # append never waits for the database
+    plog.close()
+    assert (plog.written_rows, plog.failed_rows) == (0, 4)
+    assert drops == [("write_failed", 2)] * 2  # one batch per day: the rows cross midnight
+    assert "ML_PLATFORM_PG_HOST" in caplog.text and PREDICTIONS_DB_ENV in caplog.text
+    assert production.password not in caplog.text
