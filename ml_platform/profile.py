@@ -22,6 +22,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 PROFILE_ENV = "ML_PLATFORM_PROFILE"
@@ -239,6 +240,28 @@ def export_for_dagster(settings: ProductionSettings) -> None:
     os.environ.pop(f"{PG_PASSWORD}_FILE", None)  # one source of the password from here on
 
 
+def create_database(con: Any, db: str, what: str, variable: str) -> None:
+    """``CREATE DATABASE db`` on ``con`` (autocommit, on the admin database) unless it exists.
+    Two processes creating it at once: the loser gets DuplicateDatabase or a unique violation
+    on pg_database, both meaning it exists now. ``what`` and ``variable`` name the database and
+    its setting in the error when the user may not create it."""
+    import psycopg
+    from psycopg import sql
+
+    if con.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db]).fetchone():
+        return
+    try:
+        con.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+    except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+        pass
+    except psycopg.errors.InsufficientPrivilege:
+        info = con.info
+        raise ProfileError(
+            f"{what} '{db}' does not exist on {info.host}:{info.port} and user '{info.user}' "
+            f"may not create it: create it, or name an existing one in {variable}"
+        ) from None
+
+
 _ENSURED: set[tuple[object, ...]] = set()
 
 
@@ -250,7 +273,6 @@ def ensure_databases(settings: ProductionSettings) -> None:
     if key in _ENSURED:
         return
     import psycopg
-    from psycopg import sql
 
     try:
         with psycopg.connect(
@@ -262,25 +284,8 @@ def ensure_databases(settings: ProductionSettings) -> None:
             autocommit=True,
             connect_timeout=10,
         ) as con:
-            present = {
-                row[0]
-                for row in con.execute(
-                    "SELECT datname FROM pg_database WHERE datname = ANY(%s)", [list(pg.databases)]
-                )
-            }
             for db in pg.databases:
-                if db in present:
-                    continue
-                try:
-                    con.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
-                except psycopg.errors.DuplicateDatabase:
-                    pass  # another process created it first
-                except psycopg.errors.InsufficientPrivilege:
-                    raise ProfileError(
-                        f"database '{db}' does not exist on {pg.host}:{pg.port} and user "
-                        f"'{pg.user}' may not create it: create it, or name an existing one in "
-                        f"its ML_PLATFORM_PG_*_DB variable"
-                    ) from None
+                create_database(con, db, "database", "its ML_PLATFORM_PG_*_DB variable")
     except psycopg.OperationalError as exc:
         raise ProfileError(
             f"cannot reach PostgreSQL at {pg.host}:{pg.port} as '{pg.user}' (database "

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ml_platform.profile import ProfileError
+from ml_platform.profile import ProfileError, create_database
 
 if TYPE_CHECKING:
     from ml_platform.home import PlatformHome
@@ -352,23 +352,8 @@ class PostgresStore:
         return _PgConnection(self._connect(self.dbname))
 
     def _ensure_database(self) -> None:
-        import psycopg
-        from psycopg import sql
-
         with self._connect(self.admin_db) as con:
-            exists = "SELECT 1 FROM pg_database WHERE datname = %s"
-            if con.execute(exists, [self.dbname]).fetchone():
-                return
-            try:
-                con.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.dbname)))
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another process created it first
-            except psycopg.errors.InsufficientPrivilege:
-                raise RuntimeError(
-                    f"the promotion ledger's database '{self.dbname}' does not exist on "
-                    f"{self.host}:{self.port} and user '{self.user}' may not create it: create "
-                    f"it, or name an existing one in {LEDGER_DB_ENV}"
-                ) from None
+            create_database(con, self.dbname, "the promotion ledger's database", LEDGER_DB_ENV)
 
     def create_schema(self) -> None:
         """Create the database and the tables when missing (once per process); concurrent

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml_platform.profile import ProfileError
+from ml_platform.profile import ProfileError, create_database
 
 if TYPE_CHECKING:
     from ml_platform.profile import ProductionSettings
@@ -207,25 +207,8 @@ class PostgresPredictions:
             ) from None
 
     def _ensure_database(self) -> None:
-        import psycopg
-        from psycopg import sql
-
         with self._connect(self.admin_db) as con:
-            exists = "SELECT 1 FROM pg_database WHERE datname = %s"
-            if con.execute(exists, [self.dbname]).fetchone():
-                return
-            try:
-                con.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.dbname)))
-            except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
-                # Another process created it first (two concurrent CREATE DATABASE: the loser
-                # gets a unique violation on pg_database, not DuplicateDatabase).
-                pass
-            except psycopg.errors.InsufficientPrivilege:
-                raise RuntimeError(
-                    f"the prediction log's database '{self.dbname}' does not exist on "
-                    f"{self.host}:{self.port} and user '{self.user}' may not create it: create "
-                    f"it, or name an existing one in {PREDICTIONS_DB_ENV}"
-                ) from None
+            create_database(con, self.dbname, "the prediction log's database", PREDICTIONS_DB_ENV)
 
     def create_schema(self) -> None:
         """Create the database, the table and its triggers when missing (once per process);

@@ -22,7 +22,7 @@ REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 CLAIM_KEY = "ml_platform_tests:claimed_by"
 # LEDGER (added by the ledger-on-Postgres slice): every test that runs on the profile gets its
 # own promotion ledger database too, instead of the shared default ml_platform_ledger.
-STORES = ("DAGSTER", "MLFLOW", "FEAST", "OPTUNA", "LEDGER")
+STORES = ("DAGSTER", "MLFLOW", "FEAST", "OPTUNA", "LEDGER", "PREDICTIONS")
 
 
 @dataclass(frozen=True)
