@@ -194,17 +194,27 @@ def refuse_if_busy(instance: dg.DagsterInstance, pipeline: str) -> None:
         )
 
 
+JOBS = ("training", "online", "monitoring", "online_evaluation")
+
+
 def run_pipeline(
-    spec: PipelineSpec, console: Console, target: str = DEFINITIONS, verbose: bool = False
+    spec: PipelineSpec,
+    console: Console,
+    target: str = DEFINITIONS,
+    verbose: bool = False,
+    job: str = "training",
 ) -> bool:
-    """Execute the pipeline's training job; False if it failed (the summary says why). With
-    ``verbose``, Dagster's console log and everything the run prints are shown too."""
+    """Execute one of the pipeline's jobs (``JOBS``: ``<pipeline>_<job>_job``, the training job
+    by default); False if it failed (the summary says why). With ``verbose``, Dagster's console
+    log and everything the run prints are shown too."""
+    if job not in JOBS:
+        raise ValueError(f"no job '{job}': choose one of {', '.join(JOBS)}")
     if not verbose:
         quiet_warnings()
     home = activate_home()
-    job_name = training_job_name(spec.name)
+    job_name = training_job_name(spec.name) if job == "training" else f"{spec.name}_{job}_job"
     launch = str(uuid.uuid4())
-    job = dg.build_reconstructable_job(
+    reconstructable = dg.build_reconstructable_job(
         "ml_platform.runner",
         "training_job",
         reconstructable_kwargs={"target": target, "job_name": job_name},
@@ -227,7 +237,7 @@ def run_pipeline(
             follower.start()
             try:
                 with dg.execute_job(
-                    job,
+                    reconstructable,
                     instance=instance,
                     run_config={} if verbose else QUIET,
                     tags=_tags(launch),

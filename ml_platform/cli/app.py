@@ -95,13 +95,23 @@ def run(
             help="Also print Dagster's event log, library logs and dbt's output as the run goes.",
         ),
     ] = False,
+    job: Annotated[
+        str,
+        typer.Option(
+            help="Which of the pipeline's jobs: training (the default), online (load the "
+            "online store for serving), monitoring, or online_evaluation."
+        ),
+    ] = "training",
 ) -> None:
-    """Run a pipeline's training job on the platform home's Dagster instance, with the
-    executor the UI uses, and print progress and a summary."""
-    from ml_platform.runner import run_pipeline
+    """Run one of a pipeline's jobs (the training job by default) on the platform home's
+    Dagster instance, with the executor the UI uses, and print progress and a summary."""
+    from ml_platform.runner import JOBS, run_pipeline
 
+    if job not in JOBS:
+        console.print(f"[red]error:[/red] no job '{job}': choose one of {', '.join(JOBS)}")
+        raise typer.Exit(2)
     spec = _spec(pipeline)
-    ok = run_pipeline(spec, console, target=definitions, verbose=verbose)
+    ok = run_pipeline(spec, console, target=definitions, verbose=verbose, job=job)
     raise typer.Exit(0 if ok else 1)
 
 
@@ -109,11 +119,16 @@ def run(
 def demo(
     events: Annotated[int, typer.Option(help="Events to generate on first use.")] = 300_000,
 ) -> None:
-    """Generate the demo data if the home has none, then run the demo pipeline."""
+    """Generate the demo data if the home has none, run the demo pipeline's training job, then
+    load its online store (so that `ml-platform serve loan_default` answers at once)."""
+    from ml_platform.runner import run_pipeline
+
     home = activate_home()
     if not any((home.landing / "loan_default").glob("applications_*.parquet")):
         generate(events=events, days=120, new_days=None, drift=0.0, seed=7)
-    run("loan_default", definitions="ml_platform.definitions:defs")
+    spec = _spec("loan_default")
+    ok = run_pipeline(spec, console) and run_pipeline(spec, console, job="online")
+    raise typer.Exit(0 if ok else 1)
 
 
 @app.command()
