@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from ml_platform.cli.app import _spec, app, console
 
@@ -172,22 +172,40 @@ def history(
             )
         )
         return
-    table = Table("#", "when (UTC)", "action", "version", "previous", "actor", "reason", "evidence")
+    # Reasons and summaries in full (they carry the figures), folded rather than cut.
+    table = Table(
+        Column("#", no_wrap=True),
+        Column("when (UTC)", no_wrap=True),
+        Column("action", no_wrap=True),
+        Column("ver", no_wrap=True),
+        Column("prev", no_wrap=True),
+        Column("actor", overflow="fold", max_width=12),
+        Column("reason", overflow="fold", min_width=16, ratio=1),
+        Column("evidence", overflow="fold"),
+    )
     for d in decisions:
         action = f"[red]{d.action}[/red]" if d.forced or d.action == "reject" else d.action
         table.add_row(
             str(d.id),
-            d.decided_at[:19],
+            d.decided_at[:16].replace("T", " "),
             action,
             d.version or "-",
             d.previous_champion or "-",
             d.actor,
-            d.reason[:120],
+            d.reason,
             ", ".join(f"#{i}" for i in d.evidence_ids) or "-",
         )
     console.print(table)
     if evidence:
-        ev_table = Table("#", "kind", "version", "run", "passed", "actor", "summary")
+        ev_table = Table(
+            Column("#", no_wrap=True),
+            Column("kind", no_wrap=True),
+            Column("version", no_wrap=True),
+            Column("run", no_wrap=True),
+            Column("passed", no_wrap=True),
+            Column("actor", overflow="fold", max_width=16),
+            Column("summary", overflow="fold", min_width=16, ratio=1),
+        )
         for e in ledger.evidence(pipeline):
             ev_table.add_row(
                 str(e.id),
@@ -196,7 +214,7 @@ def history(
                 (e.run_id or "-")[:12],
                 "yes" if e.passed else "[red]no[/red]",
                 e.actor,
-                e.summary[:160],
+                e.summary,
             )
         console.print(ev_table)
     console.print(f"champion (ledger): {_v(ledger.champion(pipeline))}")
