@@ -60,8 +60,26 @@ def in_mlflow(client: MlflowClient, secret: str) -> list[str]:
 
 
 def in_databases(databases: list[str], secret: str) -> list[str]:
+    """Databases the run created that hold ``secret`` (a store the run never used, such as the
+    prediction log's in a training run, was never created and holds nothing)."""
+    existing = set(
+        subprocess.run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-Atc",
+                "SELECT datname FROM pg_database",
+            ],
+            capture_output=True,
+            check=True,
+            text=True,
+        ).stdout.split()
+    )
     found = []
-    for db in databases:
+    for db in [d for d in databases if d in existing]:
         dump = subprocess.run(
             ["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "--data-only", db],
             capture_output=True,

@@ -7,7 +7,8 @@ for db in "${ML_PLATFORM_PG_DAGSTER_DB:-ml_platform_dagster}" \
           "${ML_PLATFORM_PG_MLFLOW_DB:-ml_platform_mlflow}" \
           "${ML_PLATFORM_PG_FEAST_DB:-ml_platform_feast}" \
           "${ML_PLATFORM_PG_OPTUNA_DB:-ml_platform_optuna}" \
-          "${ML_PLATFORM_PG_LEDGER_DB:-ml_platform_ledger}"; do
+          "${ML_PLATFORM_PG_LEDGER_DB:-ml_platform_ledger}" \
+          "${ML_PLATFORM_PG_PREDICTIONS_DB:-ml_platform_predictions}"; do
   psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
     -c "CREATE DATABASE \"$db\""
 done
