@@ -240,6 +240,34 @@ def export_for_dagster(settings: ProductionSettings) -> None:
     os.environ.pop(f"{PG_PASSWORD}_FILE", None)  # one source of the password from here on
 
 
+def connect(
+    store: Any, dbname: str, what: str, variable: str, autocommit: bool = True, **extra: Any
+) -> Any:
+    """A psycopg connection for ``store`` (anything with host, port, user and password) to
+    ``dbname``; an unreachable server is a RuntimeError naming ``what``, the settings to check
+    (``variable`` names the database's) and never the password."""
+    import psycopg
+
+    try:
+        return psycopg.connect(
+            host=store.host,
+            port=store.port,
+            user=store.user,
+            password=store.password or None,  # else libpq's PGPASSWORD
+            dbname=dbname,
+            autocommit=autocommit,
+            connect_timeout=10,
+            **extra,
+        )
+    except psycopg.OperationalError as exc:
+        raise RuntimeError(
+            f"{what} cannot reach PostgreSQL at {store.host}:{store.port} as '{store.user}' "
+            f"(database '{dbname}'): {str(exc).strip()}. Check ML_PLATFORM_PG_HOST/_PORT/_USER, "
+            f"{variable} and the password (ML_PLATFORM_PG_PASSWORD or "
+            f"ML_PLATFORM_PG_PASSWORD_FILE)"
+        ) from None
+
+
 def create_database(con: Any, db: str, what: str, variable: str) -> None:
     """``CREATE DATABASE db`` on ``con`` (autocommit, on the admin database) unless it exists.
     Two processes creating it at once: the loser gets DuplicateDatabase or a unique violation

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ml_platform.profile import ProfileError, create_database
+from ml_platform.profile import ProfileError, connect, create_database
 
 if TYPE_CHECKING:
     from ml_platform.home import PlatformHome
@@ -327,26 +327,7 @@ class PostgresStore:
         return f"database '{self.dbname}' on {self.host}:{self.port}"
 
     def _connect(self, dbname: str, **extra: Any) -> Any:
-        import psycopg
-
-        try:
-            return psycopg.connect(
-                host=self.host,
-                port=self.port,
-                user=self.user,
-                password=self.password or None,  # else libpq's PGPASSWORD
-                dbname=dbname,
-                autocommit=True,
-                connect_timeout=10,
-                **extra,
-            )
-        except psycopg.OperationalError as exc:
-            raise RuntimeError(
-                f"the promotion ledger cannot reach PostgreSQL at {self.host}:{self.port} as "
-                f"'{self.user}' (database '{dbname}'): {str(exc).strip()}. Check "
-                f"ML_PLATFORM_PG_HOST/_PORT/_USER, {LEDGER_DB_ENV} and the password "
-                f"(ML_PLATFORM_PG_PASSWORD or ML_PLATFORM_PG_PASSWORD_FILE)"
-            ) from None
+        return connect(self, dbname, "the promotion ledger", LEDGER_DB_ENV, **extra)
 
     def connect(self) -> Connection:
         return _PgConnection(self._connect(self.dbname))

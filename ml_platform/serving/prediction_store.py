@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml_platform.profile import ProfileError, create_database
+from ml_platform.profile import ProfileError, connect, create_database
 
 if TYPE_CHECKING:
     from ml_platform.profile import ProductionSettings
@@ -186,25 +186,7 @@ class PostgresPredictions:
         return f"table predictions in database '{self.dbname}' on {self.host}:{self.port}"
 
     def _connect(self, dbname: str, autocommit: bool = True) -> Any:
-        import psycopg
-
-        try:
-            return psycopg.connect(
-                host=self.host,
-                port=self.port,
-                user=self.user,
-                password=self.password or None,  # else libpq's PGPASSWORD
-                dbname=dbname,
-                autocommit=autocommit,
-                connect_timeout=10,
-            )
-        except psycopg.OperationalError as exc:
-            raise RuntimeError(
-                f"the prediction log cannot reach PostgreSQL at {self.host}:{self.port} as "
-                f"'{self.user}' (database '{dbname}'): {str(exc).strip()}. Check "
-                f"ML_PLATFORM_PG_HOST/_PORT/_USER, {PREDICTIONS_DB_ENV} and the password "
-                f"(ML_PLATFORM_PG_PASSWORD or ML_PLATFORM_PG_PASSWORD_FILE)"
-            ) from None
+        return connect(self, dbname, "the prediction log", PREDICTIONS_DB_ENV, autocommit)
 
     def _ensure_database(self) -> None:
         with self._connect(self.admin_db) as con:
