@@ -9,20 +9,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
-import redis
-from psycopg import sql
 
 from ml_platform import profile
 from ml_platform.home import PlatformHome
-
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-CLAIM_KEY = "ml_platform_tests:claimed_by"
-# LEDGER (added by the ledger-on-Postgres slice): every test that runs on the profile gets its
-# own promotion ledger database too, instead of the shared default ml_platform_ledger.
-STORES = ("DAGSTER", "MLFLOW", "FEAST", "OPTUNA", "LEDGER", "PREDICTIONS")
+from ml_platform_tests.production.services import (
+    PG,
+    REDIS_HOST,
+    REDIS_PORT,
+    STORES,
+    claim_redis_db,
+    drop_databases,
+    release_redis_db,
+)
 
 
 @dataclass(frozen=True)
@@ -33,25 +32,6 @@ class ProductionEnv:
     databases: dict[str, str]
     redis_db: int
     password: str
-
-
-def drop_databases(names: list[str]) -> None:
-    with psycopg.connect(**PG, autocommit=True) as con:  # type: ignore[arg-type]
-        for name in names:
-            con.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
-def claim_redis_db(token: str) -> int:
-    """A Redis database (1-15) that is empty, claimed with a key only this test writes."""
-    for db in range(1, 16):
-        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db)
-        if client.dbsize() == 0 and client.set(CLAIM_KEY, token, nx=True):
-            if client.dbsize() == 1:
-                return db
-            client.delete(CLAIM_KEY)
-    raise RuntimeError("no empty Redis database (1-15) on 127.0.0.1:6379 for this test")
 
 
 @pytest.fixture
@@ -98,6 +78,5 @@ def production(
         yield ProductionEnv(PlatformHome(root).ensure(), databases, redis_db, password)
     finally:
         drop_databases(list(databases.values()))
-        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=redis_db)
-        client.flushdb()
+        release_redis_db(redis_db)
         profile._ENSURED.clear()
