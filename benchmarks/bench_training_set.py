@@ -208,7 +208,7 @@ def _ties(folder: Path) -> int:
     import duckdb
 
     features = folder / "home" / "warehouse" / NAME / "features.parquet"
-    rows = duckdb.sql(
+    rows = duckdb.execute(
         f"SELECT count(*) FROM (SELECT entity_id, event_ts FROM "
         f"read_parquet('{features}') GROUP BY ALL HAVING count(*) > 1)"
     ).fetchall()
