@@ -22,8 +22,11 @@ def _linear(spec: PipelineSpec) -> Pipeline:
         parts.append(
             (
                 "num",
+                # copy=False: the scaler scales the imputer's new array in place (the same
+                # arithmetic on the same values) instead of a copy of it.
                 make_pipeline(
-                    SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()
+                    SimpleImputer(strategy="median", keep_empty_features=True),
+                    StandardScaler(copy=False),
                 ),
                 spec.features.model_numeric,
             )
@@ -72,11 +75,14 @@ def baseline_scores(
     ``classes`` (the candidate's), so all models are scored against the same classes."""
     if history.empty:
         raise ValueError("no training rows precede the holdout window; baselines cannot be fitted")
-    y = history[spec.label].to_numpy()
+    y, x = history[spec.label].to_numpy(copy=True), features_of(history, spec)
+    # Dropped before the fit, whose copies of x are the thread's peak: a frame the caller kept
+    # no reference to (evaluate's) is freed here.
+    del history
     dummy = (
         DummyClassifier(strategy="prior") if spec.is_classifier else DummyRegressor(strategy="mean")
     ).fit(np.zeros((len(y), 1)), y)
-    linear = _linear(spec).fit(features_of(history, spec), y)
+    linear = _linear(spec).fit(x, y)
     return {
         "dummy": _scores(spec, dummy, np.zeros((len(holdout), 1)), classes),
         "linear": _scores(spec, linear, features_of(holdout, spec), classes),

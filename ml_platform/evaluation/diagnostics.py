@@ -72,6 +72,7 @@ def permutation_importance(
     repeats: int = 3,
     seed: int = 0,
     max_rows: int = 5_000,
+    features: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
 ) -> dict[str, dict[str, float]]:
     """``sklearn.inspection.permutation_importance`` of ``metric``: how much it drops when one
     raw input column is shuffled (positive = the model uses it), mean and standard deviation
@@ -80,7 +81,8 @@ def permutation_importance(
     ``model`` is the whole fitted artifact and ``x`` its raw input, so the importances read in
     the user's feature names whatever the preprocessing does inside the pipeline. ``scores``
     turns (model, x) into what ``metric`` scores; by default P(class 1) from ``predict_proba``
-    if the model has it, else ``predict``.
+    if the model has it, else ``predict``. ``features``, when given, turns the rows of ``x``
+    into that raw input after the subsample, so a large holdout is not converted whole.
 
     A holdout larger than ``max_rows`` is subsampled once (seeded) before the call, and the
     baseline and every shuffle are scored on those rows. sklearn's own ``max_samples`` is not
@@ -100,6 +102,8 @@ def permutation_importance(
     if len(x) > max_rows:
         keep = np.random.default_rng(seed).choice(len(x), max_rows, replace=False)
         x, y = x.iloc[keep].reset_index(drop=True), y[keep]
+    if features is not None:
+        x = features(x)
     found = sk_permutation_importance(
         model, x, y, scoring=scorer, n_repeats=repeats, random_state=seed
     )

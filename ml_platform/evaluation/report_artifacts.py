@@ -80,11 +80,12 @@ def diagnose(
         )
     importance = diagnostics.permutation_importance(
         model,
-        fitting.features_of(holdout, spec),
+        holdout,
         y,
         spec.primary_metric,
         scores=lambda fitted, x: fitting.scores(spec, fitted, x),
         seed=spec.seed,
+        features=lambda rows: fitting.features_of(rows, spec),
     )
     found["permutation_importance"] = importance
     pngs["permutation_importance"] = _write_png(

@@ -18,9 +18,15 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ml_platform.features.sql import _q, as_utc
+from ml_platform.features.sql import _q, as_utc, fetch_frame
 from ml_platform.home import PROJECT_ROOT, PlatformHome
-from ml_platform.ingest.io import atomic_path, duckdb_session, remove_stale_temp_files
+from ml_platform.ingest.io import (
+    atomic_path,
+    duckdb_memory_limit,
+    duckdb_session,
+    duckdb_spill_directory,
+    remove_stale_temp_files,
+)
 from ml_platform.spec import PipelineSpec
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
@@ -43,6 +49,23 @@ def export_dir(home: PlatformHome, run_id: str) -> Path:
 
 
 @contextmanager
+def open_warehouse(home: PlatformHome) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse, read-only, in UTC, within the platform's DuckDB memory limit and spilling
+    to a directory of its own (not the file's ``.tmp`` beside it, which two readers would share)."""
+    with duckdb_spill_directory() as spill:
+        con = duckdb.connect(
+            str(warehouse_db(home)),
+            read_only=True,
+            config={"memory_limit": duckdb_memory_limit(), "temp_directory": str(spill)},
+        )
+        try:
+            con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
+            yield con
+        finally:
+            con.close()
+
+
+@contextmanager
 def warehouse_lock(home: PlatformHome) -> Iterator[None]:
     """One build (and its export) at a time: DuckDB lets a single process write the file, and
     a second build would fail on the file's lock instead of waiting."""
@@ -60,10 +83,8 @@ def export_tables(home: PlatformHome, run_id: str) -> list[Path]:
     """Copy every table of the warehouse (the models materialized as tables) to parquet files
     of run ``run_id``; call it right after the build, under :func:`warehouse_lock`."""
     target = export_dir(home, run_id)
-    con = duckdb.connect(str(warehouse_db(home)), read_only=True)
     written = []
-    try:
-        con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
+    with open_warehouse(home) as con:
         tables = [
             r[0]
             for r in con.execute(
@@ -78,8 +99,6 @@ def export_tables(home: PlatformHome, run_id: str) -> list[Path]:
                     f"COPY main.{_q(table)} TO '{path}' (FORMAT parquet, USE_TMP_FILE false)"
                 )
             written.append(target / f"{table}.parquet")
-    finally:
-        con.close()
     _prune_exports(home, keep=target)
     return written
 
@@ -108,21 +127,18 @@ def _model_frame(
     export = export_dir(home, run_id) / f"{model}.parquet" if run_id else None
     if export is not None and export.exists():
         with duckdb_session() as session:
-            return session.execute(f"SELECT * FROM read_parquet(?) {order}", [str(export)]).df()
+            return fetch_frame(session, f"SELECT * FROM read_parquet(?) {order}", [str(export)])
     db = warehouse_db(home)
     if not db.exists():
         raise FileNotFoundError(
             f"dbt model '{model}' of '{spec.name}' has not been built: "
             f"{db} does not exist (materialize the dbt assets first)"
         )
-    con = duckdb.connect(str(db), read_only=True)
     try:
-        con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
-        return con.execute(f"SELECT * FROM main.{_q(model)} {order}").df()
+        with open_warehouse(home) as con:
+            return fetch_frame(con, f"SELECT * FROM main.{_q(model)} {order}")
     except duckdb.CatalogException:
         raise FileNotFoundError(f"dbt model '{model}' of '{spec.name}' is not in {db}") from None
-    finally:
-        con.close()
 
 
 def read_model(spec: PipelineSpec, home: PlatformHome, run_id: str | None = None) -> pd.DataFrame:
@@ -145,4 +161,6 @@ def read_model(spec: PipelineSpec, home: PlatformHome, run_id: str | None = None
         raise ValueError(
             f"dbt model '{model}' lacks columns {missing} declared by pipeline '{spec.name}'"
         )
-    return as_utc(frame[needed], spec.event_timestamp)
+    if list(frame.columns) != needed:  # a copy of every column: only when the model has others
+        frame = frame[needed]
+    return as_utc(frame, spec.event_timestamp)

@@ -4,8 +4,11 @@ join is Feast's: ``offline``)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from ml_platform.ingest.io import duckdb_session
 from ml_platform.spec import PipelineSpec, resolve_import
@@ -30,6 +33,29 @@ def utc_source(path: Path | str, ts: str) -> str:
         f"(SELECT * REPLACE (CAST({_q(ts)} AS TIMESTAMPTZ) AS {_q(ts)}) "
         f"FROM read_parquet('{path}'))"
     )
+
+
+def fetch_frame(
+    con: duckdb.DuckDBPyConnection, query: str, params: list[Any] | None = None
+) -> pd.DataFrame:
+    """``con.execute(query, params).df()``, same dtypes and values, through Arrow: ``.df()``
+    makes one Python str per row of every VARCHAR column (~64 B a row each), Arrow one per
+    distinct value. Arrow converts other types unlike ``.df()`` (a nullable integer to float64,
+    a DECIMAL to Decimal objects, a DATE to datetime.date), so the other columns go back through
+    DuckDB's own ``.df()`` from the Arrow table: the query runs once."""
+    table = con.sql(query, params=params).to_arrow_table()
+    strings = {f.name for f in table.schema if _is_string(f.type)}
+    others = [name for name in table.column_names if name not in strings]
+    converted = con.from_arrow(table.select(others)).df() if others else pd.DataFrame()
+    columns = {
+        name: table[name].to_pandas() if name in strings else converted[name]
+        for name in table.column_names
+    }
+    return pd.DataFrame(columns, copy=False)
+
+
+def _is_string(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
 
 
 def as_utc(frame: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -64,9 +90,9 @@ def compute_features(spec: PipelineSpec, validated: Path) -> pd.DataFrame:
     """Compute the feature table from the validated batch and return it (sorted by key, time)."""
     sql = feature_sql(spec, f"SELECT * FROM {utc_source(validated, spec.event_timestamp)}")
     with duckdb_session() as con:
-        frame = con.execute(
-            f"{sql} ORDER BY {_q(spec.entity_key)}, {_q(spec.event_timestamp)}"
-        ).df()
+        frame = fetch_frame(
+            con, f"{sql} ORDER BY {_q(spec.entity_key)}, {_q(spec.event_timestamp)}"
+        )
     return apply_custom(spec, as_utc(frame, spec.event_timestamp))
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from ml_platform.features import source
 from ml_platform.features.dbt_project import read_model
@@ -99,18 +100,19 @@ def retrieve(
     service: ServiceDef,
 ) -> pd.DataFrame:
     """Feast's point-in-time rows for ``entities`` through the registry's feature service,
-    read while the Feast source holds this run's feature table; in entity-row order."""
+    read while the Feast source holds this run's feature table; in entity-row order. Put in
+    order and cut to the columns in Arrow, then converted once."""
     from ml_platform.features.feast_objects import feature_store
-    from ml_platform.features.offline import historical_features
+    from ml_platform.features.offline import historical_table
 
     store = feature_store(home)
     with source.pinned(
         features_table(spec, home), Path(features.path), features.source_stamp, spec.name
     ):
-        frame = historical_features(store, service, entities)
-    order = np.argsort(frame[ROW].to_numpy(), kind="stable")
+        table = historical_table(store, service, entities)
     columns = [spec.entity_key, spec.event_timestamp, *service.view.feature_names, spec.label]
-    return frame.take(order)[columns].reset_index(drop=True)
+    table = table.select(columns).take(pc.sort_indices(table[ROW]))  # stable
+    return table.to_pandas()
 
 
 def build_training_set(

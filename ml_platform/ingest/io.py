@@ -14,6 +14,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,10 +26,18 @@ import duckdb
 import pandas as pd
 import psutil
 
+from ml_platform.home import platform_home
+
 TEMP_SUFFIX = ".tmp"
 # A process started this long after a temp file was last written cannot have written it.
 PID_REUSE_SLACK_SECONDS = 1.0
 _TEMP_NAME = re.compile(r"^\..*\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
+_SPILL_NAME = re.compile(r"^(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{8}$")
+DUCKDB_MEMORY_LIMIT_ENV = "ML_PLATFORM_DUCKDB_MEMORY_LIMIT"
+# DuckDB's own default is 80% of RAM for each instance: the run process holds its frames beside
+# it, and a run, its dbt build and another run may each have one open at once. 4GB covers the
+# largest query (a training-set chunk, the dbt model's windows at 1e7 rows); beyond it, spill.
+DUCKDB_MEMORY_LIMIT = "4GB"
 
 
 def _host() -> str:
@@ -97,15 +106,55 @@ def atomic_path(target: Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def duckdb_memory_limit() -> str:
+    """The memory limit of every DuckDB the platform opens, in DuckDB's syntax ('4GB', '512MB'):
+    ``ML_PLATFORM_DUCKDB_MEMORY_LIMIT``, read when a connection opens."""
+    return os.environ.get(DUCKDB_MEMORY_LIMIT_ENV) or DUCKDB_MEMORY_LIMIT
+
+
+@contextmanager
+def duckdb_spill_directory() -> Iterator[Path]:
+    """A spill directory of its own for one DuckDB instance, under the platform home
+    (``tmp/duckdb/<host>-<pid>-<random>``): instances sharing one (DuckDB's default is ``.tmp``
+    of the current directory) overwrite and delete each other's files (duckdb#15173). DuckDB
+    makes it on its first spill and removes it on close; so does this, after the block, and the
+    next instance removes those of processes that are gone (killed mid-spill)."""
+    root = platform_home().root / "tmp" / "duckdb"
+    root.mkdir(parents=True, exist_ok=True)  # DuckDB creates the last level only
+    _remove_stale_spill_directories(root)
+    path = root / f"{_host()}-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_stale_spill_directories(root: Path) -> None:
+    host = _host()
+    for entry in os.scandir(root):
+        match = _SPILL_NAME.match(entry.name)
+        if match is None or match["host"] != host or int(match["pid"]) == os.getpid():
+            continue
+        try:
+            if _writer_gone(int(match["pid"]), entry.stat(follow_symlinks=False).st_mtime):
+                shutil.rmtree(entry.path, ignore_errors=True)
+        except FileNotFoundError:  # removed by another instance first
+            continue
+
+
 @contextmanager
 def duckdb_session() -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB connection in UTC (naive timestamps are UTC everywhere here)."""
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
-        yield con
-    finally:
-        con.close()
+    """An in-memory DuckDB connection in UTC (naive timestamps are UTC everywhere here), within
+    the platform's memory limit and spilling to a directory of its own under the home."""
+    with duckdb_spill_directory() as spill:
+        con = duckdb.connect(
+            config={"memory_limit": duckdb_memory_limit(), "temp_directory": str(spill)}
+        )
+        try:
+            con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
+            yield con
+        finally:
+            con.close()
 
 
 def write_parquet(df: pd.DataFrame, target: Path) -> Path:

@@ -52,6 +52,29 @@ def _check_importances(x: pd.DataFrame, y: np.ndarray) -> None:
     assert brier["strong"]["mean"] > 0 and brier["unused"]["mean"] == 0.0
 
 
+def test_features_convert_only_the_sampled_rows() -> None:
+    """Raw rows in, ``features`` applied after the subsample: the same importances as
+    converting the whole holdout first (evaluation no longer converts it whole)."""
+    x, y = _problem()
+    model = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(x[:6_000], y[:6_000])
+    raw = x[6_000:].reset_index(drop=True).assign(label=y[6_000:], note="raw only")
+    converted: list[int] = []
+
+    def features(rows: pd.DataFrame) -> pd.DataFrame:
+        converted.append(len(rows))
+        return rows[["strong", "weak", "unused"]].astype("float64")
+
+    with threadpool_limits(1):
+        found = diagnostics.permutation_importance(
+            model, raw, y[6_000:], "roc_auc", seed=3, max_rows=3_000, features=features
+        )
+        whole = diagnostics.permutation_importance(
+            model, features(raw), y[6_000:], "roc_auc", seed=3, max_rows=3_000
+        )
+    assert converted == [3_000, len(raw)]
+    assert found == whole
+
+
 def test_plots_are_drawn_by_the_libraries() -> None:
     rng = np.random.default_rng(1)
     y = rng.integers(0, 2, 500)
