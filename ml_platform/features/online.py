@@ -194,6 +194,7 @@ def materialize(
     now. Refuses an end in the future (features for it may still change) and an empty window.
     """
     from ml_platform.features.feast_objects import feature_store
+    from ml_platform.features.offline import bounded_offline_store
 
     now = utc(now or datetime.now(UTC))
     end = utc(end) if end else now
@@ -224,7 +225,8 @@ def materialize(
                 newer_online = rows[view.timestamp].reset_index(drop=True) < online  # NaT: no
                 older = pd.Series(newer_online.to_numpy(), index=rows.index)
             if not older.any():
-                store.materialize(start, end, feature_views=[view.name])
+                with bounded_offline_store():  # Feast reads the offline store on DuckDB
+                    store.materialize(start, end, feature_views=[view.name])
                 via = "feast materialize"
             else:
                 fresh = rows[~older]
