@@ -188,29 +188,39 @@ def _path(url: str | None) -> Path | None:
     return Path(unquote(urlparse(url).path)) if url else None
 
 
+def _run(project: _Project, contract: Contract, batch: pd.DataFrame, run_id: Any) -> Any:
+    """The checkpoint's run on ``batch``: GX's CheckpointResult."""
+    from great_expectations.exceptions import ResourceFreshnessAggregateError
+
+    try:
+        return _checkpoint(project, contract).run(
+            batch_parameters={"dataframe": batch}, run_id=run_id
+        )
+    except ResourceFreshnessAggregateError:
+        # the stored suite was rewritten since (another contract with the same name and
+        # version, or another process): store ours again and rebuild the checkpoint
+        project.checkpoints.pop(suite_name(contract), None)
+        return _checkpoint(project, contract).run(
+            batch_parameters={"dataframe": batch}, run_id=run_id
+        )
+
+
 def run_suite(
     contract: Contract, frame: pd.DataFrame, root: Path | None, run_name: str
 ) -> tuple[Any, DataDocs | None]:
     """Run the contract's suite on ``frame`` (narrowed to the columns it reads); with a
     ``root``, also build Data Docs. Returns GX's ExpectationSuiteValidationResult."""
     from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.exceptions import ResourceFreshnessAggregateError
 
-    batch = frame[[c for c in suite_columns(contract) if c in frame.columns]]
+    # One copy of the columns the suite reads, built as one block per dtype: GX filters the
+    # batch with row masks, and pandas copies a frame of one block per column (the raw read's
+    # layout) twice over when it consolidates that copy.
+    columns = [c for c in suite_columns(contract) if c in frame.columns]
+    batch = pd.DataFrame({c: frame[c] for c in columns}, index=frame.index, columns=columns)
     with _exclusive(root):
         project = _project(root)
         run_id = RunIdentifier(run_name=run_name, run_time=pd.Timestamp.now(tz="UTC"))
-        try:
-            result = _checkpoint(project, contract).run(
-                batch_parameters={"dataframe": batch}, run_id=run_id
-            )
-        except ResourceFreshnessAggregateError:
-            # the stored suite was rewritten since (another contract with the same name and
-            # version, or another process): store ours again and rebuild the checkpoint
-            project.checkpoints.pop(suite_name(contract), None)
-            result = _checkpoint(project, contract).run(
-                batch_parameters={"dataframe": batch}, run_id=run_id
-            )
+        result = _run(project, contract, batch, run_id)
         ((key, validation),) = result.run_results.items()
         docs = None
         if root is not None:

@@ -9,6 +9,7 @@ failing values for the report.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,9 @@ def check(contract: Contract, frame: pd.DataFrame, now: pd.Timestamp | None = No
             "batch; the rules above this one were not evaluated"
         )
         return SchemaCheck([RuleResult("schema", None, False, len(frame), 1.0, [], message)])
+    # pandera's validation leaves reference cycles that hold its coerced copies of columns;
+    # free them now rather than at a later full collection, before the next checks allocate.
+    gc.collect()
     if text_times:
         cases = pd.concat(
             [

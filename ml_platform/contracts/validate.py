@@ -75,9 +75,10 @@ def positional(frame: pd.DataFrame) -> pd.DataFrame:
 
 def normalise(spec: PipelineSpec, frame: pd.DataFrame) -> pd.DataFrame:
     """Timestamps to UTC (naive values are taken as UTC), label to its numeric type; a spec
-    without an event timestamp gets its constant column (``prepare.add_constant_event_time``)."""
+    without an event timestamp gets its constant column (``prepare.add_constant_event_time``).
+    A shallow copy: both columns are assigned whole, so ``frame`` is left as it was."""
     frame = prepare.add_constant_event_time(spec, frame)
-    frame = frame.copy()
+    frame = frame.copy(deep=False)
     ts = frame[spec.event_timestamp]
     if not pd.api.types.is_datetime64_any_dtype(ts):
         ts = pd.to_datetime(ts, utc=True, errors="raise", format="mixed")
@@ -91,9 +92,10 @@ def normalise(spec: PipelineSpec, frame: pd.DataFrame) -> pd.DataFrame:
 
 def publish(spec: PipelineSpec, home: PlatformHome, valid: pd.DataFrame) -> tuple[Path, str]:
     """Write the validated batch once, under its content hash (``validated/<hash>.parquet``)."""
-    out = valid.drop(columns=["_source_file"], errors="ignore").sort_values(
-        [spec.event_timestamp, spec.entity_key], kind="stable", ignore_index=True
-    )
+    out = valid.copy(deep=False)  # deleting a column of a shallow copy copies no other column
+    if "_source_file" in out.columns:
+        del out["_source_file"]
+    out = out.sort_values([spec.event_timestamp, spec.entity_key], kind="stable", ignore_index=True)
     return write_parquet_hashed(
         out, home.pipeline_dir(spec.name) / "validated", lambda h: f"{h}.parquet"
     )
@@ -148,7 +150,10 @@ def _check(
 
 
 def _split_rule(spec: PipelineSpec, frame: pd.DataFrame, result: ContractResult) -> RuleResult:
-    kept = frame.loc[~result.quarantine] if result.rows_quarantined else frame
+    # Only the columns the split reads (``splits.assign``), converted and sorted as published.
+    columns = dict.fromkeys((spec.event_timestamp, spec.entity_key, spec.label))
+    read = [c for c in columns if c in frame.columns]
+    kept = frame.loc[~result.quarantine, read] if result.rows_quarantined else frame[read]
     kept = normalise(spec, kept).sort_values(
         [spec.event_timestamp, spec.entity_key], kind="stable", ignore_index=True
     )

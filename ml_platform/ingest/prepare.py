@@ -195,7 +195,7 @@ def add_constant_event_time(spec: PipelineSpec, frame: pd.DataFrame) -> pd.DataF
     """A spec without an event timestamp: the constant column Feast and dbt read."""
     if spec.has_event_time:
         return frame
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # a new column: the caller's frame is left as it was
     frame[NO_EVENT_TIME_COLUMN] = pd.Timestamp(NO_EVENT_TIME).as_unit("ns")
     return frame
 
@@ -446,8 +446,10 @@ def date_features(spec: PipelineSpec, frame: pd.DataFrame) -> list[Problem]:
 
 def prepare(spec: PipelineSpec, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem]]:
     """A copy of ``frame`` with the event time and label converted, the date features derived,
-    and what could not be."""
-    frame = frame.copy()
+    and what could not be. The copy is shallow: every conversion assigns a whole column
+    (``frame[column] = ...``), which replaces that column in the copy only (pandas 2.x), so
+    ``frame`` itself is left as it was."""
+    frame = frame.copy(deep=False)
     label = (
         binary_label
         if spec.is_classification

@@ -99,8 +99,16 @@ def _check_file(path: str) -> None:
 
 
 def _query(con: duckdb.DuckDBPyConnection, files: list[str], fmt: str) -> pd.DataFrame:
-    table = con.sql(f"SELECT * FROM {_reader(fmt)}", params={"files": files}).to_arrow_table()
-    return table.to_pandas()
+    # The file's name, not its path, in every row: the path was 40% of the Arrow table.
+    query = (
+        "SELECT * REPLACE (parse_filename(_source_file, false, 'system') AS _source_file) "
+        f"FROM {_reader(fmt)}"
+    )
+    table = con.sql(query, params={"files": files}).to_arrow_table()
+    # Each Arrow column is freed once converted, and no column is copied into a 2-D block:
+    # the table and the frame are never both held whole (numeric columns stay zero-copy and
+    # read-only, which nothing here writes into).
+    return table.to_pandas(self_destruct=True, split_blocks=True)
 
 
 def _delimited_header(frame: pd.DataFrame) -> str | None:
@@ -227,7 +235,7 @@ def _check_types(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
 
 
 def read_files(files: list[str], fmt: str) -> pd.DataFrame:
-    """All rows of ``files``, with ``_source_file`` naming the file of each row."""
+    """All rows of ``files``, with ``_source_file`` naming the file of each row (its name)."""
     for path in files:
         _check_file(path)
     with duckdb_session() as con:
@@ -244,8 +252,6 @@ def read_files(files: list[str], fmt: str) -> pd.DataFrame:
             raise
         if fmt == "csv":
             _check_csvs(con, files, frame)
-    names = {f: Path(f).name for f in frame["_source_file"].unique()}  # per file, not per row
-    frame["_source_file"] = frame["_source_file"].map(names)
     return frame
 
 

@@ -13,6 +13,7 @@ import yaml
 
 from ml_platform.contracts.validate import validate_batch
 from ml_platform.home import PlatformHome
+from ml_platform.ingest.io import frame_hash
 from ml_platform_tests.helpers import small_spec
 
 Defect = Callable[[pd.DataFrame], pd.DataFrame]
@@ -178,6 +179,20 @@ def test_clean_batch_passes_and_is_published(batch: pd.DataFrame, home: Platform
     published = pd.read_parquet(outcome.validated_path)
     assert len(published) == len(batch) and "_source_file" not in published.columns
     assert str(published["applied_at"].dt.tz) == "UTC"
+
+
+def test_validation_leaves_its_input_as_read(
+    clean_frame: pd.DataFrame, home: PlatformHome, tmp_path: Path
+) -> None:
+    """Validation converts columns of shallow copies: the frame as read (numeric columns
+    zero-copy from Arrow) is left as it was, with or without quarantined rows."""
+    spec = _spec_with_contract(
+        tmp_path, columns__credit_score__on_fail="quarantine", max_quarantine_fraction=0.05
+    )
+    for frame in (clean_frame, out_of_range(clean_frame)):
+        before, dtypes = frame_hash(frame), frame.dtypes.copy()
+        assert validate_batch(spec, home, frame).passed
+        assert frame_hash(frame) == before and frame.dtypes.equals(dtypes)
 
 
 def _spec_with_contract(tmp_path: Path, **changes: object):  # noqa: ANN202
