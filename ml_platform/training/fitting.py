@@ -5,11 +5,12 @@ Nothing here knows about Dagster or MLflow; callers pass callbacks to track tria
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import inspect
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, overload
 
 import numpy as np
@@ -33,10 +34,24 @@ class Split:
     train: pd.DataFrame
     validation: pd.DataFrame
     test: pd.DataFrame
+    # A time split's windows are consecutive rows of this one ordered frame (None: a random
+    # split, whose windows are copies).
+    ordered: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     @property
     def test_window(self) -> dict[str, Any]:
         return self.test.attrs["window"]
+
+    def fitting_rows(self) -> pd.DataFrame:
+        """Train + validation, the final model's rows, as ``pd.concat([train, validation])``
+        gives them (values, dtypes, and the index, whose labels restart at the validation
+        window: the monitoring reference's seeded sample is put in index order). Of a time
+        split, a view of the ordered frame's first rows instead of a copy."""
+        if self.ordered is None:
+            return pd.concat([self.train, self.validation])
+        rows = self.ordered.iloc[: len(self.train) + len(self.validation)]
+        rows.index = self.train.index.append(self.validation.index)
+        return rows
 
 
 def pin_seeds(seed: int) -> None:
@@ -47,27 +62,73 @@ def pin_seeds(seed: int) -> None:
     np.random.seed(seed)
 
 
+def _in_order(frame: pd.DataFrame, keys: list[str]) -> bool:
+    """Whether ``frame`` is in ``keys`` order already, so a stable sort would leave it as it is
+    (the training set is written in (timestamp, entity) order). A null key, or values that do
+    not compare, count as out of order: the frame is then sorted."""
+    first, second = frame[keys[0]], frame[keys[1]]
+    if first.hasnans or second.hasnans or not first.is_monotonic_increasing:
+        return False
+    stamps = first.array
+    tied = np.flatnonzero(np.asarray(stamps[1:] == stamps[:-1]))
+    if not len(tied):
+        return True
+    entities = second.array
+    try:
+        return bool(np.asarray(entities[tied] <= entities[tied + 1]).all())
+    except TypeError:
+        return False
+
+
+def _window_bounds(assignment: splits.Assignment) -> list[tuple[int, int]] | None:
+    """(start, stop) of the train, validation and test rows when each is one run of
+    consecutive rows (a time split of time-ordered rows), else None."""
+    window = assignment.window
+    if assignment.kind != "time" or (window[1:] < window[:-1]).any():
+        return None
+    train = int(np.count_nonzero(window == splits.TRAIN))
+    validation = train + int(np.count_nonzero(window == splits.VALIDATION))
+    return [(0, train), (train, validation), (validation, len(window))]
+
+
+def _rows(frame: pd.DataFrame, start: int, stop: int) -> pd.DataFrame:
+    """Rows ``start:stop`` of ``frame`` as a view, indexed from 0 as ``reset_index`` would."""
+    part = frame.iloc[start:stop]
+    part.index = pd.RangeIndex(stop - start)
+    return part
+
+
 def time_split(frame: pd.DataFrame, spec: PipelineSpec) -> Split:
     """Train / validation / test: by event time (the test window is always the most recent),
     or, for a spec without an event timestamp, a seeded random split stratified by class
-    (``ml_platform.ingest.splits``, the rules validation already checked the batch against)."""
+    (``ml_platform.ingest.splits``, the rules validation already checked the batch against).
+
+    The rows are held once: a time split's windows are views of one (timestamp, entity)-ordered
+    frame, ``frame`` itself when it is in that order already (do not modify it while the split
+    is in use), else its one sorted copy. A random split's windows are copies."""
     ts = spec.event_timestamp
-    ordered = frame.sort_values([ts, spec.entity_key], kind="stable").reset_index(drop=True)
+    keys = [ts, spec.entity_key]
+    in_order = _in_order(frame, keys)
+    ordered = frame if in_order else frame.sort_values(keys, kind="stable", ignore_index=True)
     assignment = splits.assign(ordered, spec)
-    train, val, test = (
-        ordered.iloc[assignment.rows(w)].reset_index(drop=True)
-        for w in (splits.TRAIN, splits.VALIDATION, splits.TEST)
-    )
-    keys = pd.util.hash_pandas_object(test[[spec.entity_key, ts]], index=False)
+    bounds = _window_bounds(assignment)
+    if bounds is None:
+        train, val, test = (
+            ordered.iloc[assignment.rows(w)].reset_index(drop=True)
+            for w in (splits.TRAIN, splits.VALIDATION, splits.TEST)
+        )
+    else:
+        train, val, test = (_rows(ordered, start, stop) for start, stop in bounds)
+    hashed = pd.util.hash_pandas_object(test[[spec.entity_key, ts]], index=False)
     test.attrs["window"] = {
         "start": str(test[ts].min()),
         "end": str(test[ts].max()),
         "rows": len(test),
-        "hash": hashlib.sha256(keys.to_numpy().tobytes()).hexdigest()[:16],
+        "hash": hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()[:16],
     }
     if assignment.kind == "random":
         test.attrs["window"]["split"] = f"random (seed {spec.seed})"
-    return Split(train, val, test)
+    return Split(train, val, test, None if bounds is None else ordered)
 
 
 def encodings(spec: PipelineSpec, train: pd.DataFrame | None) -> dict[str, str]:
@@ -130,16 +191,24 @@ def build_pipeline(
 def features_of(frame: pd.DataFrame, spec: PipelineSpec) -> pd.DataFrame:
     """The model's input: numeric features as float64 (they may be null when served; booleans
     are 0/1), categoricals as strings (objects; booleans 'True' / 'False', as the feature store
-    serves them; missing values NaN), in the declared order."""
-    frame = frame[spec.features.all_columns].copy()
+    serves them; missing values NaN), in the declared order. Each column is converted into a
+    new array once and the frame is built around those arrays: no copy of the selection first."""
+    columns: dict[str, np.ndarray] = {}
     for col in spec.features.model_numeric:
-        frame[col] = frame[col].astype("float64")
+        columns[col] = frame[col].astype("float64").to_numpy()  # a new array in every case
     for col in spec.features.categorical:
-        values = category_strings(frame[col]).astype("object")
+        values = category_strings(frame[col])
         # Missing as NaN, not None: the imputer replaces only NaN (None would reach the encoder
         # as a category of its own), and serving maps a missing value to '__missing__' too.
-        frame[col] = values.where(values.notna(), np.nan)
-    return frame
+        # ``where`` returns a new object array (also when nothing is missing).
+        columns[col] = values.where(values.notna(), np.nan).to_numpy()
+    # Arrays, not Series: nothing to align (the index may repeat labels); copy=False keeps
+    # them as they are instead of copying them into one block.
+    out = pd.DataFrame(
+        {col: columns[col] for col in spec.features.all_columns}, index=frame.index, copy=False
+    )
+    out.attrs = copy.deepcopy(frame.attrs)  # as frame[columns] passes them on
+    return out
 
 
 def predict(spec: PipelineSpec, model: Any, frame: pd.DataFrame) -> np.ndarray:
@@ -386,12 +455,9 @@ def tune(
     return study
 
 
-def fixed_sample(frame: pd.DataFrame, spec: PipelineSpec, rows: int = 2_000) -> pd.DataFrame:
-    """A small sample that depends only on the data and the seed: the reproducibility probe.
-
-    The rows whose (timestamp, entity) keys have the smallest seeded hashes, in key order: the
-    file's row order and index do not matter, and no sort of the whole frame is needed (that
-    sort took about 0.6 s at 1M rows, paid by the candidate and again by its check)."""
+def sample_positions(frame: pd.DataFrame, spec: PipelineSpec, rows: int = 2_000) -> np.ndarray:
+    """The positions in ``frame`` of ``fixed_sample``'s rows. Only the (timestamp, entity)
+    columns are read, so a frame of those two columns alone gives the same positions."""
     keys = [spec.event_timestamp, spec.entity_key]
     n = min(rows, len(frame))
     salt = np.uint64(int(hashlib.sha256(str(spec.seed).encode()).hexdigest()[:16], 16))
@@ -399,16 +465,35 @@ def fixed_sample(frame: pd.DataFrame, spec: PipelineSpec, rows: int = 2_000) -> 
     hashed = pd.util.hash_array(
         pd.util.hash_pandas_object(frame[keys], index=False).to_numpy() ^ salt
     )
-    drawn = np.argpartition(hashed, n - 1)[:n] if n < len(frame) else np.arange(n)
-    return frame.iloc[drawn].sort_values(keys, kind="stable").reset_index(drop=True)
+    return np.argpartition(hashed, n - 1)[:n] if n < len(frame) else np.arange(n)
+
+
+def in_key_order(rows: pd.DataFrame, spec: PipelineSpec) -> pd.DataFrame:
+    """``rows`` (taken in ``sample_positions``' order) as ``fixed_sample`` returns them."""
+    keys = [spec.event_timestamp, spec.entity_key]
+    return rows.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def fixed_sample(frame: pd.DataFrame, spec: PipelineSpec, rows: int = 2_000) -> pd.DataFrame:
+    """A small sample that depends only on the data and the seed: the reproducibility probe.
+
+    The rows whose (timestamp, entity) keys have the smallest seeded hashes, in key order: the
+    file's row order and index do not matter, and no sort of the whole frame is needed (that
+    sort took about 0.6 s at 1M rows, paid by the candidate and again by its check)."""
+    return in_key_order(frame.iloc[sample_positions(frame, spec, rows)], spec)
+
+
+def sample_hash(spec: PipelineSpec, sample: pd.DataFrame, params: dict[str, Any]) -> str:
+    """Fit with ``params`` on ``sample`` (``fixed_sample``'s rows) and hash the predictions on
+    it: the reproducibility hash."""
+    pin_seeds(spec.seed)
+    return prediction_hash(scores(spec, fit(spec, sample, params), sample))
 
 
 def reproducibility_hash(spec: PipelineSpec, frame: pd.DataFrame, params: dict[str, Any]) -> str:
     """Fit with ``params`` on the fixed sample and hash the predictions on it: equal hashes
     from two runs mean training is deterministic for this data, spec and code."""
-    sample = fixed_sample(frame, spec)
-    pin_seeds(spec.seed)
-    return prediction_hash(scores(spec, fit(spec, sample, params), sample))
+    return sample_hash(spec, fixed_sample(frame, spec), params)
 
 
 def prediction_hash(pred: np.ndarray) -> str:

@@ -19,9 +19,11 @@ MAX_ROWS = 200_000
 
 def write_reference(frame: pd.DataFrame, spec: PipelineSpec, path: Path) -> Path:
     columns = [spec.entity_key, spec.event_timestamp, spec.label, *spec.features.all_columns]
+    if len(frame) > MAX_ROWS:
+        # Rows first, then columns: the seeded draw depends on the number of rows only, so
+        # these are the rows a draw from frame[columns] gives, without a copy of every row.
+        frame = frame.sample(n=MAX_ROWS, random_state=spec.seed).sort_index()
     rows = frame[columns]
-    if len(rows) > MAX_ROWS:
-        rows = rows.sample(n=MAX_ROWS, random_state=spec.seed).sort_index()
     path.parent.mkdir(parents=True, exist_ok=True)
     rows.to_parquet(path, index=False)
     return path

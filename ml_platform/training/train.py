@@ -193,11 +193,25 @@ def schema_rows(frame: pd.DataFrame) -> list[int]:
     return sorted(rows)
 
 
+@dataclass(frozen=True)
+class DatasetSummary:
+    """What the run's dataset input takes from the training set: its schema rows and its
+    size. Taken right after the read, so the whole frame need not be kept for it."""
+
+    schema_sample: pd.DataFrame
+    num_rows: int
+    num_elements: int
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> DatasetSummary:
+        return cls(frame.iloc[schema_rows(frame)], len(frame), int(frame.size))
+
+
 def log_dataset(
     tracking: Tracking,
     run_id: str,
     spec: PipelineSpec,
-    frame: pd.DataFrame,
+    summary: DatasetSummary,
     training_set: TableInfo,
 ) -> None:
     """The training set as the run's dataset input (context ``training``), with public MLflow
@@ -208,7 +222,7 @@ def log_dataset(
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
     sample = from_pandas(
-        frame.iloc[schema_rows(frame)],
+        summary.schema_sample,
         source=training_set.path,
         targets=spec.label,
         name=f"{spec.name}_training_set",
@@ -220,7 +234,7 @@ def log_dataset(
         source_type=sample["source_type"],
         source=sample["source"],
         schema=sample["schema"],
-        profile=json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)}),
+        profile=json.dumps({"num_rows": summary.num_rows, "num_elements": summary.num_elements}),
     )
     tracking.call(
         lambda: tracking.client.log_inputs(
@@ -318,7 +332,12 @@ def train_candidate(
     """
     tracking.probe()  # refuse before any work if tracking is down
     frame = pd.read_parquet(training_set.path)
+    # What needs the whole training set is taken now; from here on the split holds the rows
+    # (once: a time split's windows are views of one ordered frame).
+    probe = fitting.fixed_sample(frame, spec)
+    summary = DatasetSummary.of(frame)
     split = fitting.time_split(frame, spec)
+    del frame
     fitting.pin_seeds(spec.seed)
     metric = spec.primary_metric
     all_tags = {
@@ -336,14 +355,15 @@ def train_candidate(
         run_id, experiment_id = run.run_id, run.experiment_id
         params = run_params(spec, split)
         tracking.log_batch(run_id, params=params, what="log the params of run")
-        log_dataset(tracking, run_id, spec, frame, training_set)
+        log_dataset(tracking, run_id, spec, summary, training_set)
         started = time.perf_counter()
         study = _search(spec, home, tracking, split, training_set, run)
         study_name = study.study_name
         tuning_seconds = time.perf_counter() - started
         best = study.best_trial.params
         # Final fit on train + validation, scored once on the frozen test window.
-        final = fitting.fit(spec, pd.concat([split.train, split.validation]), best)
+        fitting_rows = split.fitting_rows()
+        final = fitting.fit(spec, fitting_rows, best)
         scores = fitting.scores(spec, final, split.test)
         classes = fitting.classes_of(final) if spec.is_multiclass else None
         test_metrics = holdout_metrics(
@@ -353,7 +373,7 @@ def train_candidate(
             None if classes is None else class_names(classes),
         )
         pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
-        repro = fitting.reproducibility_hash(spec, frame, best)
+        repro = fitting.sample_hash(spec, probe, best)
         threads = reproduce.native_threads()
         best_params = {f"best.{k}": v for k, v in best.items()}
         log_plots(tracking, run_id, study, metric)
@@ -362,7 +382,7 @@ def train_candidate(
             home.pipeline_dir(spec.name) / "holdouts" / f"{split.test_window['hash']}.parquet",
         )
         model_uri = _log_model(tracking, run, spec, final, split, scores, {**params, **best_params})
-        log_reference(tracking, run_id, pd.concat([split.train, split.validation]), spec)
+        log_reference(tracking, run_id, fitting_rows, spec)
         pred_hash = fitting.prediction_hash(scores)
         # One batch after the model, so the metrics are linked to it (MLflow 3's model view).
         tracking.log_batch(

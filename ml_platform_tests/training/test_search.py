@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import optuna
 import pandas as pd
+import pytest
 
 from ml_platform.features.tables import TableInfo
-from ml_platform.training import fitting
+from ml_platform.ingest import splits
+from ml_platform.training import fitting, reference
 from ml_platform_tests.training.helpers import training_spec
 
 
@@ -68,3 +73,46 @@ def test_time_budget_ends_the_search_before_the_trial_budget(training_set: Table
     spec = spec.model_copy(update={"model": spec.model.model_copy(update={"timeout_seconds": 2.0})})
     study = fitting.tune(spec, _split(training_set), None, "timed")
     assert 1 <= len(study.trials) < 500
+
+
+def test_a_time_split_holds_the_rows_once(training_set: TableInfo) -> None:
+    """The windows are views of one (time, key)-ordered frame (the input itself when it is in
+    that order) with the rows, dtypes and RangeIndex the per-window copies had; the final fit's
+    rows are that frame's first rows, equal to pd.concat([train, validation]), index included."""
+    spec = training_spec()
+    frame = pd.read_parquet(training_set.path)  # landed files: not in (time, key) order
+    ordered = frame.sort_values([spec.event_timestamp, spec.entity_key], kind="stable")
+    ordered = ordered.reset_index(drop=True)
+    assignment = splits.assign(ordered, spec)
+    copies = [
+        ordered.iloc[assignment.rows(w)].reset_index(drop=True)
+        for w in (splits.TRAIN, splits.VALIDATION, splits.TEST)
+    ]
+    for source in (frame, ordered):
+        split = fitting.time_split(source, spec)
+        assert split.ordered is not None and (split.ordered is source) == (source is ordered)
+        for window, copy in zip((split.train, split.validation, split.test), copies, strict=True):
+            pd.testing.assert_frame_equal(window, copy, check_exact=True)
+            assert isinstance(window.index, pd.RangeIndex)
+            assert np.shares_memory(window["amount"].to_numpy(), split.ordered["amount"].to_numpy())
+        rows = split.fitting_rows()
+        together = pd.concat([split.train, split.validation])
+        pd.testing.assert_frame_equal(rows, together, check_exact=True)
+        assert rows.index.equals(together.index)
+        assert np.shares_memory(rows["amount"].to_numpy(), split.ordered["amount"].to_numpy())
+
+
+def test_the_reference_samples_rows_first_and_gets_the_same_file(
+    training_set: TableInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sampling the rows before selecting the columns writes the very file that selecting
+    first wrote (the labels of train + validation restart at the validation window, and the
+    sample is put in label order: the same order as before)."""
+    spec = training_spec()
+    monkeypatch.setattr(reference, "MAX_ROWS", 500)
+    rows = fitting.time_split(pd.read_parquet(training_set.path), spec).fitting_rows()
+    columns = [spec.entity_key, spec.event_timestamp, spec.label, *spec.features.all_columns]
+    before = rows[columns].sample(n=500, random_state=spec.seed).sort_index()
+    before.to_parquet(tmp_path / "before.parquet", index=False)
+    written = reference.write_reference(rows, spec, tmp_path / "now.parquet")
+    assert written.read_bytes() == (tmp_path / "before.parquet").read_bytes()
