@@ -23,7 +23,8 @@ import pyarrow as pa
 import pytest
 
 from ml_platform import profile
-from ml_platform.home import PlatformHome
+from ml_platform.home import INSTANCE_TEMPLATES, PlatformHome
+from ml_platform.profile import PRODUCTION
 from ml_platform_tests.production.leaks import in_files
 
 pytestmark = pytest.mark.production
@@ -109,6 +110,19 @@ def private_postgres() -> Iterator[int]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+PG_VARIABLES_TO_CLEAR = (
+    "ML_PLATFORM_PG_DAGSTER_DB",
+    "ML_PLATFORM_PG_MLFLOW_DB",
+    "ML_PLATFORM_PG_FEAST_DB",
+    "ML_PLATFORM_PG_OPTUNA_DB",
+    "ML_PLATFORM_PG_LEDGER_DB",
+    "ML_PLATFORM_PG_PREDICTIONS_DB",
+    "ML_PLATFORM_PG_ADMIN_DB",
+    "ML_PLATFORM_OPTUNA_STORAGE",
+    "MLFLOW_TRACKING_URI",
+)
+
+
 def _use(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, port: int, password: str) -> Path:
     """The production profile on the private cluster (its default database names: the cluster
     is this module's alone), the password from a mounted-secret file."""
@@ -123,7 +137,8 @@ def _use(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, port: int, password: s
         "ML_PLATFORM_PG_PORT": str(port),
         "ML_PLATFORM_PG_USER": "postgres",
         "ML_PLATFORM_PG_PASSWORD_FILE": str(secret),
-        # Recorded so that the test's undo removes what the profile sets for libpq.
+        # Set here (then the password unset) so that the test's undo also removes what the
+        # profile later sets for libpq and Dagster.
         "PGPASSWORD": "",
         "ML_PLATFORM_PG_PASSWORD": "",
     }.items():
@@ -133,19 +148,6 @@ def _use(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, port: int, password: s
         monkeypatch.delenv(name, raising=False)
     profile._ENSURED.clear()
     return root
-
-
-PG_VARIABLES_TO_CLEAR = (
-    "ML_PLATFORM_PG_DAGSTER_DB",
-    "ML_PLATFORM_PG_MLFLOW_DB",
-    "ML_PLATFORM_PG_FEAST_DB",
-    "ML_PLATFORM_PG_OPTUNA_DB",
-    "ML_PLATFORM_PG_LEDGER_DB",
-    "ML_PLATFORM_PG_PREDICTIONS_DB",
-    "ML_PLATFORM_PG_ADMIN_DB",
-    "ML_PLATFORM_OPTUNA_STORAGE",
-    "MLFLOW_TRACKING_URI",
-)
 
 
 @dg.asset
@@ -239,10 +241,7 @@ def test_a_wrong_password_is_refused_and_never_shown(
 
     # Dagster's instance reads the password with `env:`: its error must not carry it either.
     PlatformHome(root).dagster_home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(
-        Path(__file__).resolve().parents[2] / "deploy" / "production" / "dagster.yaml",
-        PlatformHome(root).dagster_home / "dagster.yaml",
-    )
+    shutil.copy(INSTANCE_TEMPLATES[PRODUCTION], PlatformHome(root).dagster_home / "dagster.yaml")
     profile.export_for_dagster(profile.production_settings())
     with pytest.raises(Exception) as dagster_refused:
         dg.DagsterInstance.from_config(str(PlatformHome(root).dagster_home)).get_runs()
