@@ -195,6 +195,11 @@ def one_run(template: Path, root: Path, name: str, production: bool) -> dict[str
     return run
 
 
+def _succeeded(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Targets are judged on successful runs only: a run that stopped early is not a time."""
+    return [r for r in runs if r["ok"]]
+
+
 def _median(runs: list[dict[str, Any]], key: str = "seconds") -> float:
     return statistics.median(r[key] for r in runs)
 
@@ -263,9 +268,9 @@ def _steps_table(results: Results) -> tuple[list[str], list[str]]:
 
 def _growth(results: Results, names: list[str]) -> list[str]:
     """The ratio of the medians from 1e6 to 1e7 events (embedded), whole run and per step."""
-    by_size = {e: runs for p, e, runs in results if p == "embedded"}
-    if 1_000_000 not in by_size or 10_000_000 not in by_size:
-        return ["(growth from 1e6 to 1e7: not measured in this run)"]
+    by_size = {e: _succeeded(runs) for p, e, runs in results if p == "embedded"}
+    if not by_size.get(1_000_000) or not by_size.get(10_000_000):
+        return ["- Growth from 1e6 to 1e7 and peak at 1e7: not judged (no successful run of both)."]
     small, large = by_size[1_000_000], by_size[10_000_000]
     ratio = _median(large) / _median(small)
     lines = [
@@ -292,13 +297,13 @@ def _growth(results: Results, names: list[str]) -> list[str]:
 
 
 def _production(results: Results) -> list[str]:
-    runs = {(p, e): r for p, e, r in results}
+    runs = {(p, e): _succeeded(r) for p, e, r in results}
     emb, prod = (
         runs.get(("embedded", PRODUCTION_EVENTS)),
         runs.get(("production", PRODUCTION_EVENTS)),
     )
     if not emb or not prod:
-        return ["- Production vs embedded: not measured in this run."]
+        return ["- Production vs embedded: not judged (no successful run of both)."]
     ratio = _median(prod) / _median(emb)
     return [
         f"- Production vs embedded profile at {PRODUCTION_EVENTS:,} events: median "

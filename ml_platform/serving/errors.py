@@ -64,23 +64,26 @@ def problem_text(err: dict[str, Any]) -> str:
     return text
 
 
-def _count(request: Request, kind: str) -> None:
-    """Requests rejected before reaching an endpoint still count as errors of their pipeline."""
+def _count(request: Request, kind: str, status: int) -> None:
+    """Requests rejected before reaching an endpoint still count as requests (no model
+    version) and as errors of their pipeline."""
     service = getattr(request.app.state, "service", None)
     parts = request.url.path.split("/")
     if service is not None and len(parts) > 3 and parts[3] in service.specs:
+        service.metrics.requests.labels(parts[3], "none", str(status)).inc()
         service.metrics.errors.labels(parts[3], kind).inc()
 
 
 async def validation_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
-    _count(request, "invalid_request")
     if any(e.get("type") == "json_invalid" for e in errors):
+        _count(request, "invalid_request", 400)
         msg = next(str(e.get("ctx", {}).get("error", e.get("msg"))) for e in errors)
         return error_response(
             400, "invalid_json", f"the body is not valid JSON: {msg}", [("body", msg)]
         )
+    _count(request, "invalid_request", 422)
     problems = [(field_name(e.get("loc", ())), problem_text(e)) for e in errors[:50]]
     summary = "; ".join(f"{f}: {p}" for f, p in problems[:3])
     return error_response(422, "invalid_request", f"invalid request: {summary}", problems)
@@ -91,7 +94,7 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     detail = str(exc.detail)
     if exc.status_code == 400:
-        _count(request, "invalid_request")
+        _count(request, "invalid_request", 400)
         return error_response(
             400, "invalid_json", f"the body is not valid JSON: {detail}", [("body", detail)]
         )

@@ -79,7 +79,7 @@ def test_exported_schema_validates_demo_data_in_a_plain_process(
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0] == f"valid {len(pd.read_parquet(demo_data))} Int64"
-    assert lines[1] == "failures ['credit_score:in_range(386.0, 893.0)']"
+    assert lines[1] == "failures ['credit_score:in_range(300.0, 850.0)']"
     assert "FutureWarning" not in run.stderr
 
 

@@ -271,11 +271,17 @@ def test_metrics_count_requests_errors_and_latency_per_version(
 ) -> None:
     _post(client, {"rows": [{"customer_id": champion.known_keys[0]}]})
     _post(client, {"rows": []})
+    client.post(PREDICT, content=b"{not json", headers={"content-type": "application/json"})
     text = client.get("/metrics").text
     assert (
         'ml_platform_serving_requests_total{model_version="1",pipeline="loan_default",'
         'status="200"}' in text
     )
+    for status in (400, 422):  # rejected before the endpoint: counted, with no model version
+        assert (
+            'ml_platform_serving_requests_total{model_version="none",pipeline="loan_default",'
+            f'status="{status}"}}' in text
+        )
     assert (
         'ml_platform_serving_errors_total{kind="invalid_request",pipeline="loan_default"}' in text
     )
