@@ -1,10 +1,11 @@
-"""deploy/helm/dagster-values.yaml for the official Dagster chart. Checked offline, as far as
-this machine allows (deploy/schemas/README.md says why the 1.13.27 chart's own schema is not
-vendored): the user-code deployment against the chart's user-deployments schema, every
-Kubernetes object inside the values with kubernetes-validate, the run launcher's keys against
-what dagster-k8s 0.29.27's K8sRunLauncher accepts, the code location it serves really has the
-k8s_job_executor, the instance settings mirror deploy/production/dagster.yaml, and no password
-is in the values. Each check is shown failing on a broken copy."""
+"""deploy/helm/dagster-values.yaml for the official Dagster chart, checked offline: the whole
+file against the chart's own values.schema.json (a 1.13-era version; deploy/schemas/README.md
+says which and why not the 1.13.27 tag's), each user-code deployment against the chart's
+UserDeployment with its required keys, every Kubernetes object inside the values with
+kubernetes-validate, the run launcher's keys against what dagster-k8s 0.29.27's K8sRunLauncher
+accepts, the code location it serves really has the k8s_job_executor, the instance settings
+mirror deploy/production/dagster.yaml, and no password is in the values. Each check is shown
+failing on a broken copy."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from ml_platform_tests.deployment.artifacts import (
 )
 
 VALUES = DEPLOY / "helm" / "dagster-values.yaml"
-USER_DEPLOYMENTS_SCHEMA = SCHEMAS / "dagster-user-deployments.values.schema.json"
+CHART_SCHEMA = SCHEMAS / "dagster.values.schema.json"
 PRODUCTION_INSTANCE = DEPLOY / "production" / "dagster.yaml"
 K8S_VERSION = kubernetes_validate.latest_version()
 
@@ -53,16 +54,38 @@ def local_only(node: Any) -> Any:
     return node
 
 
-def user_deployment_errors(deployment: dict[str, Any]) -> list[str]:
-    """Against the chart's UserDeployment definition."""
-    schema = local_only(load_json(USER_DEPLOYMENTS_SCHEMA))
-    validator = jsonschema.Draft202012Validator(
-        {"$defs": schema["$defs"], "$ref": "#/$defs/UserDeployment"}
-    )
+def without_required(node: Any) -> Any:
+    """The schema with no required keys: Helm validates the chart's defaults merged with an
+    override file, so a key the file leaves out keeps its default."""
+    if isinstance(node, dict):
+        return {k: without_required(v) for k, v in node.items() if k != "required"}
+    if isinstance(node, list):
+        return [without_required(v) for v in node]
+    return node
+
+
+def _errors(schema: dict[str, Any], instance: Any) -> list[str]:
+    validator = jsonschema.Draft202012Validator(schema)
     return [
         f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-        for e in validator.iter_errors(deployment)
+        for e in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
     ]
+
+
+def chart_errors(values: dict[str, Any]) -> list[str]:
+    """The values file against the chart's schema, as an override of the chart's defaults.
+    The schema's root admits unknown keys (kept for the old ``dagit`` alias), so a top-level
+    key the chart does not declare is named here."""
+    schema = without_required(local_only(load_json(CHART_SCHEMA)))
+    unknown = [f"{k}: not a key of the chart" for k in values if k not in schema["properties"]]
+    return unknown + _errors(schema, values)
+
+
+def user_deployment_errors(deployment: dict[str, Any]) -> list[str]:
+    """Against the chart's UserDeployment definition, required keys included: Helm replaces
+    lists whole, so a deployment entry gets no defaults."""
+    schema = local_only(load_json(CHART_SCHEMA))
+    return _errors({"$defs": schema["$defs"], "$ref": "#/$defs/UserDeployment"}, deployment)
 
 
 def pod(spec_extra: dict[str, Any], container_extra: dict[str, Any]) -> dict[str, Any]:
@@ -164,6 +187,33 @@ def secret_problems(values: dict[str, Any]) -> list[str]:
     if not values.get("global", {}).get("postgresqlSecretName"):
         problems.append("global.postgresqlSecretName does not name the password's Secret")
     return problems
+
+
+def test_values_match_the_chart_schema(values: dict[str, Any]) -> None:
+    assert chart_errors(values) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "error"),
+    [
+        (("dagsterWebserverr",), {"replicaCount": 1}, "dagsterWebserverr: not a key"),
+        (("runLauncher", "type"), "K8sLauncher", "'K8sLauncher' is not one of"),
+        (("runLauncher", "config", "k8sRunLauncher", "jobNamespaces"), "x", "'jobNamespaces'"),
+        (("runLauncher", "config", "k8sRunLauncher", "failPodOnRunFailure"), "yes", "'yes'"),
+        (("concurrency", "runs", "maxConcurentRuns"), 4, "'maxConcurentRuns' was unexpected"),
+        (("dagsterWebserver", "replicaCount"), "one", "'one' is not of type 'integer'"),
+    ],
+)
+def test_chart_schema_rejects_a_broken_value(
+    values: dict[str, Any], path: tuple[str, ...], value: Any, error: str
+) -> None:
+    broken = copy.deepcopy(values)
+    node = broken
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    errors = chart_errors(broken)
+    assert any(error in e for e in errors), errors
 
 
 def test_user_deployments_match_the_chart_schema(values: dict[str, Any]) -> None:
