@@ -235,7 +235,8 @@ def export_for_dagster(settings: ProductionSettings) -> None:
     possibly from its file, or empty) in this process, for the instance it opens and every
     process it starts."""
     for name in PG_DEFAULTS:
-        os.environ.setdefault(name, PG_DEFAULTS[name])
+        if not os.environ.get(name):  # unset or empty (a blank line of .env.example): default
+            os.environ[name] = PG_DEFAULTS[name]
     os.environ[PG_PASSWORD] = settings.postgres.password
     os.environ.pop(f"{PG_PASSWORD}_FILE", None)  # one source of the password from here on
 

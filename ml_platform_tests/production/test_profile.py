@@ -111,6 +111,22 @@ def test_secrets_from_mounted_files(env: pytest.MonkeyPatch, tmp_path: Path) -> 
     assert "ML_PLATFORM_PG_PASSWORD_FILE" not in os.environ
 
 
+def test_the_env_example_as_copied_gives_the_defaults(env: pytest.MonkeyPatch) -> None:
+    """`.env.example` copied as it is (every value blank) and exported: blank means the
+    default, for the settings and for what the instance's dagster.yaml reads with `env:`
+    (a blank ML_PLATFORM_PG_PORT once reached Dagster, which could not make it an int)."""
+    example = Path(__file__).resolve().parents[2] / ".env.example"
+    for line in example.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            env.setenv(name, value)
+    env.setenv("ML_PLATFORM_PROFILE", "production")
+    settings = production_settings()
+    assert settings.postgres.port == 5432 and settings.redis.port == 6379
+    profile.export_for_dagster(settings)
+    assert {n: os.environ[n] for n in profile.PG_DEFAULTS} == profile.PG_DEFAULTS
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
