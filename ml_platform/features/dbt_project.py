@@ -12,7 +12,7 @@ from __future__ import annotations
 import fcntl
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import duckdb
@@ -20,13 +20,7 @@ import pandas as pd
 
 from ml_platform.features.sql import _q, as_utc, fetch_frame
 from ml_platform.home import PROJECT_ROOT, PlatformHome
-from ml_platform.ingest.io import (
-    atomic_path,
-    duckdb_memory_limit,
-    duckdb_session,
-    duckdb_spill_directory,
-    remove_stale_temp_files,
-)
+from ml_platform.ingest.io import atomic_path, duckdb_session, remove_stale_temp_files
 from ml_platform.spec import PipelineSpec
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
@@ -48,21 +42,9 @@ def export_dir(home: PlatformHome, run_id: str) -> Path:
     return home.warehouse / "dbt_exports" / run_id
 
 
-@contextmanager
-def open_warehouse(home: PlatformHome) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The warehouse, read-only, in UTC, within the platform's DuckDB memory limit and spilling
-    to a directory of its own (not the file's ``.tmp`` beside it, which two readers would share)."""
-    with duckdb_spill_directory() as spill:
-        con = duckdb.connect(
-            str(warehouse_db(home)),
-            read_only=True,
-            config={"memory_limit": duckdb_memory_limit(), "temp_directory": str(spill)},
-        )
-        try:
-            con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
-            yield con
-        finally:
-            con.close()
+def open_warehouse(home: PlatformHome) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+    """The warehouse, read-only, set up as every DuckDB session here (:func:`duckdb_session`)."""
+    return duckdb_session(warehouse_db(home), read_only=True)
 
 
 @contextmanager

@@ -143,12 +143,17 @@ def _remove_stale_spill_directories(root: Path) -> None:
 
 
 @contextmanager
-def duckdb_session() -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB connection in UTC (naive timestamps are UTC everywhere here), within
-    the platform's memory limit and spilling to a directory of its own under the home."""
+def duckdb_session(
+    database: Path | None = None, read_only: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection (in memory, or to ``database``) in UTC (naive timestamps are UTC
+    everywhere here), within the platform's memory limit and spilling to a directory of its own
+    under the home (not the file's ``.tmp`` beside it, which two readers would share)."""
     with duckdb_spill_directory() as spill:
         con = duckdb.connect(
-            config={"memory_limit": duckdb_memory_limit(), "temp_directory": str(spill)}
+            str(database) if database else ":memory:",
+            read_only=read_only,
+            config={"memory_limit": duckdb_memory_limit(), "temp_directory": str(spill)},
         )
         try:
             con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
